@@ -1,0 +1,90 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { ConfigError, parseAnoleConfig, parseVQConfig, type AnoleConfig, type VQConfig } from '../../model/config.ts';
+import { CheckpointError } from './checkpoint-error.ts';
+import { readSafetensorsHeader, type TensorEntry } from './safetensors.ts';
+
+/**
+ * A Hugging Face checkpoint directory laid out like leloy/Anole-7b-v0.1-hf: config.json and
+ * either one model.safetensors or shards listed in model.safetensors.index.json. Also accepts a
+ * standalone AnoleVQVAE checkpoint (its config.json is the VQ config and its tensor names have
+ * no `model.vqmodel.` prefix).
+ */
+export interface Checkpoint {
+  dir: string;
+  kind: 'anole' | 'vqvae';
+  /** Present for a full Anole checkpoint. */
+  config: AnoleConfig | undefined;
+  vq: VQConfig;
+  /** Prefix of the VQ-VAE tensor names: `model.vqmodel.` in a full checkpoint, `` standalone. */
+  vqPrefix: string;
+  tensors: Map<string, TensorEntry>;
+  /** A tensor that must exist, with the given shape when one is given; else a CheckpointError. */
+  tensor(name: string, shape?: number[]): TensorEntry;
+}
+
+export function openCheckpoint(dir: string): Checkpoint {
+  const configPath = path.join(dir, 'config.json');
+  if (!fs.existsSync(configPath)) throw new CheckpointError(configPath, 'missing: a checkpoint directory needs config.json');
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(fs.readFileSync(configPath, 'utf8'));
+  } catch (e) {
+    throw new CheckpointError(configPath, `not valid JSON: ${(e as Error).message}`);
+  }
+  const isVQ = Array.isArray(raw.architectures) && raw.architectures.includes('AnoleVQVAE');
+  let config: AnoleConfig | undefined;
+  let vq: VQConfig;
+  try {
+    if (isVQ) vq = parseVQConfig(raw);
+    else {
+      config = parseAnoleConfig(raw);
+      vq = config.vq;
+    }
+  } catch (e) {
+    if (e instanceof ConfigError) throw new CheckpointError(configPath, e.message);
+    throw e;
+  }
+  const tensors = readWeights(dir);
+  return {
+    dir,
+    kind: isVQ ? 'vqvae' : 'anole',
+    config,
+    vq,
+    vqPrefix: isVQ ? '' : 'model.vqmodel.',
+    tensors,
+    tensor(name, shape) {
+      const entry = tensors.get(name);
+      if (!entry) throw new CheckpointError(path.join(dir, 'model.safetensors'), `missing tensor ${name}`);
+      if (shape && (shape.length !== entry.shape.length || shape.some((d, i) => d !== entry.shape[i]))) {
+        throw new CheckpointError(entry.file, `tensor ${name} has shape [${entry.shape}] but the config implies [${shape}]`);
+      }
+      return entry;
+    },
+  };
+}
+
+function readWeights(dir: string): Map<string, TensorEntry> {
+  const single = path.join(dir, 'model.safetensors');
+  const index = path.join(dir, 'model.safetensors.index.json');
+  if (fs.existsSync(index)) {
+    let weightMap: Record<string, string>;
+    try {
+      weightMap = JSON.parse(fs.readFileSync(index, 'utf8')).weight_map;
+    } catch (e) {
+      throw new CheckpointError(index, `not valid JSON: ${(e as Error).message}`);
+    }
+    if (!weightMap || typeof weightMap !== 'object') throw new CheckpointError(index, 'has no weight_map');
+    const tensors = new Map<string, TensorEntry>();
+    for (const shard of new Set(Object.values(weightMap))) {
+      const header = readSafetensorsHeader(path.join(dir, shard));
+      for (const [name, entry] of header.tensors) tensors.set(name, entry);
+    }
+    for (const [name, shard] of Object.entries(weightMap)) {
+      if (!tensors.has(name)) throw new CheckpointError(path.join(dir, shard), `missing tensor ${name} (listed in model.safetensors.index.json)`);
+    }
+    return tensors;
+  }
+  if (fs.existsSync(single)) return readSafetensorsHeader(single).tensors;
+  throw new CheckpointError(dir, 'no model.safetensors or model.safetensors.index.json');
+}
