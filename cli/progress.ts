@@ -1,0 +1,52 @@
+import cliProgress from 'cli-progress';
+
+/**
+ * A progress bar on stderr that only appears when the work takes more than a second, so quick
+ * commands stay quiet and stdout stays clean for data (e.g. `generate --stream`).
+ */
+export interface Progress {
+  update(done: number, total?: number): void;
+  stop(): void;
+}
+
+const SHOW_AFTER_MS = 1000;
+
+export function progress(label: string, total: number): Progress {
+  const bar = new cliProgress.SingleBar(
+    { format: `${label} [{bar}] {value}/{total} {duration_formatted}`, stream: process.stderr, hideCursor: true, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  let current = 0;
+  let shown = false;
+  const timer = setTimeout(() => {
+    shown = true;
+    bar.start(total, current);
+  }, SHOW_AFTER_MS);
+  timer.unref();
+  return {
+    update(done, newTotal) {
+      current = done;
+      if (newTotal !== undefined) total = newTotal;
+      if (shown) {
+        if (newTotal !== undefined) bar.setTotal(newTotal);
+        bar.update(done);
+      }
+    },
+    stop() {
+      clearTimeout(timer);
+      if (shown) bar.stop();
+    },
+  };
+}
+
+/** Runs `work` under a one-step progress bar (for loads and single long calls). */
+export async function withProgress<T>(label: string, work: () => Promise<T>): Promise<T> {
+  const p = progress(label, 1);
+  try {
+    const result = await work();
+    p.update(1);
+    return result;
+  } finally {
+    p.stop();
+  }
+}
