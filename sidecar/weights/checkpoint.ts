@@ -19,6 +19,8 @@ export interface Checkpoint {
   /** Prefix of the VQ-VAE tensor names: `model.vqmodel.` in a full checkpoint, `` standalone. */
   vqPrefix: string;
   tensors: Map<string, TensorEntry>;
+  /** model.safetensors, or model.safetensors.index.json for a sharded checkpoint: what errors about absent tensors name. */
+  weightsFile: string;
   /** A tensor that must exist, with the given shape when one is given; else a CheckpointError. */
   tensor(name: string, shape?: number[]): TensorEntry;
 }
@@ -46,6 +48,8 @@ export function openCheckpoint(dir: string): Checkpoint {
     throw e;
   }
   const tensors = readWeights(dir);
+  const index = path.join(dir, 'model.safetensors.index.json');
+  const weightsFile = fs.existsSync(index) ? index : path.join(dir, 'model.safetensors');
   return {
     dir,
     kind: isVQ ? 'vqvae' : 'anole',
@@ -53,9 +57,10 @@ export function openCheckpoint(dir: string): Checkpoint {
     vq,
     vqPrefix: isVQ ? '' : 'model.vqmodel.',
     tensors,
+    weightsFile,
     tensor(name, shape) {
       const entry = tensors.get(name);
-      if (!entry) throw new CheckpointError(path.join(dir, 'model.safetensors'), `missing tensor ${name}`);
+      if (!entry) throw new CheckpointError(weightsFile, `missing tensor ${name}`);
       if (shape && (shape.length !== entry.shape.length || shape.some((d, i) => d !== entry.shape[i]))) {
         throw new CheckpointError(entry.file, `tensor ${name} has shape [${entry.shape}] but the config implies [${shape}]`);
       }
@@ -77,7 +82,10 @@ function readWeights(dir: string): Map<string, TensorEntry> {
     if (!weightMap || typeof weightMap !== 'object') throw new CheckpointError(index, 'has no weight_map');
     const tensors = new Map<string, TensorEntry>();
     for (const shard of new Set(Object.values(weightMap))) {
-      const header = readSafetensorsHeader(path.join(dir, shard));
+      if (typeof shard !== 'string') throw new CheckpointError(index, `weight_map values must be file names, got ${JSON.stringify(shard)}`);
+      const shardPath = path.join(dir, shard);
+      if (!fs.existsSync(shardPath)) throw new CheckpointError(shardPath, 'missing shard (listed in model.safetensors.index.json)');
+      const header = readSafetensorsHeader(shardPath);
       for (const [name, entry] of header.tensors) tensors.set(name, entry);
     }
     for (const [name, shard] of Object.entries(weightMap)) {

@@ -5,8 +5,11 @@ export interface TensorToWrite {
   name: string;
   dtype: Extract<SafetensorsDtype, 'F32' | 'F16' | 'BF16'>;
   shape: number[];
-  /** Values in float32; converted to `dtype` (round to nearest even) as they are written. */
-  data: Float32Array;
+  /**
+   * Values in float32; converted to `dtype` (round to nearest even) as they are written. A function
+   * is called only when its tensor is written, so a generated checkpoint never sits in memory whole.
+   */
+  data: Float32Array | (() => Float32Array);
 }
 
 /**
@@ -21,7 +24,7 @@ export function writeSafetensors(file: string, tensors: TensorToWrite[], metadat
   let offset = 0;
   for (const t of ordered) {
     const n = t.shape.reduce((a, b) => a * b, 1);
-    if (n !== t.data.length) throw new Error(`tensor ${t.name}: shape [${t.shape}] holds ${n} values, got ${t.data.length}`);
+    if (typeof t.data !== 'function') checkLength(t, t.data);
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + n * bytesPer(t)] };
     offset += n * bytesPer(t);
   }
@@ -33,24 +36,33 @@ export function writeSafetensors(file: string, tensors: TensorToWrite[], metadat
     len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
     fs.writeSync(fd, len);
     fs.writeSync(fd, json);
-    for (const t of ordered) fs.writeSync(fd, encode(t));
+    for (const t of ordered) {
+      const data = typeof t.data === 'function' ? checkLength(t, t.data()) : t.data;
+      fs.writeSync(fd, encode(t.dtype, data));
+    }
   } finally {
     fs.closeSync(fd);
   }
 }
 
-function encode(t: TensorToWrite): Uint8Array {
-  if (t.dtype === 'F32') return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-  const out = new Uint16Array(t.data.length);
-  if (t.dtype === 'BF16') {
-    const u32 = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
+function checkLength(t: TensorToWrite, data: Float32Array): Float32Array {
+  const n = t.shape.reduce((a, b) => a * b, 1);
+  if (n !== data.length) throw new Error(`tensor ${t.name}: shape [${t.shape}] holds ${n} values, got ${data.length}`);
+  return data;
+}
+
+function encode(dtype: TensorToWrite['dtype'], data: Float32Array): Uint8Array {
+  if (dtype === 'F32') return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const out = new Uint16Array(data.length);
+  if (dtype === 'BF16') {
+    const u32 = new Uint32Array(data.buffer, data.byteOffset, data.length);
     for (let i = 0; i < u32.length; i++) {
       const x = u32[i];
       // round to nearest even on the dropped 16 bits (NaN stays NaN)
       out[i] = (x & 0x7fffffff) > 0x7f800000 ? (x >>> 16) | 0x40 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
     }
   } else {
-    for (let i = 0; i < t.data.length; i++) out[i] = floatToHalf(t.data[i]);
+    for (let i = 0; i < data.length; i++) out[i] = floatToHalf(data[i]);
   }
   return new Uint8Array(out.buffer);
 }

@@ -48,9 +48,10 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
     const lenBuf = Buffer.alloc(8);
     fs.readSync(fd, lenBuf, 0, 8, 0);
     const headerLength = Number(lenBuf.readBigUInt64LE(0));
-    if (headerLength <= 1 || headerLength > MAX_HEADER_BYTES || 8 + headerLength > size) {
+    if (headerLength <= 1 || headerLength > MAX_HEADER_BYTES) {
       throw new CheckpointError(path, `corrupt safetensors header length ${headerLength} (file is ${size} bytes)`);
     }
+    if (8 + headerLength > size) throw new CheckpointError(path, `truncated: the header needs ${8 + headerLength} bytes but the file has ${size}`);
     const json = Buffer.alloc(headerLength);
     fs.readSync(fd, json, 0, headerLength, 8);
     let header: Record<string, unknown>;
@@ -59,6 +60,7 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
     } catch (e) {
       throw new CheckpointError(path, `corrupt safetensors header: ${(e as Error).message}`);
     }
+    if (!header || typeof header !== 'object' || Array.isArray(header)) throw new CheckpointError(path, 'corrupt safetensors header: not a JSON object');
     const dataStart = 8 + headerLength;
     const tensors = new Map<string, TensorEntry>();
     let metadata: Record<string, string> = {};
@@ -68,7 +70,11 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
         continue;
       }
       const info = raw as { dtype?: string; shape?: number[]; data_offsets?: [number, number] };
-      if (!info || typeof info.dtype !== 'string' || !Array.isArray(info.shape) || !Array.isArray(info.data_offsets)) {
+      const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+      if (
+        !info || typeof info.dtype !== 'string' || !Array.isArray(info.shape) || !info.shape.every(isCount) ||
+        !Array.isArray(info.data_offsets) || info.data_offsets.length !== 2 || !info.data_offsets.every(isCount)
+      ) {
         throw new CheckpointError(path, `corrupt safetensors header entry for tensor ${name}`);
       }
       const dtype = info.dtype as SafetensorsDtype;
