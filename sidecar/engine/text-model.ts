@@ -1,0 +1,100 @@
+import ort from 'onnxruntime-node';
+import type { AnoleConfig } from '../../model/config.ts';
+import { buildDecoderGraph, cacheNames, decoderWeights, type DecoderGraphOptions } from '../graphs/decoder.ts';
+import { createSession, type SessionConfig } from '../onnx/session.ts';
+import type { Checkpoint } from '../weights/checkpoint.ts';
+
+/** The KV cache after a forward, and the attention mask it was built with (so padding is remembered). */
+export interface TextCache {
+  keys: ort.Tensor[]; // per layer [B, Hkv, S, D]
+  values: ort.Tensor[];
+  attentionMask: number[][]; // [B, S]
+}
+
+export interface ForwardInput {
+  inputIds: number[][]; // [B, T]
+  /** [B, P + T]; default: the cache's mask followed by ones for the new tokens (all ones without a cache). */
+  attentionMask?: number[][];
+  /** [B, T]; default: `positionsFromMask`, as HF generate() derives them. */
+  positionIds?: number[][];
+  cache?: TextCache;
+}
+
+export interface ForwardOutput {
+  logits: Float32Array;
+  /** [B, T, V], or [B, 1, V] for a model loaded with logits 'last'. */
+  dims: [number, number, number];
+  cache: TextCache;
+}
+
+/**
+ * HF generate()'s positions: cumsum(mask) - 1, pad positions set to 1, the last `newTokens`
+ * columns. A left-padded row thus starts at position 0 at its first real token.
+ */
+export function positionsFromMask(attentionMask: number[][], newTokens: number): number[][] {
+  return attentionMask.map((row) => {
+    let seen = 0;
+    const positions = row.map((m) => (m ? seen++ : 1));
+    return positions.slice(positions.length - newTokens);
+  });
+}
+
+/** The Anole text decoder in one ONNX Runtime session, one `run` per forward. */
+export class TextModel {
+  private constructor(
+    readonly config: AnoleConfig,
+    private readonly session: ort.InferenceSession,
+  ) {}
+
+  static async load(ckpt: Checkpoint, opts: SessionConfig & Pick<DecoderGraphOptions, 'logits'> = {}): Promise<TextModel> {
+    const weights = decoderWeights(ckpt); // throws a CheckpointError before ONNX Runtime sees anything
+    const session = await createSession(buildDecoderGraph(weights, { logits: opts.logits }), opts);
+    return new TextModel(weights.config, session);
+  }
+
+  async forward(input: ForwardInput): Promise<ForwardOutput> {
+    const { numHiddenLayers: layers, numKeyValueHeads: heads, headDim } = this.config;
+    const batch = input.inputIds.length;
+    const fresh = input.inputIds[0]?.length ?? 0;
+    if (batch === 0 || fresh === 0 || input.inputIds.some((row) => row.length !== fresh)) {
+      throw new Error('inputIds must be a non-empty rectangle [batch, tokens]');
+    }
+    const past = input.cache ? input.cache.attentionMask[0].length : 0;
+    if (input.cache && input.cache.attentionMask.length !== batch) {
+      throw new Error(`the cache holds ${input.cache.attentionMask.length} rows but inputIds has ${batch}`);
+    }
+    const attentionMask = input.attentionMask ?? input.inputIds.map((row, b) => [...(input.cache?.attentionMask[b] ?? []), ...row.map(() => 1)]);
+    if (attentionMask.length !== batch || attentionMask.some((row) => row.length !== past + fresh)) {
+      throw new Error(`attentionMask must be [${batch}, ${past + fresh}] (cached + new tokens)`);
+    }
+    const positionIds = input.positionIds ?? positionsFromMask(attentionMask, fresh);
+    if (positionIds.length !== batch || positionIds.some((row) => row.length !== fresh)) {
+      throw new Error(`positionIds must be [${batch}, ${fresh}]`);
+    }
+
+    const int64 = (rows: number[][]) => new ort.Tensor('int64', BigInt64Array.from(rows.flat(), BigInt), [rows.length, rows[0].length]);
+    const emptyCache = () => new ort.Tensor('float32', new Float32Array(0), [batch, heads, 0, headDim]);
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: int64(input.inputIds),
+      attention_mask: int64(attentionMask),
+      position_ids: int64(positionIds),
+    };
+    for (let i = 0; i < layers; i++) {
+      const n = cacheNames(i);
+      feeds[n.pastKey] = input.cache?.keys[i] ?? emptyCache();
+      feeds[n.pastValue] = input.cache?.values[i] ?? emptyCache();
+    }
+    const out = await this.session.run(feeds);
+    const names = Array.from({ length: layers }, (_, i) => cacheNames(i));
+    const [b, t, v] = out.logits.dims;
+    return {
+      logits: out.logits.data as Float32Array,
+      dims: [b, t, v],
+      cache: { keys: names.map((n) => out[n.presentKey]), values: names.map((n) => out[n.presentValue]), attentionMask },
+    };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,253 @@
+import path from 'node:path';
+import type { AnoleConfig } from '../../model/config.ts';
+import { DataType, GraphBuilder, type BuiltModel } from '../onnx/graph-builder.ts';
+import type { Checkpoint } from '../weights/checkpoint.ts';
+import { CheckpointError } from '../weights/checkpoint-error.ts';
+import type { TensorEntry } from '../weights/safetensors.ts';
+import {
+  applyRotary,
+  attention,
+  attentionBias,
+  linear,
+  qkLayerNorm,
+  rmsNorm,
+  rotaryInverseFrequencies,
+  rotaryTables,
+  swigluMlp,
+  type QKNormLayout,
+} from './decoder-layers.ts';
+
+/**
+ * The Anole text decoder (anole-model.md §2) as ONNX: embedding → layers → final RMSNorm, and a
+ * separate lm-head. `emitDecoderForward` writes one forward into any GraphBuilder, so a Loop body
+ * can reuse it (weights stay initializers of the root graph, read from the body as outer-scope
+ * values); `buildDecoderGraph` wraps it with the genai / Optimum input and output names.
+ */
+
+interface LayerWeights {
+  inputNorm: TensorEntry;
+  postNorm: TensorEntry;
+  q: TensorEntry;
+  k: TensorEntry;
+  v: TensorEntry;
+  o: TensorEntry;
+  /** Present only with attention_bias. */
+  qBias?: TensorEntry;
+  kBias?: TensorEntry;
+  vBias?: TensorEntry;
+  oBias?: TensorEntry;
+  qNormWeight: TensorEntry;
+  qNormBias: TensorEntry;
+  kNormWeight: TensorEntry;
+  kNormBias: TensorEntry;
+  gate: TensorEntry;
+  up: TensorEntry;
+  down: TensorEntry;
+  /** Present only with mlp_bias. */
+  gateBias?: TensorEntry;
+  upBias?: TensorEntry;
+  downBias?: TensorEntry;
+}
+
+/** Every decoder tensor, looked up and shape-checked against the config before any graph exists. */
+export interface DecoderWeights {
+  config: AnoleConfig;
+  qkNormLayout: QKNormLayout;
+  /** rope_scaling linear's factor, 1 without scaling. */
+  ropeLinearFactor: number;
+  embed: TensorEntry;
+  layers: LayerWeights[];
+  finalNorm: TensorEntry;
+  /** lm_head.weight, or embed_tokens with tie_word_embeddings. */
+  lmHead: TensorEntry;
+}
+
+/**
+ * Resolves the decoder's tensors. A missing or wrongly shaped tensor throws the CheckpointError
+ * of `ckpt.tensor`, naming the file, before ONNX Runtime sees anything.
+ */
+export function decoderWeights(ckpt: Checkpoint): DecoderWeights {
+  const configFile = path.join(ckpt.dir, 'config.json');
+  const config = ckpt.config;
+  if (!config) throw new CheckpointError(configFile, 'is a VQ-VAE checkpoint: it has no text decoder');
+  const { hiddenSize: C, intermediateSize: I, numAttentionHeads: H, numKeyValueHeads: Hkv, headDim: D, vocabSize: V } = config;
+  let ropeLinearFactor = 1;
+  if (config.ropeScaling) {
+    if (config.ropeScaling.type !== 'linear') {
+      throw new CheckpointError(configFile, `rope_scaling type "${config.ropeScaling.type}" is not implemented (only "linear")`);
+    }
+    ropeLinearFactor = config.ropeScaling.factor;
+  }
+  // HF main stores the q/k norm affine per head [H, D]; GAIR's fork stores one [D] (§2.4).
+  const qkNormLayout: QKNormLayout = ckpt.tensor('model.layers.0.self_attn.q_norm.weight').shape.length === 1 ? 'shared' : 'per-head';
+  const normShape = (heads: number) => (qkNormLayout === 'shared' ? [D] : [heads, D]);
+  const t = (name: string, shape: number[]) => ckpt.tensor(name, shape);
+  const optional = (flag: boolean, name: string, shape: number[]) => (flag ? t(name, shape) : undefined);
+
+  const layers = Array.from({ length: config.numHiddenLayers }, (_, i): LayerWeights => {
+    const p = `model.layers.${i}`;
+    const ab = config.attentionBias;
+    const mb = config.mlpBias;
+    return {
+      inputNorm: t(`${p}.input_layernorm.weight`, [C]),
+      postNorm: t(`${p}.post_attention_layernorm.weight`, [C]),
+      q: t(`${p}.self_attn.q_proj.weight`, [H * D, C]),
+      k: t(`${p}.self_attn.k_proj.weight`, [Hkv * D, C]),
+      v: t(`${p}.self_attn.v_proj.weight`, [Hkv * D, C]),
+      o: t(`${p}.self_attn.o_proj.weight`, [C, H * D]),
+      qBias: optional(ab, `${p}.self_attn.q_proj.bias`, [H * D]),
+      kBias: optional(ab, `${p}.self_attn.k_proj.bias`, [Hkv * D]),
+      vBias: optional(ab, `${p}.self_attn.v_proj.bias`, [Hkv * D]),
+      oBias: optional(ab, `${p}.self_attn.o_proj.bias`, [C]),
+      qNormWeight: t(`${p}.self_attn.q_norm.weight`, normShape(H)),
+      qNormBias: t(`${p}.self_attn.q_norm.bias`, normShape(H)),
+      kNormWeight: t(`${p}.self_attn.k_norm.weight`, normShape(Hkv)),
+      kNormBias: t(`${p}.self_attn.k_norm.bias`, normShape(Hkv)),
+      gate: t(`${p}.mlp.gate_proj.weight`, [I, C]),
+      up: t(`${p}.mlp.up_proj.weight`, [I, C]),
+      down: t(`${p}.mlp.down_proj.weight`, [C, I]),
+      gateBias: optional(mb, `${p}.mlp.gate_proj.bias`, [I]),
+      upBias: optional(mb, `${p}.mlp.up_proj.bias`, [I]),
+      downBias: optional(mb, `${p}.mlp.down_proj.bias`, [C]),
+    };
+  });
+  const embed = t('model.embed_tokens.weight', [V, C]);
+  return {
+    config,
+    qkNormLayout,
+    ropeLinearFactor,
+    embed,
+    layers,
+    finalNorm: t('model.norm.weight', [C]),
+    lmHead: config.tieWordEmbeddings ? embed : t('lm_head.weight', [V, C]),
+  };
+}
+
+/** Value names one forward reads; presents are optional names to give the new caches (e.g. graph outputs). */
+export interface DecoderIO {
+  inputIds: string; // int64 [B, T]
+  attentionMask: string; // int64 [B, P + T]
+  positionIds: string; // int64 [B, T]
+  pastKeys: string[]; // per layer float32 [B, Hkv, P, D]
+  pastValues: string[];
+  presentKeys?: string[];
+  presentValues?: string[];
+}
+
+export interface DecoderForward {
+  /** The final RMSNorm's output [B, T, C], the lm-head's input. */
+  hidden: string;
+  presentKeys: string[]; // per layer [B, Hkv, P + T, D]
+  presentValues: string[];
+}
+
+/** One decoder forward, top to bottom, into `g` (a root graph or a Loop body). */
+export function emitDecoderForward(g: GraphBuilder, w: DecoderWeights, io: DecoderIO): DecoderForward {
+  const c = w.config;
+  const { numAttentionHeads: H, numKeyValueHeads: Hkv, headDim: D } = c;
+  const W = (entry: TensorEntry | undefined) => (entry ? g.weight(entry) : undefined);
+  const toHeads = (x: string, heads: number) => g.op('Reshape', [x, g.int64s([0, 0, heads, D])]); // [B, T, heads·D] → [B, T, heads, D]
+  const toBHTD = (x: string) => g.op('Transpose', [x], { perm: [0, 2, 1, 3] }); // [B, T, heads, D] ↔ [B, heads, T, D]
+
+  let x = g.op('Gather', [g.weight(w.embed), io.inputIds], { axis: 0 }); // [B, T, C]
+  const bias = attentionBias(g, io.attentionMask, io.inputIds); // [B, 1, T, P + T]
+  const { cos, sin } = rotaryTables(g, io.positionIds, rotaryInverseFrequencies(D, c.ropeTheta), w.ropeLinearFactor); // [B, T, 1, D]
+  const presentKeys: string[] = [];
+  const presentValues: string[] = [];
+
+  w.layers.forEach((l, i) => {
+    const selfAttention = (h: string): string => {
+      // q/k/v projections, then Chameleon's q/k LayerNorm per head, then RoPE on q and k
+      const project = (weight: TensorEntry, b: TensorEntry | undefined, heads: number) => toHeads(linear(g, h, g.weight(weight), W(b)), heads);
+      const qkNorm = (x4: string, nw: TensorEntry, nb: TensorEntry) => qkLayerNorm(g, x4, g.weight(nw), g.weight(nb), w.qkNormLayout, D);
+      const q = applyRotary(g, qkNorm(project(l.q, l.qBias, H), l.qNormWeight, l.qNormBias), cos, sin); // [B, T, H, D]
+      const k = applyRotary(g, qkNorm(project(l.k, l.kBias, Hkv), l.kNormWeight, l.kNormBias), cos, sin); // [B, T, Hkv, D]
+      const v = project(l.v, l.vBias, Hkv); // [B, T, Hkv, D]
+      const presentNames = io.presentKeys && io.presentValues ? { key: io.presentKeys[i], value: io.presentValues[i] } : undefined;
+      const a = attention(g, { q: toBHTD(q), k: toBHTD(k), v: toBHTD(v) }, bias, { key: io.pastKeys[i], value: io.pastValues[i] }, D ** -0.5, presentNames);
+      presentKeys.push(a.presentKey);
+      presentValues.push(a.presentValue);
+      const merged = g.op('Reshape', [toBHTD(a.y), g.int64s([0, 0, H * D])]); // [B, H, T, D] → [B, T, C]
+      return linear(g, merged, g.weight(l.o), W(l.oBias));
+    };
+    const mlp = (h: string) => swigluMlp(g, h, { gate: g.weight(l.gate), up: g.weight(l.up), down: g.weight(l.down), gateBias: W(l.gateBias), upBias: W(l.upBias), downBias: W(l.downBias) });
+    const inputNorm = (h: string) => rmsNorm(g, h, g.weight(l.inputNorm), c.rmsNormEps);
+    const postNorm = (h: string) => rmsNorm(g, h, g.weight(l.postNorm), c.rmsNormEps);
+
+    if (c.swinNorm) {
+      // post-norm (30B): the norms apply to the sub-block outputs
+      x = g.op('Add', [x, inputNorm(selfAttention(x))]);
+      x = g.op('Add', [x, postNorm(mlp(x))]);
+    } else {
+      x = g.op('Add', [x, selfAttention(inputNorm(x))]);
+      x = g.op('Add', [x, mlp(postNorm(x))]);
+    }
+  });
+
+  return { hidden: rmsNorm(g, x, g.weight(w.finalNorm), c.rmsNormEps), presentKeys, presentValues };
+}
+
+/**
+ * logits = hidden · lm_headᵀ, optionally over a row range [start, end) of lm_head only (e.g. the
+ * 8192 image-token rows). The Slice reads a constant, so ONNX Runtime folds it at load.
+ * hidden: [B, T, C] → [B, T, end - start]
+ */
+export function emitLmHead(g: GraphBuilder, w: DecoderWeights, hidden: string, opts: { rows?: [number, number]; output?: string } = {}): string {
+  let head = g.weight(w.lmHead); // [V, C]
+  if (opts.rows) {
+    const [start, end] = opts.rows;
+    if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start < end && end <= w.config.vocabSize)) {
+      throw new Error(`lm-head rows [${start}, ${end}) are not a range inside the vocabulary (${w.config.vocabSize})`);
+    }
+    head = g.op('Slice', [head, g.int64s([start]), g.int64s([end]), g.int64s([0])]);
+  }
+  return g.op('FusedMatMul', [hidden, head], { transB: 1 }, { domain: 'com.microsoft', ...(opts.output ? { output: opts.output } : {}) });
+}
+
+/** genai / Optimum names of layer i's caches. */
+export const cacheNames = (i: number) => ({
+  pastKey: `past_key_values.${i}.key`,
+  pastValue: `past_key_values.${i}.value`,
+  presentKey: `present.${i}.key`,
+  presentValue: `present.${i}.value`,
+});
+
+export interface DecoderGraphOptions {
+  /** 'all' positions (default) or only the 'last' one (what a generation step needs). */
+  logits?: 'all' | 'last';
+  /** Only these lm_head rows [start, end); default the whole vocabulary. */
+  lmHeadRows?: [number, number];
+}
+
+/**
+ * The stand-alone decoder graph. Inputs: input_ids, attention_mask, position_ids (int64) and
+ * past_key_values.{i}.key|value (past may be 0 long). Outputs: logits [B, T or 1, V] and
+ * present.{i}.key|value.
+ */
+export function buildDecoderGraph(w: DecoderWeights, opts: DecoderGraphOptions = {}): BuiltModel {
+  const c = w.config;
+  const g = new GraphBuilder('anole_decoder');
+  const layers = c.numHiddenLayers;
+  const cacheDims = ['batch', c.numKeyValueHeads, 'past_sequence', c.headDim];
+  const presentDims = ['batch', c.numKeyValueHeads, 'total_sequence', c.headDim];
+  const names = Array.from({ length: layers }, (_, i) => cacheNames(i));
+  const io: DecoderIO = {
+    inputIds: g.input('input_ids', DataType.INT64, ['batch', 'sequence']),
+    attentionMask: g.input('attention_mask', DataType.INT64, ['batch', 'total_sequence']),
+    positionIds: g.input('position_ids', DataType.INT64, ['batch', 'sequence']),
+    pastKeys: names.map((n) => g.input(n.pastKey, DataType.FLOAT, cacheDims)),
+    pastValues: names.map((n) => g.input(n.pastValue, DataType.FLOAT, cacheDims)),
+    presentKeys: names.map((n) => n.presentKey),
+    presentValues: names.map((n) => n.presentValue),
+  };
+  let { hidden } = emitDecoderForward(g, w, io);
+  if (opts.logits === 'last') hidden = g.op('Slice', [hidden, g.int64s([-1]), g.int64s([2 ** 53]), g.int64s([1])]); // [B, 1, C]
+  emitLmHead(g, w, hidden, { rows: opts.lmHeadRows, output: 'logits' });
+  const vocab = opts.lmHeadRows ? opts.lmHeadRows[1] - opts.lmHeadRows[0] : c.vocabSize;
+  g.output('logits', DataType.FLOAT, ['batch', opts.logits === 'last' ? 1 : 'sequence', vocab]);
+  for (const n of names) {
+    g.output(n.presentKey, DataType.FLOAT, presentDims);
+    g.output(n.presentValue, DataType.FLOAT, presentDims);
+  }
+  return g.build();
+}
