@@ -1,0 +1,22 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { writeRandomCheckpoint } from '../sidecar/weights/random-checkpoint.ts';
+import { withProgress } from './progress.ts';
+
+/** Where the embedded default model lives: a random-weight tiny checkpoint made on first use. */
+export const DEFAULT_MODEL_DIR = path.resolve('.cache/models/tiny');
+
+/**
+ * The model directory a command should use: --model, else $ANOLE_MODEL, else the embedded tiny
+ * preset (written once, deterministic), so every command runs on a fresh machine with no download.
+ */
+export async function resolveModelDir(option: string | undefined): Promise<string> {
+  const chosen = option ?? process.env.ANOLE_MODEL;
+  if (chosen) return chosen;
+  if (!fs.existsSync(path.join(DEFAULT_MODEL_DIR, 'config.json'))) {
+    await withProgress('creating the tiny random model', async () =>
+      writeRandomCheckpoint({ out: DEFAULT_MODEL_DIR, preset: 'tiny', seed: 0 }),
+    );
+  }
+  return DEFAULT_MODEL_DIR;
+}

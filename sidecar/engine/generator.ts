@@ -1,0 +1,347 @@
+import ort from 'onnxruntime-node';
+import { maskOf } from '../../functions/generation/constraints.ts';
+import type { AnoleConfig } from '../../model/config.ts';
+import { imageVocabulary } from '../../model/vocabulary.ts';
+import { cacheNames, decoderWeights } from '../graphs/decoder.ts';
+import { buildGenerationLoop, LOOP_INPUTS as I, LOOP_OUTPUTS as O, outputName } from '../graphs/generation-loop.ts';
+import { createSession, type SessionConfig } from '../onnx/session.ts';
+import type { Checkpoint } from '../weights/checkpoint.ts';
+import { guidanceEnabled, type SequenceRequest } from './generation-request.ts';
+import { leftPad } from './greedy-generate.ts';
+import { appendRows, emptyBatch, selectRows, type RowBatch } from './row-batch.ts';
+import { TextModel } from './text-model.ts';
+import { UniformStream } from './uniform-stream.ts';
+
+/** What a running generation reports, in order, per sequence (the index into the requests). */
+export type GenerationEvent =
+  | { type: 'text'; sequence: number; tokens: number[] }
+  | { type: 'image_start'; sequence: number }
+  /** `rows` complete rows of the token grid; `codes` are the VQ codes so far (row-major). */
+  | { type: 'image_rows'; sequence: number; rows: number; codes: number[] }
+  | { type: 'image_done'; sequence: number; codes: number[] }
+  | { type: 'done'; sequence: number; tokens: number[]; reason: FinishReason };
+
+export type FinishReason = 'eos' | 'length' | 'image' | 'canceled';
+
+export interface GenerateOptions {
+  /** Tokens per session.run; default one row of the image grid. 1 gives the per-token baseline. */
+  chunkSize?: number;
+  /** Cancels every sequence at the next chunk boundary. */
+  signal?: AbortSignal;
+}
+
+/** Host↔runtime traffic, to compare the in-graph loop with a run per token. */
+export interface TransferStats {
+  runs: number;
+  bytesIn: number;
+  bytesOut: number;
+  tokens: number;
+}
+
+interface Sequence {
+  index: number;
+  request: SequenceRequest;
+  textAllowed: Uint8Array;
+  bias: Float32Array;
+  uniforms: UniformStream;
+  tokens: number[];
+  imageCount: number; // -1 in text, else image tokens so far
+  done: boolean;
+  remaining: number;
+  seen: Uint8Array;
+  guided: boolean;
+  /** True while this sequence has its two guidance rows in the batch. */
+  hasGuidanceRows: boolean;
+  imageCodes: number[];
+  rowsReported: number;
+}
+
+type RowRole = 'full' | 'image' | 'uncond';
+
+/**
+ * Runs generation requests as one batch whose token loop lives inside ONNX Runtime
+ * (graphs/generation-loop.ts). Between chunks, this class only moves rows in and out:
+ * guidance streams at boi / eoi, finished sequences, canceled ones.
+ */
+export class Generator {
+  readonly stats: TransferStats = { runs: 0, bytesIn: 0, bytesOut: 0, tokens: 0 };
+  private readonly imageIds: Set<number>;
+  private readonly codeOf: Int32Array;
+
+  private constructor(
+    readonly config: AnoleConfig,
+    private readonly prefill: TextModel,
+    private readonly loop: ort.InferenceSession,
+  ) {
+    const vocab = imageVocabulary(config);
+    this.imageIds = new Set(vocab.codeToToken);
+    this.codeOf = vocab.tokenToCode;
+  }
+
+  static async load(ckpt: Checkpoint, opts: SessionConfig = {}): Promise<Generator> {
+    const weights = decoderWeights(ckpt);
+    const [prefill, loop] = await Promise.all([
+      TextModel.load(ckpt, { ...opts, logits: 'last' }),
+      createSession(buildGenerationLoop(weights), opts),
+    ]);
+    return new Generator(weights.config, prefill, loop);
+  }
+
+  /** Generates every request; yields events as chunks complete. */
+  async *generate(requests: SequenceRequest[], opts: GenerateOptions = {}): AsyncGenerator<GenerationEvent> {
+    const c = this.config;
+    const chunkSize = opts.chunkSize ?? c.vq.quantStateDims[1];
+    if (!(Number.isInteger(chunkSize) && chunkSize >= 1)) throw new Error(`chunkSize must be a positive integer, got ${chunkSize}`);
+    const sequences = requests.map((r, i) => this.start(r, i));
+    const events: GenerationEvent[] = [];
+
+    // first rows: every prompt, plus the guidance rows of sequences that start inside an image
+    let owners: { seq: Sequence; role: RowRole }[] = [];
+    let batch = emptyBatch(c.numHiddenLayers, c.vocabSize, c.numKeyValueHeads, c.headDim);
+    const initial = sequences.flatMap((s) => this.rowsFor(s, s.hasGuidanceRows ? ['full', 'image', 'uncond'] : ['full']));
+    batch = appendRows(batch, await this.prefillRows(initial.map((r) => r.prompt)));
+    owners = initial.map(({ seq, role }) => ({ seq, role }));
+    for (const s of sequences) if (s.imageCount === 0) events.push({ type: 'image_start', sequence: s.index });
+    yield* events.splice(0);
+
+    while (sequences.some((s) => !s.done)) {
+      for (const s of sequences) {
+        if (!s.done && (opts.signal?.aborted || s.request.signal?.aborted)) this.finish(s, 'canceled', events);
+      }
+      ({ batch, owners } = this.dropRows(batch, owners, (o) => !o.seq.done));
+      yield* events.splice(0);
+      if (batch.rows === 0) break;
+
+      const active = [...new Set(owners.map((o) => o.seq))];
+      const out = await this.runChunk(batch, owners, active, chunkSize);
+      batch = out.batch;
+
+      // replay the chunk's tokens per sequence (the graph ran the same state machine)
+      const steps = out.tokens.length / active.length;
+      active.forEach((s, g) => {
+        let used = 0;
+        for (let t = 0; t < steps && !s.done; t++) {
+          used++;
+          this.accept(s, Number(out.tokens[t * active.length + g]), events);
+        }
+        s.uniforms.consume(used);
+        s.seen = out.seen.subarray(g * c.vocabSize, (g + 1) * c.vocabSize).slice();
+      });
+
+      // guidance rows: added when a guided sequence opens an image, dropped when it leaves it
+      ({ batch, owners } = this.dropRows(batch, owners, (o) => !o.seq.done && (o.role === 'full' || o.seq.imageCount >= 0)));
+      for (const s of active) if (s.hasGuidanceRows && s.imageCount < 0) s.hasGuidanceRows = false;
+      const opening = active.filter((s) => s.guided && !s.done && s.imageCount === 0 && !s.hasGuidanceRows);
+      if (opening.length) {
+        const rows = opening.flatMap((s) => this.rowsFor(s, ['image', 'uncond']));
+        batch = appendRows(batch, await this.prefillRows(rows.map((r) => r.prompt)));
+        owners = [...owners, ...rows.map(({ seq, role }) => ({ seq, role }))];
+        for (const s of opening) s.hasGuidanceRows = true;
+      }
+      yield* events.splice(0);
+    }
+    yield* events.splice(0);
+  }
+
+  private start(request: SequenceRequest, index: number): Sequence {
+    const c = this.config;
+    const k = request.constraints;
+    if (!(Number.isInteger(request.maxNewTokens) && request.maxNewTokens >= 1)) {
+      throw new Error(`max_new_tokens must be a positive integer, got ${request.maxNewTokens}`);
+    }
+    if (k.startInImage && request.maxNewTokens < c.imageSeqLength + 2) {
+      throw new Error(`max_new_tokens ${request.maxNewTokens} cannot hold an image: it needs ${c.imageSeqLength + 2} (boi, ${c.imageSeqLength} image tokens, eoi)`);
+    }
+    if (request.promptIds.length === 0) throw new Error('the prompt has no tokens');
+    if (request.promptIds.length + request.maxNewTokens > c.maxPositionEmbeddings) {
+      throw new Error(`prompt (${request.promptIds.length} tokens) + max_new_tokens (${request.maxNewTokens}) exceeds the context length ${c.maxPositionEmbeddings}`);
+    }
+    const bias = new Float32Array(c.vocabSize);
+    for (const [id, value] of Object.entries(request.logitBias ?? {})) bias[Number(id)] = value;
+    const seen = new Uint8Array(c.vocabSize);
+    for (const id of request.promptIds) seen[id] = 1;
+    const seq: Sequence = {
+      index,
+      request,
+      textAllowed: maskOf(k.text, c.vocabSize),
+      bias,
+      uniforms: new UniformStream(request.seed),
+      tokens: [],
+      imageCount: -1,
+      done: false,
+      remaining: request.maxNewTokens,
+      seen,
+      guided: guidanceEnabled(request),
+      hasGuidanceRows: false,
+      imageCodes: [],
+      rowsReported: 0,
+    };
+    if (k.startInImage) {
+      // image mode: boi is forced, so it joins the prompt instead of costing a step of its own
+      seq.tokens.push(c.boiTokenId);
+      seq.seen[c.boiTokenId] = 1;
+      seq.remaining--;
+      seq.imageCount = 0;
+      seq.hasGuidanceRows = seq.guided;
+    }
+    return seq;
+  }
+
+  /** The prompt of each requested row: the whole sequence, its image-only filter, or [BOS, BOI]. */
+  private rowsFor(s: Sequence, roles: RowRole[]): { seq: Sequence; role: RowRole; prompt: number[] }[] {
+    const c = this.config;
+    const full = [...s.request.promptIds, ...s.tokens];
+    const keep = (id: number) => this.imageIds.has(id) || id === c.bosTokenId || id === c.boiTokenId || id === c.eoiTokenId;
+    const prompts: Record<RowRole, number[]> = {
+      full,
+      image: full.filter(keep),
+      uncond: [c.bosTokenId, c.boiTokenId],
+    };
+    return roles.map((role) => ({ seq: s, role, prompt: prompts[role] }));
+  }
+
+  private async prefillRows(prompts: number[][]): Promise<RowBatch> {
+    const c = this.config;
+    const padded = leftPad(prompts, c.padTokenId);
+    const out = await this.prefill.forward(padded);
+    this.stats.runs++;
+    const S = padded.attentionMask[0].length;
+    return {
+      rows: prompts.length,
+      length: S,
+      vocab: c.vocabSize,
+      heads: c.numKeyValueHeads,
+      headDim: c.headDim,
+      logits: out.logits,
+      mask: BigInt64Array.from(padded.attentionMask.flat(), BigInt),
+      positions: BigInt64Array.from(prompts.map((p) => BigInt(p.length))),
+      keys: out.cache.keys.map((t) => t.data as Float32Array),
+      values: out.cache.values.map((t) => t.data as Float32Array),
+    };
+  }
+
+  private dropRows(batch: RowBatch, owners: { seq: Sequence; role: RowRole }[], keep: (o: { seq: Sequence; role: RowRole }) => boolean) {
+    const kept = owners.map((o, r) => (keep(o) ? r : -1)).filter((r) => r >= 0);
+    if (kept.length === owners.length) return { batch, owners };
+    return { batch: selectRows(batch, kept), owners: kept.map((r) => owners[r]) };
+  }
+
+  private async runChunk(batch: RowBatch, owners: { seq: Sequence; role: RowRole }[], active: Sequence[], steps: number) {
+    const c = this.config;
+    const V = c.vocabSize;
+    const R = batch.rows;
+    const G = active.length;
+    const groupOf = new Map(active.map((s, g) => [s, g]));
+    const rowOf = (s: Sequence, role: RowRole) => owners.findIndex((o) => o.seq === s && o.role === role);
+    const i64 = (values: number[], dims: number[]) => new ort.Tensor('int64', BigInt64Array.from(values, BigInt), dims);
+    const f32 = (values: ArrayLike<number>, dims: number[]) => new ort.Tensor('float32', Float32Array.from(values), dims);
+    const bool = (values: ArrayLike<number | boolean>, dims: number[]) => new ort.Tensor('bool', Uint8Array.from(values, Number), dims);
+    const perGroupRows = (pick: (s: Sequence) => Uint8Array | Float32Array, Ctor: typeof Uint8Array | typeof Float32Array) => {
+      const out = new Ctor(G * V);
+      active.forEach((s, g) => out.set(pick(s), g * V));
+      return out;
+    };
+    const settings = (s: Sequence) => [s.request.text, s.request.image];
+
+    const feeds: Record<string, ort.Tensor> = {
+      [I.steps]: new ort.Tensor('int64', BigInt64Array.from([BigInt(steps)]), []),
+      [I.uniforms]: f32(transpose(active.map((s) => s.uniforms.peek(steps))).flat(), [steps, G]),
+      [I.logits]: new ort.Tensor('float32', batch.logits, [R, V]),
+      [I.attentionMask]: new ort.Tensor('int64', batch.mask, [R, batch.length]),
+      [I.positionIds]: new ort.Tensor('int64', batch.positions, [R, 1]),
+      [I.imageCount]: i64(active.map((s) => s.imageCount), [G]),
+      [I.done]: bool(active.map(() => 0), [G]),
+      [I.remaining]: i64(active.map((s) => s.remaining), [G]),
+      [I.seen]: new ort.Tensor('bool', perGroupRows((s) => s.seen, Uint8Array) as Uint8Array, [G, V]),
+      [I.rowGroup]: i64(owners.map((o) => groupOf.get(o.seq)!), [R]),
+      [I.rowFull]: i64(active.map((s) => rowOf(s, 'full')), [G]),
+      [I.rowImage]: i64(active.map((s) => (s.hasGuidanceRows ? rowOf(s, 'image') : rowOf(s, 'full'))), [G]),
+      [I.rowUncond]: i64(active.map((s) => (s.hasGuidanceRows ? rowOf(s, 'uncond') : rowOf(s, 'full'))), [G]),
+      [I.guided]: bool(active.map((s) => s.guided), [G]),
+      [I.scaleImage]: f32(active.map((s) => s.request.guidance.image), [G]),
+      [I.scaleText]: f32(active.map((s) => s.request.guidance.text), [G]),
+      [I.textAllowed]: new ort.Tensor('bool', perGroupRows((s) => s.textAllowed, Uint8Array) as Uint8Array, [G, V]),
+      [I.allowBoi]: bool(active.map((s) => s.request.constraints.allowBoi), [G]),
+      [I.stopAfterImage]: bool(active.map((s) => s.request.constraints.stopAfterImage), [G]),
+      [I.temperature]: f32(active.flatMap((s) => settings(s).map((x) => x.temperature)), [G, 2]),
+      [I.topP]: f32(active.flatMap((s) => settings(s).map((x) => x.topP)), [G, 2]),
+      [I.topK]: i64(active.flatMap((s) => settings(s).map((x) => x.topK)), [G, 2]),
+      [I.greedy]: bool(active.flatMap((s) => settings(s).map((x) => x.greedy)), [G, 2]),
+      [I.penalty]: f32(active.map((s) => s.request.repetitionPenalty), [G]),
+      [I.bias]: new ort.Tensor('float32', perGroupRows((s) => s.bias, Float32Array) as Float32Array, [G, V]),
+    };
+    for (let l = 0; l < c.numHiddenLayers; l++) {
+      const dims = [R, batch.heads, batch.length, batch.headDim];
+      feeds[cacheNames(l).pastKey] = new ort.Tensor('float32', batch.keys[l], dims);
+      feeds[cacheNames(l).pastValue] = new ort.Tensor('float32', batch.values[l], dims);
+    }
+    const out = await this.loop.run(feeds);
+    this.stats.runs++;
+    for (const t of Object.values(feeds)) this.stats.bytesIn += (t.data as ArrayBufferView).byteLength;
+    for (const t of Object.values(out)) this.stats.bytesOut += (t.data as ArrayBufferView).byteLength;
+    const tokens = out[O.tokens].data as BigInt64Array;
+    this.stats.tokens += tokens.length;
+
+    const nextMask = out[O.attentionMask];
+    const next: RowBatch = {
+      ...batch,
+      length: nextMask.dims[1],
+      logits: out[O.logits].data as Float32Array,
+      mask: nextMask.data as BigInt64Array,
+      positions: out[O.positionIds].data as BigInt64Array,
+      keys: Array.from({ length: c.numHiddenLayers }, (_, l) => out[outputName(cacheNames(l).pastKey)].data as Float32Array),
+      values: Array.from({ length: c.numHiddenLayers }, (_, l) => out[outputName(cacheNames(l).pastValue)].data as Float32Array),
+    };
+    return { batch: next, tokens, seen: out[O.seen].data as Uint8Array };
+  }
+
+  /** Applies one generated token to a sequence's state and reports what it means. */
+  private accept(s: Sequence, token: number, events: GenerationEvent[]): void {
+    const c = this.config;
+    const N = c.imageSeqLength;
+    const width = c.vq.quantStateDims[1];
+    s.tokens.push(token);
+    s.remaining--;
+    if (s.imageCount < 0) {
+      if (token === c.boiTokenId) {
+        s.imageCount = 0;
+        s.imageCodes = [];
+        s.rowsReported = 0;
+        events.push({ type: 'image_start', sequence: s.index });
+      } else if (token !== c.eosTokenId) {
+        const last = events[events.length - 1];
+        if (last?.type === 'text' && last.sequence === s.index) last.tokens.push(token);
+        else events.push({ type: 'text', sequence: s.index, tokens: [token] });
+      }
+    } else if (s.imageCount < N) {
+      s.imageCount++;
+      s.imageCodes.push(this.codeOf[token]);
+      const rows = Math.floor(s.imageCodes.length / width);
+      if (rows > s.rowsReported) {
+        s.rowsReported = rows;
+        events.push({ type: 'image_rows', sequence: s.index, rows, codes: s.imageCodes.slice() });
+      }
+    } else {
+      // the eoi that closes a complete image
+      s.imageCount = -1;
+      events.push({ type: 'image_done', sequence: s.index, codes: s.imageCodes.slice() });
+      if (s.request.constraints.stopAfterImage) return this.finish(s, 'image', events);
+    }
+    if (token === c.eosTokenId) return this.finish(s, 'eos', events);
+    if (s.remaining <= 0) return this.finish(s, 'length', events);
+  }
+
+  private finish(s: Sequence, reason: FinishReason, events: GenerationEvent[]): void {
+    s.done = true;
+    events.push({ type: 'done', sequence: s.index, tokens: s.tokens.slice(), reason });
+  }
+
+  async release(): Promise<void> {
+    await Promise.all([this.prefill.release(), this.loop.release()]);
+  }
+}
+
+/** [G][K] → [K][G] */
+function transpose(rows: number[][]): number[][] {
+  return rows[0].map((_, t) => rows.map((row) => row[t]));
+}
