@@ -210,7 +210,10 @@ export function rescaleAndNormalize(
   return out;
 }
 
-/** Decode → composite → resize → crop: the uint8 image the model's pixel values are made from. */
+/**
+ * Decode → composite → resize → crop: the uint8 image the model's pixel values are made from.
+ * Always RGB: with do_convert_rgb false HF would pass 4-channel RGBA on, which no VQ encoder takes.
+ */
 export async function prepareImage(input: Uint8Array, config: ImageProcessorConfig, options: DecodeOptions = {}): Promise<RgbImage> {
   let image = await decodeImage(input, options);
   if (config.doResize) {
