@@ -140,12 +140,18 @@ describe('bad tensors', () => {
     expectRejected(dir, MODEL, /tensor model\.norm\.weight has unsupported dtype F8_E4M3/);
   });
 
-  it('q/k norms in the GAIR fork layout ([head_dim])', () => {
+  it('accepts q/k norms in the GAIR fork layout ([head_dim]) when every layer uses it', () => {
+    const dir = broken(good, (d) => editTensors(path.join(d, MODEL), (ts) => ts.map((t) =>
+      /\.[qk]_norm\.(weight|bias)$/.test(t.name) ? { ...t, shape: [t.shape[1]], bytes: t.bytes.subarray(0, t.shape[1] * 2) } : t)));
+    expect(() => load(dir)).not.toThrow();
+  });
+
+  it('q/k norms that mix the GAIR fork layout ([head_dim]) with the HF layout', () => {
     const dir = broken(good, (d) => editTensors(path.join(d, MODEL), (ts) => {
       const w = ts.find((t) => t.name === 'model.layers.0.self_attn.q_norm.weight')!;
       return replaceTensor(w.name, { dtype: 'BF16', shape: [8], bytes: w.bytes.subarray(0, 16) })(ts);
     }));
-    expectRejected(dir, MODEL, /q_norm\.weight has shape \[8\]: this is the GAIR fork layout/);
+    expectRejected(dir, MODEL, /tensor model\.layers\.0\.self_attn\.q_norm\.bias has shape \[4,8\] but the config implies \[8\]/);
   });
 });
 

@@ -15,6 +15,12 @@ const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);
 export function validateCheckpoint(ckpt: Checkpoint): void {
   const configFile = path.join(ckpt.dir, 'config.json');
   const specs = ckpt.kind === 'anole' ? anoleTensors(ckpt.config!) : vqTensors(ckpt.vq, ckpt.vqPrefix);
+  // anole-model.md §2.4: GAIR's early fork stores one [head_dim] q/k norm (and un-permuted q/k,
+  // which the decoder graph handles); layer 0's q_norm tells which layout every layer must follow.
+  const firstNorm = ckpt.tensors.get('model.layers.0.self_attn.q_norm.weight');
+  if (ckpt.kind === 'anole' && firstNorm?.shape.length === 1) {
+    for (const spec of specs) if (/\.[qk]_norm\.(weight|bias)$/.test(spec.name)) spec.shape = [ckpt.config!.headDim];
+  }
 
   for (const spec of specs) {
     const entry = ckpt.tensors.get(spec.name);
@@ -23,14 +29,6 @@ export function validateCheckpoint(ckpt: Checkpoint): void {
     }
     if (!FLOAT_DTYPES.has(entry.dtype)) {
       throw new CheckpointError(entry.file, `tensor ${spec.name} has dtype ${entry.dtype}; weights must be F32, F16 or BF16`);
-    }
-    if (/\.[qk]_norm\.(weight|bias)$/.test(spec.name) && entry.shape.length === 1) {
-      // anole-model.md §2.4: GAIR's early fork stores un-permuted q/k projections with one [head_dim] norm.
-      throw new CheckpointError(
-        entry.file,
-        `tensor ${spec.name} has shape [${entry.shape}]: this is the GAIR fork layout (un-permuted q/k); ` +
-          `only the Hugging Face layout with [heads, head_dim] q/k norms is supported`,
-      );
     }
     ckpt.tensor(spec.name, spec.shape); // throws on a shape the config does not imply
   }
