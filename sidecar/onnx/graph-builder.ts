@@ -183,7 +183,8 @@ export class GraphBuilder {
     return { bytes: proto.ModelProto.encode(model).finish(), externalDir: this.externalDir };
   }
 
-  private root(): GraphBuilder {
+  /** The top-level graph: where values derived from weights belong, so Loop bodies read them from the outer scope. */
+  root(): GraphBuilder {
     return this.parent ? this.parent.root() : this;
   }
 }
