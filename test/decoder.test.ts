@@ -367,6 +367,11 @@ describe('emitDecoderForward inside a Loop body', () => {
       body.output(forward.presentValues[i], DataType.FLOAT, cacheDims);
     });
     body.output(body.op('Identity', [next]), DataType.INT64, ['batch', 1]); // scan output
+    // weights are cast, transposed and sliced once in the root graph, never per iteration in the body
+    const weightValues = new Set([...ckpt.tensors.keys()].flatMap((name) => [name, `${name}.f32`]));
+    const preparesWeights = (n: { opType?: string | null; input?: string[] | null }) => ['Cast', 'Transpose', 'Slice'].includes(n.opType ?? '') && (n.input ?? []).some((v) => weightValues.has(v));
+    expect((body.toGraphProto().node ?? []).filter(preparesWeights)).toEqual([]);
+    expect((g.toGraphProto().node ?? []).filter(preparesWeights).length).toBeGreaterThan(0);
     g.node('Loop', ['steps', '', ...carried], { body: { graph: body } }, { outputs: [...carried.map((n) => `final_${n}`), 'tokens'] });
     g.output('tokens', DataType.INT64, [STEPS, 'batch', 1]);
     const session = await createSession(g.build());

@@ -12,12 +12,33 @@ export const FLOAT32_LOWEST = -3.4028234663852886e38;
 /** The q/k LayerNorm eps is hard-coded in HF's AnoleLayerNorm; it ignores rms_norm_eps. */
 export const QK_NORM_EPS = 1e-5;
 
+const derivedValues = new WeakMap<GraphBuilder, Map<string, string>>();
+
 /**
- * y = x·Wᵀ + b for a HF Linear weight W [out, in]. FusedMatMul reads W with transB, so the
- * stored matrix is used as is (no Transpose node, no transposed copy).
+ * A value computed from weights alone (a transposed or sliced matrix), emitted once into the root
+ * graph: ONNX Runtime folds it at load, and a Loop body reads it from the outer scope instead of
+ * recomputing it every iteration. `key` identifies the value among the graph's derived values.
  */
+export function weightDerived(g: GraphBuilder, key: string, emit: (root: GraphBuilder) => string): string {
+  const root = g.root();
+  if (!derivedValues.has(root)) derivedValues.set(root, new Map());
+  const known = derivedValues.get(root)!;
+  if (!known.has(key)) known.set(key, emit(root));
+  return known.get(key)!;
+}
+
+/**
+ * The [in, out] matrix a MatMul needs from a HF Linear weight [out, in], folded at load. MLAS
+ * prepacks a constant MatMul B; measured on a 110M-parameter decoder this was 2-5x faster per
+ * token than com.microsoft.FusedMatMul with transB=1 on the stored [out, in] layout.
+ */
+export function transposedWeight(g: GraphBuilder, weight: string): string {
+  return weightDerived(g, `transpose:${weight}`, (root) => root.op('Transpose', [weight], { perm: [1, 0] }));
+}
+
+/** y = x·Wᵀ + b for a HF Linear weight W [out, in]. x: [..., in] → [..., out] */
 export function linear(g: GraphBuilder, x: string, weight: string, bias?: string): string {
-  const y = g.op('FusedMatMul', [x, weight], { transB: 1 }, { domain: 'com.microsoft' });
+  const y = g.op('MatMul', [x, transposedWeight(g, weight)]);
   return bias ? g.op('Add', [y, bias]) : y;
 }
 

@@ -14,6 +14,8 @@ import {
   rotaryInverseFrequencies,
   rotaryTables,
   swigluMlp,
+  transposedWeight,
+  weightDerived,
   type QKNormLayout,
 } from './decoder-layers.ts';
 
@@ -144,33 +146,28 @@ export interface DecoderForward {
 /** One decoder forward, top to bottom, into `g` (a root graph or a Loop body). */
 export function emitDecoderForward(g: GraphBuilder, w: DecoderWeights, io: DecoderIO): DecoderForward {
   const c = w.config;
-  const { numAttentionHeads: H, numKeyValueHeads: Hkv, headDim: D } = c;
-  const W = (entry: TensorEntry | undefined) => (entry ? g.weight(entry) : undefined);
-  const toHeads = (x: string, heads: number) => g.op('Reshape', [x, g.int64s([0, 0, heads, D])]); // [B, T, heads·D] → [B, T, heads, D]
-  const toBHTD = (x: string) => g.op('Transpose', [x], { perm: [0, 2, 1, 3] }); // [B, T, heads, D] ↔ [B, heads, T, D]
+  const opt = (entry: TensorEntry | undefined) => (entry ? g.weight(entry) : undefined);
 
   let x = g.op('Gather', [g.weight(w.embed), io.inputIds], { axis: 0 }); // [B, T, C]
-  const bias = attentionBias(g, io.attentionMask, io.inputIds); // [B, 1, T, P + T]
-  const { cos, sin } = rotaryTables(g, io.positionIds, rotaryInverseFrequencies(D, c.ropeTheta), w.ropeLinearFactor); // [B, T, 1, D]
+  const shared: AttentionShared = {
+    bias: attentionBias(g, io.attentionMask, io.inputIds), // [B, 1, T, P + T], the same for every layer
+    ...rotaryTables(g, io.positionIds, rotaryInverseFrequencies(c.headDim, c.ropeTheta), w.ropeLinearFactor), // cos, sin [B, T, 1, D]
+  };
   const presentKeys: string[] = [];
   const presentValues: string[] = [];
 
   w.layers.forEach((l, i) => {
-    const selfAttention = (h: string): string => {
-      // q/k/v projections, then Chameleon's q/k LayerNorm per head, then RoPE on q and k
-      const project = (weight: TensorEntry, b: TensorEntry | undefined, heads: number) => toHeads(linear(g, h, g.weight(weight), W(b)), heads);
-      const qkNorm = (x4: string, nw: TensorEntry, nb: TensorEntry) => qkLayerNorm(g, x4, g.weight(nw), g.weight(nb), w.qkNormLayout, D);
-      const q = applyRotary(g, qkNorm(project(l.q, l.qBias, H), l.qNormWeight, l.qNormBias), cos, sin); // [B, T, H, D]
-      const k = applyRotary(g, qkNorm(project(l.k, l.kBias, Hkv), l.kNormWeight, l.kNormBias), cos, sin); // [B, T, Hkv, D]
-      const v = project(l.v, l.vBias, Hkv); // [B, T, Hkv, D]
-      const presentNames = io.presentKeys && io.presentValues ? { key: io.presentKeys[i], value: io.presentValues[i] } : undefined;
-      const a = attention(g, { q: toBHTD(q), k: toBHTD(k), v: toBHTD(v) }, bias, { key: io.pastKeys[i], value: io.pastValues[i] }, D ** -0.5, presentNames);
+    const cache = {
+      past: { key: io.pastKeys[i], value: io.pastValues[i] },
+      presentNames: io.presentKeys && io.presentValues ? { key: io.presentKeys[i], value: io.presentValues[i] } : undefined,
+    };
+    const selfAttention = (h: string) => {
+      const a = emitSelfAttention(g, w, l, h, shared, cache);
       presentKeys.push(a.presentKey);
       presentValues.push(a.presentValue);
-      const merged = g.op('Reshape', [toBHTD(a.y), g.int64s([0, 0, H * D])]); // [B, H, T, D] → [B, T, C]
-      return linear(g, merged, g.weight(l.o), W(l.oBias));
+      return a.out;
     };
-    const mlp = (h: string) => swigluMlp(g, h, { gate: g.weight(l.gate), up: g.weight(l.up), down: g.weight(l.down), gateBias: W(l.gateBias), upBias: W(l.upBias), downBias: W(l.downBias) });
+    const mlp = (h: string) => swigluMlp(g, h, { gate: g.weight(l.gate), up: g.weight(l.up), down: g.weight(l.down), gateBias: opt(l.gateBias), upBias: opt(l.upBias), downBias: opt(l.downBias) });
     const inputNorm = (h: string) => rmsNorm(g, h, g.weight(l.inputNorm), c.rmsNormEps);
     const postNorm = (h: string) => rmsNorm(g, h, g.weight(l.postNorm), c.rmsNormEps);
 
@@ -187,21 +184,56 @@ export function emitDecoderForward(g: GraphBuilder, w: DecoderWeights, io: Decod
   return { hidden: rmsNorm(g, x, g.weight(w.finalNorm), c.rmsNormEps), presentKeys, presentValues };
 }
 
+/** What every layer's attention shares within one forward. */
+interface AttentionShared {
+  bias: string; // [B, 1, T, P + T]
+  cos: string; // [B, T, 1, D]
+  sin: string;
+}
+
+/**
+ * One layer's self-attention: q/k/v projections, Chameleon's q/k LayerNorm per head, RoPE on q
+ * and k, attention over past + new keys, o_proj. h: [B, T, C] → out: [B, T, C]
+ */
+function emitSelfAttention(
+  g: GraphBuilder,
+  w: DecoderWeights,
+  l: LayerWeights,
+  h: string,
+  shared: AttentionShared,
+  cache: { past: { key: string; value: string }; presentNames?: { key: string; value: string } },
+): { out: string; presentKey: string; presentValue: string } {
+  const { numAttentionHeads: H, numKeyValueHeads: Hkv, headDim: D } = w.config;
+  const opt = (entry: TensorEntry | undefined) => (entry ? g.weight(entry) : undefined);
+  const project = (weight: TensorEntry, bias: TensorEntry | undefined, heads: number) =>
+    g.op('Reshape', [linear(g, h, g.weight(weight), opt(bias)), g.int64s([0, 0, heads, D])]); // [B, T, heads, D]
+  const normed = (x: string, weight: TensorEntry, bias: TensorEntry) => qkLayerNorm(g, x, g.weight(weight), g.weight(bias), w.qkNormLayout, D);
+  const headsFirst = (x: string) => g.op('Transpose', [x], { perm: [0, 2, 1, 3] }); // [B, T, heads, D] ↔ [B, heads, T, D]
+
+  const q = applyRotary(g, normed(project(l.q, l.qBias, H), l.qNormWeight, l.qNormBias), shared.cos, shared.sin); // [B, T, H, D]
+  const k = applyRotary(g, normed(project(l.k, l.kBias, Hkv), l.kNormWeight, l.kNormBias), shared.cos, shared.sin); // [B, T, Hkv, D]
+  const v = project(l.v, l.vBias, Hkv); // [B, T, Hkv, D]
+  const a = attention(g, { q: headsFirst(q), k: headsFirst(k), v: headsFirst(v) }, shared.bias, cache.past, D ** -0.5, cache.presentNames);
+  const merged = g.op('Reshape', [headsFirst(a.y), g.int64s([0, 0, H * D])]); // [B, H, T, D] → [B, T, C]
+  return { out: linear(g, merged, g.weight(l.o), opt(l.oBias)), presentKey: a.presentKey, presentValue: a.presentValue };
+}
+
 /**
  * logits = hidden · lm_headᵀ, optionally over a row range [start, end) of lm_head only (e.g. the
- * 8192 image-token rows). The Slice reads a constant, so ONNX Runtime folds it at load.
+ * 8192 image-token rows). The Slice and Transpose read constants, so ONNX Runtime folds them at load.
  * hidden: [B, T, C] → [B, T, end - start]
  */
 export function emitLmHead(g: GraphBuilder, w: DecoderWeights, hidden: string, opts: { rows?: [number, number]; output?: string } = {}): string {
-  let head = g.weight(w.lmHead); // [V, C]
+  const full = g.weight(w.lmHead); // [V, C]
+  let head = full;
   if (opts.rows) {
     const [start, end] = opts.rows;
     if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start < end && end <= w.config.vocabSize)) {
       throw new Error(`lm-head rows [${start}, ${end}) are not a range inside the vocabulary (${w.config.vocabSize})`);
     }
-    head = g.op('Slice', [head, g.int64s([start]), g.int64s([end]), g.int64s([0])]);
+    head = weightDerived(g, `rows:${start}:${end}:${full}`, (root) => root.op('Slice', [full, root.int64s([start]), root.int64s([end]), root.int64s([0])])); // [end - start, C]
   }
-  return g.op('FusedMatMul', [hidden, head], { transB: 1 }, { domain: 'com.microsoft', ...(opts.output ? { output: opts.output } : {}) });
+  return g.op('MatMul', [hidden, transposedWeight(g, head)], {}, opts.output ? { output: opts.output } : {});
 }
 
 /** genai / Optimum names of layer i's caches. */
