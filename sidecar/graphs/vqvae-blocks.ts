@@ -49,10 +49,10 @@ export function conv(v: VQGraph, x: string, name: string, cin: number, cout: num
 /**
  * GroupNorm(32, c): statistics per (batch, group) over c/32 channels × H × W, then a per-channel
  * affine. The statistics are taken in two stages, over each row of W values and then over the
- * row means: a 512×512 group summed in one float32 pass (as InstanceNormalization does) drifts
- * by ~1e-5 relative, which the next layers amplify to ~1e-3 in the latent; PyTorch sums in
- * cascades and does not drift. Opset-21 GroupNormalization is avoided: its scale/bias semantics
- * changed between opsets.
+ * row means: ONNX Runtime's InstanceNormalization sums a 512×512 group in one float32 pass, and
+ * its mean error (divided by a small σ) left fixture B's latent 1.5e-3 off HF's; two stages
+ * bring that to 1e-5, as PyTorch's cascaded sums do. Opset-21 GroupNormalization is avoided:
+ * its scale/bias semantics changed between opsets.
  */
 export function groupNorm(v: VQGraph, x: string, name: string, c: number): string {
   const { g } = v;
