@@ -1,0 +1,95 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { resolveModelDir } from './default-model.ts';
+import { forwardCommand } from './commands/forward.ts';
+import { decodeImageCommand, encodeImageCommand } from './commands/images.ts';
+import { generateCommand } from './commands/generate.ts';
+import { initModelCommand } from './commands/init-model.ts';
+
+const int = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer`);
+  return n;
+};
+const num = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
+  return n;
+};
+const collect = (v: string, list: string[]) => [...list, v];
+const bias = (v: string, map: Record<string, number>) => {
+  const m = /^(\d+)=(-?\d+(\.\d+)?)$/.exec(v);
+  if (!m) throw new InvalidArgumentError(`--logit-bias takes ID=BIAS, got ${v}`);
+  return { ...map, [m[1]]: Number(m[2]) };
+};
+const modelOption = () => new Option('--model <dir>', 'Hugging Face checkpoint directory (default: $ANOLE_MODEL, else a tiny random model)');
+
+const program = new Command('anole')
+  .description('Anole (Chameleon-7B fine-tune) on ONNX Runtime, from Hugging Face safetensors')
+  .showHelpAfterError();
+
+program
+  .command('forward')
+  .description('logits of a batch of token ids: little-endian float32 [B, T, vocab]')
+  .addOption(modelOption())
+  .requiredOption('--input <file>', 'JSON {input_ids, attention_mask?, position_ids?}')
+  .requiredOption('--output <file>', 'where to write the logits')
+  .action(async (o) => forwardCommand(await resolveModelDir(o.model), o));
+
+program
+  .command('encode-image')
+  .description('image → VQ codes and image token ids')
+  .addOption(modelOption())
+  .requiredOption('--image <file>')
+  .requiredOption('--output <file>', 'JSON {codes, token_ids}')
+  .action(async (o) => encodeImageCommand(await resolveModelDir(o.model), o));
+
+program
+  .command('decode-image')
+  .description('VQ codes or image token ids → PNG')
+  .addOption(modelOption())
+  .requiredOption('--codes <file>', 'JSON {codes} or {token_ids}')
+  .requiredOption('--output <file>', 'PNG to write')
+  .option('--raw <file>', 'also write float32 pixel values [3, H, W] before postprocessing')
+  .action(async (o) => decodeImageCommand(await resolveModelDir(o.model), o));
+
+program
+  .command('generate')
+  .description('text, images, or both from a prompt with optional images')
+  .addOption(modelOption())
+  .requiredOption('--prompt <text>', 'the prompt; <image> marks where each --image goes')
+  .option('--image <file>', 'an input image (repeatable)', collect, [])
+  .option('--text-completion', 'append no end-of-turn separator (HF return_for_text_completion)')
+  .addOption(new Option('--mode <mode>', 'what to generate').choices(['text', 'image', 'interleaved']).default('text'))
+  .option('--max-new-tokens <n>', 'most new tokens', int('--max-new-tokens'))
+  .option('--greedy', 'arg-max instead of sampling (blank-ish images: the model favours empty patches)')
+  .option('--n <n>', 'sequences (e.g. images) per prompt', int('--n'))
+  .option('--temperature <t>', 'default: text 1.0, image 0.7', num('--temperature'))
+  .option('--top-p <p>', 'default 0.9', num('--top-p'))
+  .option('--top-k <k>', 'default 0 (off)', int('--top-k'))
+  .option('--repetition-penalty <p>', 'text tokens only; default 1.2', num('--repetition-penalty'))
+  .option('--seed <n>', 'default 0', int('--seed'))
+  .option('--guidance-text <s>', 'image guidance, text scale; default 3.0 (1 = off)', num('--guidance-text'))
+  .option('--guidance-image <s>', 'image guidance, image scale; default 1.2 (1 = off)', num('--guidance-image'))
+  .option('--logit-bias <id=bias>', 'add bias to a token logit (repeatable)', bias, {})
+  .option('--chunk-size <k>', 'tokens per ONNX Runtime run (default: one image row)', int('--chunk-size'))
+  .option('--stream', 'print events as JSON lines on stdout')
+  .requiredOption('--out <dir>', 'where result.json and the PNGs go')
+  .action(async (o) => generateCommand(await resolveModelDir(o.model), o));
+
+program
+  .command('init-model')
+  .description('write a random-weight checkpoint in the Hugging Face layout')
+  .requiredOption('--out <dir>')
+  .option('--preset <name>', 'tiny | small', 'tiny')
+  .option('--seed <n>', 'random seed', int('--seed'), 0)
+  .option('--shards <n>', 'split the weights into n shard files', int('--shards'))
+  .action(initModelCommand);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  // one clear line on stderr and a non-zero exit, never a stack trace for a user error
+  process.stderr.write(`anole: ${(e as Error).message}\n`);
+  if (process.env.ANOLE_DEBUG) console.error(e);
+  process.exitCode = 1;
+}

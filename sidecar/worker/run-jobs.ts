@@ -1,0 +1,170 @@
+import type { BlobStore } from '../../contract/blob-store.ts';
+import { preparedImage, type GenerationJob, type JobResult, type OutputPart, type SequenceResult } from '../../contract/job.ts';
+import { encodePng, postprocess } from '../../functions/preprocess/image-processor.ts';
+import type { ImageProcessorConfig } from '../../functions/preprocess/preprocessor-config.ts';
+import type { Generator } from '../engine/generator.ts';
+import type { SequenceRequest } from '../engine/generation-request.ts';
+import type { ImageCodec } from '../engine/image-codec.ts';
+import { spliceImageTokens } from '../engine/splice-image-tokens.ts';
+import { TextStream } from './text-stream.ts';
+
+/** What a running job reports; `sequence` is k of the job's n sequences, `image` the image's index in it. */
+export type JobEvent =
+  | { type: 'text'; sequence: number; delta: string }
+  | { type: 'image_start'; sequence: number; image: number }
+  /** `rows` of `totalRows` rows of the token grid are final; `preview` a PNG of the image so far (when asked for). */
+  | { type: 'image_rows'; sequence: number; image: number; rows: number; totalRows: number; preview?: Uint8Array }
+  | { type: 'image'; sequence: number; image: number; key: string; width: number; height: number }
+  | { type: 'done'; result: JobResult };
+
+/** The loaded model parts a job needs. */
+export interface JobRuntime {
+  generator: Generator;
+  codec: ImageCodec;
+  decodeText: (ids: number[]) => Promise<string>;
+  imageConfig: ImageProcessorConfig;
+  store: BlobStore;
+}
+
+export interface RunOptions {
+  chunkSize?: number;
+  /** A preview every this many finished rows (0 = none): each costs one VQ decode. */
+  previewEveryRows?: number;
+  /** Per job: stops its sequences at the next chunk boundary. */
+  signals?: Map<string, AbortSignal>;
+}
+
+/**
+ * Runs jobs as one batch: their images are encoded to tokens and spliced into the prompts,
+ * every sequence of every job shares the generator's chunks, and each finished image is decoded,
+ * written as a PNG (`${outputPrefix}image-{k}-{i}.png`) and reported. Yields [jobId, event]; a
+ * job's last event is `done` with its result (the caller records it).
+ */
+export async function* runJobs(jobs: GenerationJob[], rt: JobRuntime, opts: RunOptions = {}): AsyncGenerator<[string, JobEvent]> {
+  const started = Date.now();
+  const requests: SequenceRequest[] = [];
+  const owner: { job: GenerationJob; k: number }[] = [];
+  for (const job of jobs) {
+    const promptIds = await spliceJobImages(job, rt);
+    for (let k = 0; k < job.n; k++) {
+      owner.push({ job, k });
+      requests.push({
+        promptIds,
+        constraints: job.constraints,
+        maxNewTokens: job.maxNewTokens,
+        text: job.text,
+        image: job.image,
+        repetitionPenalty: job.repetitionPenalty,
+        guidance: job.guidance,
+        seed: job.seed + k,
+        logitBias: job.logitBias,
+        signal: opts.signals?.get(job.id),
+      });
+    }
+  }
+
+  const [gridRows] = rt.codec.vq.quantStateDims;
+  const state = owner.map(() => ({ text: new TextStream(rt.decodeText), parts: [] as OutputPart[], images: 0, result: undefined as SequenceResult | undefined }));
+  const pending = new Map(jobs.map((j) => [j.id, j.n]));
+
+  for await (const event of rt.generator.generate(requests, { chunkSize: opts.chunkSize })) {
+    const { job, k } = owner[event.sequence];
+    const s = state[event.sequence];
+    switch (event.type) {
+      case 'text': {
+        const delta = await s.text.push(event.tokens);
+        if (delta) {
+          appendText(s.parts, delta);
+          yield [job.id, { type: 'text', sequence: k, delta }];
+        }
+        break;
+      }
+      case 'image_start':
+        yield [job.id, { type: 'image_start', sequence: k, image: s.images }];
+        break;
+      case 'image_rows': {
+        const every = opts.previewEveryRows ?? 0;
+        const preview = every > 0 && event.rows < gridRows && event.rows % every === 0
+          ? await previewPng(rt, event.codes, event.rows)
+          : undefined;
+        yield [job.id, { type: 'image_rows', sequence: k, image: s.images, rows: event.rows, totalRows: gridRows, preview }];
+        break;
+      }
+      case 'image_done': {
+        const [png] = await decodeToPng(rt, [event.codes]);
+        const key = `${job.outputPrefix}image-${k}-${s.images}.png`;
+        await rt.store.put(key, png.bytes, 'image/png');
+        const part = { type: 'image' as const, key, width: png.width, height: png.height };
+        s.parts.push(part);
+        yield [job.id, { ...part, sequence: k, image: s.images++ }];
+        // text resumes in a fresh stream: what came before the image is already reported
+        const tail = await s.text.flush();
+        if (tail) appendText(s.parts, tail);
+        s.text = new TextStream(rt.decodeText);
+        break;
+      }
+      case 'done': {
+        const tail = await s.text.flush();
+        if (tail) {
+          appendText(s.parts, tail);
+          yield [job.id, { type: 'text', sequence: k, delta: tail }];
+        }
+        const text = s.parts.filter((p) => p.type === 'text').map((p) => (p as { text: string }).text).join('');
+        s.result = { tokenIds: event.tokens, text, parts: s.parts, finishReason: event.reason };
+        const left = pending.get(job.id)! - 1;
+        pending.set(job.id, left);
+        if (left === 0) {
+          const sequences = owner.map((o, i) => (o.job === job ? state[i].result! : undefined)).filter((r): r is SequenceResult => !!r);
+          const result: JobResult = {
+            id: job.id,
+            sequences,
+            metrics: { predictTimeMs: Date.now() - started, generatedTokens: sequences.reduce((n, r) => n + r.tokenIds.length, 0) },
+          };
+          yield [job.id, { type: 'done', result }];
+        }
+        break;
+      }
+    }
+  }
+}
+
+function appendText(parts: OutputPart[], text: string): void {
+  const last = parts[parts.length - 1];
+  if (last?.type === 'text') last.text += text;
+  else parts.push({ type: 'text', text });
+}
+
+/** The job's prompt with each image's placeholders replaced by the image's tokens. */
+async function spliceJobImages(job: GenerationJob, rt: JobRuntime): Promise<number[]> {
+  if (job.images.length === 0) return job.promptIds;
+  const pixels = await Promise.all(job.images.map(async (key) => preparedImage.decode(await rt.store.get(key))));
+  const size = pixels[0].length;
+  const batch = new Float32Array(size * pixels.length);
+  pixels.forEach((p, i) => batch.set(p, i * size));
+  const tokens = await rt.codec.encodeTokens(batch, pixels.length);
+  return spliceImageTokens(job.promptIds, tokens.map((t) => Array.from(t)), {
+    imageTokenId: rt.generator.config.imageTokenId,
+    imageSeqLength: rt.codec.imageSeqLength,
+  });
+}
+
+async function decodeToPng(rt: JobRuntime, codes: number[][], keepRows?: number): Promise<{ bytes: Uint8Array; width: number; height: number }[]> {
+  const { outChannels, resolution } = rt.codec.vq;
+  const pixels = await rt.codec.decode(codes);
+  const images = postprocess(pixels, [codes.length, outChannels, resolution, resolution], rt.imageConfig);
+  return Promise.all(
+    images.map(async (img) => {
+      const height = keepRows === undefined ? img.height : (keepRows * img.height) / rt.codec.vq.quantStateDims[0];
+      const top = { ...img, height, data: img.data.subarray(0, height * img.width * 3) };
+      return { bytes: await encodePng(top), width: top.width, height };
+    }),
+  );
+}
+
+/** A preview: the finished rows decoded (the rest filled with the last code), cropped to those rows. */
+async function previewPng(rt: JobRuntime, codes: number[], finishedRows: number): Promise<Uint8Array> {
+  const finished = finishedRows * rt.codec.vq.quantStateDims[1];
+  const filled = [...codes.slice(0, finished), ...new Array(rt.codec.imageSeqLength - finished).fill(codes[finished - 1] ?? 0)];
+  const [png] = await decodeToPng(rt, [filled], finishedRows);
+  return png.bytes;
+}
