@@ -36,6 +36,7 @@ export interface GenerateOptions {
  */
 export async function generateCommand(modelDir: string, opts: GenerateOptions): Promise<void> {
   const out = path.resolve(opts.out);
+  await fs.mkdir(out, { recursive: true });
   const store = new DirectoryBlobStore(out);
   const processor = await AnoleProcessor.load(modelDir);
   const runtime = await withProgress('loading the model', () => loadRuntime(modelDir, store));

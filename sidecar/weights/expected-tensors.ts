@@ -106,7 +106,9 @@ export function vqTensors(vq: VQConfig, prefix: string): TensorSpec[] {
   groupNorm('encoder.norm_out', c);
   conv('encoder.conv_out', vq.doubleLatent ? 2 * vq.latentChannels : vq.latentChannels, c, 3);
 
-  conv('quant_conv', vq.embedDim, vq.latentChannels, 1);
+  // HF's constructor gives quant_conv latent_channels inputs even with double_latent, which its own
+  // forward cannot run; the graph (and so this check) takes what conv_out really produces.
+  conv('quant_conv', vq.embedDim, vq.doubleLatent ? 2 * vq.latentChannels : vq.latentChannels, 1);
   add('quantize.embedding.weight', [vq.numEmbeddings, vq.embedDim], 'table');
   conv('post_quant_conv', vq.latentChannels, vq.embedDim, 1);
 

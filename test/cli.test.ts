@@ -1,0 +1,129 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import sharp from 'sharp';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { readSafetensorsHeader, readTensorAsFloat32 } from '../sidecar/weights/safetensors.ts';
+
+const run = promisify(execFile);
+const FIXTURE = 'test/fixtures/anole-tiny';
+const golden = JSON.parse(fs.readFileSync(`${FIXTURE}/goldens.json`, 'utf8'));
+const goldenTensor = (name: string) => readTensorAsFloat32(readSafetensorsHeader(`${FIXTURE}/goldens.safetensors`).tensors.get(name)!);
+let tmp: string;
+
+/** Runs `npx anole …` as a user would; resolves with stdout/stderr and the exit code. */
+async function anole(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['bin/anole.js', ...args], { env: { ...process.env, ANOLE_MODEL: '' } });
+    return { stdout, stderr, code: 0 };
+  } catch (e) {
+    const err = e as { stdout: string; stderr: string; code: number };
+    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
+  }
+}
+
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-cli-'));
+});
+
+describe('anole CLI on fixture A', () => {
+  it('forward writes float32 logits [B, T, V] matching the HF golden', async () => {
+    const input = path.join(tmp, 'in.json');
+    const ids = golden.text_forward?.input_ids ?? golden.generation.text_only_batch_leftpad.input_ids;
+    const mask = golden.text_forward?.attention_mask ?? golden.generation.text_only_batch_leftpad.attention_mask;
+    // default arange positions, as the golden's direct model call used
+    const positions = ids.map((row: number[]) => row.map((_: number, t: number) => t));
+    fs.writeFileSync(input, JSON.stringify({ input_ids: ids, attention_mask: mask, position_ids: positions }));
+    const output = path.join(tmp, 'logits.bin');
+    const r = await anole('forward', '--model', FIXTURE, '--input', input, '--output', output);
+    expect(r.code).toBe(0);
+    const buf = fs.readFileSync(output);
+    const logits = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+    const expected = goldenTensor('text.logits');
+    expect(logits.length).toBe(expected.length);
+    const V = 65536;
+    let max = 0;
+    ids.forEach((row: number[], b: number) =>
+      row.forEach((_, t) => {
+        if (!mask[b][t]) return; // pad query rows are implementation-defined
+        for (let v = 0; v < V; v++) max = Math.max(max, Math.abs(logits[(b * row.length + t) * V + v] - expected[(b * row.length + t) * V + v]));
+      }),
+    );
+    console.log(`cli forward: max |logits - golden| = ${max.toExponential(2)}`);
+    expect(max).toBeLessThan(1e-4);
+  });
+
+  it('decode-image turns golden token ids into the golden pixels and a PNG', async () => {
+    const codes = path.join(tmp, 'tokens.json');
+    fs.writeFileSync(codes, JSON.stringify({ token_ids: golden.vq.bpe_ids ?? golden.vq.bpe_ids_with_tokenizer_layout }));
+    const png = path.join(tmp, 'decoded.png');
+    const raw = path.join(tmp, 'decoded.bin');
+    const r = await anole('decode-image', '--model', FIXTURE, '--codes', codes, '--output', png, '--raw', raw);
+    expect(r.code).toBe(0);
+    const buf = fs.readFileSync(raw);
+    const pixels = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+    const expected = goldenTensor('vq.decoded_pixel_values');
+    expect(Math.max(...pixels.map((p, i) => Math.abs(p - expected[i])))).toBeLessThan(1e-4);
+    const { info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+    expect([info.width, info.height]).toEqual([64, 64]);
+  });
+
+  it('encode-image gives codes and their token ids (id = code + 4)', async () => {
+    const out = path.join(tmp, 'codes.json');
+    const r = await anole('encode-image', '--model', FIXTURE, '--image', `${FIXTURE}/input_image.png`, '--output', out);
+    expect(r.code).toBe(0);
+    const { codes, token_ids } = JSON.parse(fs.readFileSync(out, 'utf8'));
+    expect(codes).toHaveLength(16);
+    expect(token_ids).toEqual(codes.map((c: number) => c + 4));
+    // sharp's resize is not PIL's (README): most codes still agree with the golden
+    const same = codes.filter((c: number, i: number) => c === golden.vq.indices[i]).length;
+    expect(same).toBeGreaterThanOrEqual(12);
+  });
+
+  it('generate --greedy reproduces the golden text-only and image-only tokens', async () => {
+    const text = path.join(tmp, 'text');
+    let r = await anole('generate', '--model', FIXTURE, '--prompt', 'Once upon a time there was a', '--text-completion', '--greedy', '--mode', 'text', '--max-new-tokens', '12', '--out', text);
+    expect(r.stderr).not.toMatch(/anole:/);
+    let result = JSON.parse(fs.readFileSync(path.join(text, 'result.json'), 'utf8'));
+    expect(result.token_ids).toEqual(golden.generation.text_only.new_ids);
+    expect(result.images).toEqual([]);
+
+    const image = path.join(tmp, 'image');
+    r = await anole('generate', '--model', FIXTURE, '--prompt', golden.generation.image_only.prompt, '--greedy', '--mode', 'image', '--guidance-text', '1', '--guidance-image', '1', '--out', image);
+    expect(r.code).toBe(0);
+    result = JSON.parse(fs.readFileSync(path.join(image, 'result.json'), 'utf8'));
+    expect(result.token_ids).toEqual(golden.generation.image_only.new_ids);
+    expect(result.images).toHaveLength(1);
+    const { info } = await sharp(result.images[0]).raw().toBuffer({ resolveWithObject: true });
+    expect([info.width, info.height]).toEqual([64, 64]);
+  });
+
+  it('generate --stream prints JSON lines; --n makes n sequences', async () => {
+    const out = path.join(tmp, 'stream');
+    const r = await anole('generate', '--model', FIXTURE, '--prompt', 'a cat', '--mode', 'image', '--n', '2', '--seed', '5', '--stream', '--out', out);
+    expect(r.code).toBe(0);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(events.filter((e) => e.type === 'image')).toHaveLength(2);
+    expect(events.filter((e) => e.type === 'image_rows').length).toBe(8);
+    expect(events[events.length - 1].type).toBe('done');
+    const result = JSON.parse(fs.readFileSync(path.join(out, 'result.json'), 'utf8'));
+    expect(result.sequences).toHaveLength(2);
+    expect(result.sequences[0].token_ids).not.toEqual(result.sequences[1].token_ids);
+  });
+
+  it('a user error exits non-zero with one clear line on stderr', async () => {
+    const missing = await anole('forward', '--model', path.join(tmp, 'nope'), '--input', 'x.json', '--output', 'y.bin');
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr.trim().split('\n').filter((l) => l.startsWith('anole:'))).toHaveLength(1);
+
+    const small = await anole('generate', '--model', FIXTURE, '--prompt', 'x', '--mode', 'image', '--max-new-tokens', '5', '--out', path.join(tmp, 'small'));
+    expect(small.code).not.toBe(0);
+    expect(small.stderr).toMatch(/anole: an image needs 18 new tokens/);
+
+    const badMode = await anole('generate', '--prompt', 'x', '--mode', 'video', '--out', path.join(tmp, 'bad'));
+    expect(badMode.code).not.toBe(0);
+    expect(badMode.stderr).toMatch(/video/);
+  });
+});
