@@ -143,14 +143,14 @@ function writeRandomVQ(dir: string, rawConfig: Record<string, unknown>, edit: (t
 
 /**
  * HF's constructor makes quant_conv latent_channels → embed_dim even with double_latent, whose
- * conv_out emits 2·latent_channels, so HF cannot run such a model; the graph reads quant_conv as
- * taking what conv_out emits. This makes a random checkpoint of that consistent shape.
+ * conv_out emits 2·latent_channels, so HF cannot run such a model; the graph (and vqTensors) read
+ * quant_conv as taking what conv_out emits. This writes HF's inconsistent constructor shape instead.
  */
-function quantConvOverDoubledLatent(tensors: TensorToWrite[]) {
+function hfConstructorQuantConv(tensors: TensorToWrite[]) {
   const q = tensors.find((t) => t.name === 'quant_conv.weight')!;
-  const [embed, latent] = q.shape;
-  q.shape = [embed, 2 * latent, 1, 1];
-  q.data = Float32Array.from({ length: embed * 2 * latent }, (_, i) => Math.sin(i + 1) / Math.sqrt(2 * latent));
+  const [embed, doubled] = q.shape;
+  q.shape = [embed, doubled / 2, 1, 1];
+  q.data = Float32Array.from({ length: (embed * doubled) / 2 }, (_, i) => Math.sin(i + 1) / Math.sqrt(doubled / 2));
 }
 
 describe('VQ-VAE with per-level attention and double_latent (random checkpoint vs the TypeScript reference)', () => {
@@ -165,7 +165,7 @@ describe('VQ-VAE with per-level attention and double_latent (random checkpoint v
 
   it('matches the reference latent, codes and decode on a batch of two', async () => {
     const dir = path.join(tmp, 'ok');
-    const { vq, pixels } = writeRandomVQ(dir, config, quantConvOverDoubledLatent);
+    const { vq, pixels } = writeRandomVQ(dir, config);
     const ckpt = openCheckpoint(dir);
     expect(ckpt.tensors.has('encoder.down.0.attn.1.proj_out.weight')).toBe(true);
     expect(ckpt.tensors.has('decoder.up.0.attn.2.q.weight')).toBe(true);
@@ -206,14 +206,13 @@ describe('VQ-VAE with per-level attention and double_latent (random checkpoint v
   it('reports a missing or wrong-shaped VQ tensor as a CheckpointError naming it', async () => {
     const missing = path.join(tmp, 'missing');
     writeRandomVQ(missing, config, (t) => {
-      quantConvOverDoubledLatent(t);
       t.splice(t.findIndex((x) => x.name === 'decoder.up.0.attn.2.proj_out.bias'), 1);
     });
     await expect(ImageCodec.load(openCheckpoint(missing))).rejects.toThrow(CheckpointError);
     await expect(ImageCodec.load(openCheckpoint(missing))).rejects.toThrow(/missing tensor decoder\.up\.0\.attn\.2\.proj_out\.bias/);
 
     const misshapen = path.join(tmp, 'misshapen');
-    writeRandomVQ(misshapen, config); // HF's constructor shape: quant_conv takes latent_channels, not the doubled conv_out
+    writeRandomVQ(misshapen, config, hfConstructorQuantConv); // quant_conv takes latent_channels, not the doubled conv_out
     await expect(ImageCodec.load(openCheckpoint(misshapen))).rejects.toThrow(/tensor quant_conv\.weight has shape \[4,4,1,1\] but the config implies \[4,8,1,1\]/);
   });
 });
