@@ -92,6 +92,7 @@ export class Generator {
     const c = this.config;
     const chunkSize = opts.chunkSize ?? c.vq.quantStateDims[1];
     if (!(Number.isInteger(chunkSize) && chunkSize >= 1)) throw new Error(`chunkSize must be a positive integer, got ${chunkSize}`);
+    if (requests.length === 0) return; // nothing to prefill (an empty batch is not an error)
     const sequences = requests.map((r, i) => this.start(r, i));
     const events: GenerationEvent[] = [];
 

@@ -169,7 +169,8 @@ export function buildGenerationLoop(w: DecoderWeights): BuiltModel {
     topP: pickSetting(I.topP),
     topK: pickSetting(I.topK),
     greedy: pickSetting(I.greedy),
-    uniform: b.op('Squeeze', [b.op('Gather', [I.uniforms, iter], { axis: 0 })]),
+    // Gather at the scalar iteration gives [G]; a bare Squeeze would also drop G when it is 1
+    uniform: b.op('Gather', [I.uniforms, iter], { axis: 0 }),
     repetition: { penalty: b.op('Where', [inImage, b.float(1), I.penalty]), seen: state[I.seen] },
     bias: I.bias,
   });
