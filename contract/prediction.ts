@@ -1,0 +1,61 @@
+import type { OutputPart } from './job.ts';
+
+/**
+ * A prediction as the API shows it (Replicate's resource): the one record both sides update.
+ * It lives in the blob store as `predictions/{id}/status.json` and changes only through
+ * conditional writes, so a retried job never moves a finished prediction backwards.
+ */
+export type PredictionStatus = 'starting' | 'processing' | 'succeeded' | 'failed' | 'canceled' | 'aborted';
+
+export const TERMINAL: ReadonlySet<PredictionStatus> = new Set(['succeeded', 'failed', 'canceled', 'aborted']);
+
+/** Allowed moves; anything else is refused by the store. */
+export const TRANSITIONS: Record<PredictionStatus, PredictionStatus[]> = {
+  starting: ['processing', 'failed', 'canceled', 'aborted'],
+  processing: ['succeeded', 'failed', 'canceled'],
+  succeeded: [],
+  failed: [],
+  canceled: [],
+  aborted: [],
+};
+
+export type WebhookEvent = 'start' | 'output' | 'logs' | 'completed';
+
+export interface PredictionRecord {
+  id: string;
+  /** Who may see it: a hash of the API key, or "local" with keys off. */
+  owner: string;
+  status: PredictionStatus;
+  /** The user's input as validated (images replaced by their stored keys). */
+  input: Record<string, unknown>;
+  /** One entry per sequence (n), each an ordered list of parts; image parts carry blob keys. */
+  output: OutputPart[][] | null;
+  error: string | null;
+  created_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+  /** Cancel-After: past this instant an unstarted prediction is aborted, a running one canceled. */
+  deadline: string | null;
+  /** Set by POST /cancel; the worker stops at the next chunk boundary. */
+  cancel_requested: boolean;
+  webhook: string | null;
+  webhook_events_filter: WebhookEvent[];
+  metrics: { predict_time?: number; generated_tokens?: number };
+  /** The job key the worker runs (`jobs/{id}.json`). */
+  job: string;
+}
+
+/** Events of a running prediction, appended in order for the stream endpoint (`predictions/{id}/events/{seq}`). */
+export type PredictionEvent =
+  | { type: 'status'; status: PredictionStatus }
+  | { type: 'text'; sequence: number; delta: string }
+  | { type: 'image_rows'; sequence: number; image: number; rows: number; total_rows: number; preview_key?: string }
+  | { type: 'image'; sequence: number; image: number; key: string; width: number; height: number }
+  | { type: 'done'; status: PredictionStatus }
+  | { type: 'error'; message: string };
+
+/** The message a queue carries: a pointer, never the job itself (claim check). */
+export interface QueuedJob {
+  predictionId: string;
+  jobKey: string;
+}
