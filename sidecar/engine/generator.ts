@@ -179,9 +179,12 @@ export class Generator {
     };
     if (k.startInImage) {
       // image mode: boi is forced, so it joins the prompt instead of costing a step of its own
-      seq.tokens.push(c.boiTokenId);
-      seq.seen[c.boiTokenId] = 1;
-      seq.remaining--;
+      // (unless the prompt already ends with it, as Meta's ImageDecoder checks)
+      if (request.promptIds[request.promptIds.length - 1] !== c.boiTokenId) {
+        seq.tokens.push(c.boiTokenId);
+        seq.seen[c.boiTokenId] = 1;
+        seq.remaining--;
+      }
       seq.imageCount = 0;
       seq.hasGuidanceRows = seq.guided;
     }
