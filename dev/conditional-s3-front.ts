@@ -1,0 +1,151 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * An HTTP front for an S3-compatible server that lacks conditional writes (s3rver 3.7.1 ignores
+ * If-Match / If-None-Match on PutObject). It enforces them as S3 does, atomically per key, and
+ * forwards everything else unchanged:
+ *   PUT + If-None-Match: *     → 412 PreconditionFailed when the object exists
+ *   PUT + If-Match: "<etag>"   → 412 when the object's ETag differs, 404 NoSuchKey when there is none
+ * Atomic because every write to a key (conditional or not, and deletes) passes through one
+ * per-key queue here: the check and the write happen with no other write to that key between.
+ * It can be stopped and started again on the same port, to play an S3 outage.
+ */
+export interface S3Front {
+  /** http://127.0.0.1:PORT: give this to S3 clients, never the upstream's address. */
+  endpoint: string;
+  port: number;
+  /** Refuses connections (and drops open ones) until start(). */
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  readonly listening: boolean;
+}
+
+export async function startConditionalS3Front(opts: { upstream: string; host?: string; port?: number }): Promise<S3Front> {
+  const upstream = new URL(opts.upstream);
+  const host = opts.host ?? '127.0.0.1';
+  const locks = new KeyLocks();
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((e) => {
+      if (!res.headersSent) s3Error(res, 502, 'BadGateway', `upstream S3 server: ${(e as Error).message}`);
+      else res.destroy(e as Error);
+    });
+  });
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://front');
+    const objectKey = isObjectPath(url.pathname) ? url.pathname : undefined;
+    if (!objectKey || (req.method !== 'PUT' && req.method !== 'DELETE')) return forward(req, res);
+
+    await locks.run(objectKey, async () => {
+      const ifMatch = req.headers['if-match'];
+      const ifNoneMatch = req.headers['if-none-match'];
+      if (req.method === 'PUT' && (ifMatch !== undefined || ifNoneMatch !== undefined)) {
+        if (ifNoneMatch !== undefined && ifNoneMatch !== '*') return s3Error(res, 501, 'NotImplemented', 'If-None-Match on PUT supports only *');
+        const etag = await currentEtag(objectKey, req.headers.authorization);
+        if (ifNoneMatch === '*' && etag !== undefined) return s3Error(res, 412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', 'If-None-Match');
+        if (ifMatch !== undefined) {
+          if (etag === undefined) return s3Error(res, 404, 'NoSuchKey', 'The specified key does not exist.');
+          if (bareEtag(ifMatch) !== bareEtag(etag)) return s3Error(res, 412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', 'If-Match');
+        }
+      }
+      await forward(req, res);
+    });
+  }
+
+  /** Pipes the request upstream and the answer back; resolves when the answer is fully sent. */
+  function forward(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const up = http.request(
+        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+        (upRes) => {
+          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+          upRes.pipe(res);
+          upRes.on('end', resolve);
+          upRes.on('error', reject);
+        },
+      );
+      up.on('error', reject);
+      req.pipe(up);
+    });
+  }
+
+  async function currentEtag(pathname: string, authorization: string | undefined): Promise<string | undefined> {
+    const head = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const r = http.request({ host: upstream.hostname, port: upstream.port, method: 'HEAD', path: pathname, headers: {} }, resolve);
+      r.on('error', reject);
+      r.end();
+    });
+    head.resume();
+    if (head.statusCode === 404) return undefined;
+    if (head.statusCode !== 200) throw new Error(`HEAD ${pathname} answered ${head.statusCode}`);
+    return head.headers.etag;
+  }
+
+  let port = opts.port ?? 0;
+  let listening = false;
+  const front: S3Front = {
+    endpoint: '',
+    port: 0,
+    get listening() {
+      return listening;
+    },
+    async start() {
+      if (listening) return;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      port = (server.address() as AddressInfo).port;
+      front.port = port;
+      front.endpoint = `http://${host}:${port}`;
+      listening = true;
+    },
+    async stop() {
+      if (!listening) return;
+      listening = false;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+  await front.start();
+  return front;
+}
+
+/** `/bucket/key…`: an object, not a bucket or the service. */
+function isObjectPath(pathname: string): boolean {
+  const parts = pathname.split('/');
+  return parts.length >= 3 && parts[1] !== '' && parts.slice(2).join('/') !== '';
+}
+
+const bareEtag = (etag: string) => etag.replace(/^W\//, '').replace(/"/g, '').trim();
+
+function s3Error(res: http.ServerResponse, status: number, code: string, message: string, condition?: string): void {
+  const body =
+    '<?xml version="1.0" encoding="UTF-8"?>\n' +
+    `<Error><Code>${code}</Code><Message>${message}</Message>${condition ? `<Condition>${condition}</Condition>` : ''}</Error>`;
+  res.writeHead(status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** One task at a time per key, in arrival order. */
+class KeyLocks {
+  private tails = new Map<string, Promise<void>>();
+
+  async run(key: string, task: () => Promise<void>): Promise<void> {
+    const before = this.tails.get(key) ?? Promise.resolve();
+    const mine = before.then(task, task);
+    const tail = mine.catch(() => undefined);
+    this.tails.set(key, tail);
+    try {
+      await mine;
+    } finally {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
+}
