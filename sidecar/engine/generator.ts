@@ -3,7 +3,7 @@ import { maskOf } from '../../functions/generation/constraints.ts';
 import type { AnoleConfig } from '../../model/config.ts';
 import { imageVocabulary } from '../../model/vocabulary.ts';
 import { cacheNames, decoderWeights } from '../graphs/decoder.ts';
-import { buildGenerationLoop, LOOP_INPUTS as I, LOOP_OUTPUTS as O, outputName } from '../graphs/generation-loop.ts';
+import { buildGenerationLoop, imageTokenRange, LOOP_INPUTS as I, LOOP_OUTPUTS as O, outputName } from '../graphs/generation-loop.ts';
 import { createSession, type SessionConfig } from '../onnx/session.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
 import { guidanceEnabled, type SequenceRequest } from './generation-request.ts';
@@ -72,19 +72,24 @@ export class Generator {
     readonly config: AnoleConfig,
     private readonly prefill: TextModel,
     private readonly loop: ort.InferenceSession,
+    /** The image-head loop, for chunks in which every sequence is drawing an image. */
+    private readonly imageLoop: { session: ort.InferenceSession; columns: [number, number] } | undefined,
   ) {
     const vocab = imageVocabulary(config);
     this.imageIds = new Set(vocab.codeToToken);
     this.codeOf = vocab.tokenToCode;
   }
 
-  static async load(ckpt: Checkpoint, opts: SessionConfig = {}): Promise<Generator> {
+  static async load(ckpt: Checkpoint, opts: SessionConfig & { imageHead?: boolean } = {}): Promise<Generator> {
     const weights = decoderWeights(ckpt);
-    const [prefill, loop] = await Promise.all([
+    const columns = imageTokenRange(imageVocabulary(weights.config).codeToToken);
+    const useImageHead = (opts.imageHead ?? true) && columns !== undefined;
+    const [prefill, loop, imageLoop] = await Promise.all([
       TextModel.load(ckpt, { ...opts, logits: 'last' }),
-      createSession(buildGenerationLoop(weights), opts),
+      createSession(buildGenerationLoop(weights, 'full'), opts),
+      useImageHead ? createSession(buildGenerationLoop(weights, 'image'), opts) : undefined,
     ]);
-    return new Generator(weights.config, prefill, loop);
+    return new Generator(weights.config, prefill, loop, imageLoop && columns ? { session: imageLoop, columns } : undefined);
   }
 
   /** Generates every request; yields events as chunks complete. */
@@ -230,19 +235,26 @@ export class Generator {
     return { batch: selectRows(batch, kept), owners: kept.map((r) => owners[r]) };
   }
 
-  private async runChunk(batch: RowBatch, owners: { seq: Sequence; role: RowRole }[], active: Sequence[], steps: number) {
+  private async runChunk(batch: RowBatch, owners: { seq: Sequence; role: RowRole }[], active: Sequence[], maxSteps: number) {
     const c = this.config;
     const V = c.vocabSize;
+    const N = c.imageSeqLength;
     const R = batch.rows;
     const G = active.length;
+    // Every sequence inside an image: the image-head loop, for as many steps as no image completes.
+    const drawing = this.imageLoop !== undefined && active.every((s) => s.imageCount >= 0 && s.imageCount < N);
+    const [first, end] = drawing ? this.imageLoop!.columns : [0, V];
+    const W = end - first;
+    const steps = drawing ? Math.min(maxSteps, ...active.map((s) => N - s.imageCount)) : maxSteps;
+
     const groupOf = new Map(active.map((s, g) => [s, g]));
     const rowOf = (s: Sequence, role: RowRole) => owners.findIndex((o) => o.seq === s && o.role === role);
     const i64 = (values: number[], dims: number[]) => new ort.Tensor('int64', BigInt64Array.from(values, BigInt), dims);
     const f32 = (values: ArrayLike<number>, dims: number[]) => new ort.Tensor('float32', Float32Array.from(values), dims);
     const bool = (values: ArrayLike<number | boolean>, dims: number[]) => new ort.Tensor('bool', Uint8Array.from(values, Number), dims);
-    const perGroupRows = (pick: (s: Sequence) => Uint8Array | Float32Array, Ctor: typeof Uint8Array | typeof Float32Array) => {
-      const out = new Ctor(G * V);
-      active.forEach((s, g) => out.set(pick(s), g * V));
+    /** One row per group of the given columns. */
+    const perGroup = <T extends Uint8Array | Float32Array>(pick: (s: Sequence) => T, out: T, from = 0, to = V) => {
+      active.forEach((s, g) => out.set(pick(s).subarray(from, to), g * (to - from)));
       return out;
     };
     const settings = (s: Sequence) => [s.request.text, s.request.image];
@@ -250,13 +262,13 @@ export class Generator {
     const feeds: Record<string, ort.Tensor> = {
       [I.steps]: new ort.Tensor('int64', BigInt64Array.from([BigInt(steps)]), []),
       [I.uniforms]: f32(transpose(active.map((s) => s.uniforms.peek(steps))).flat(), [steps, G]),
-      [I.logits]: new ort.Tensor('float32', batch.logits, [R, V]),
+      [I.logits]: new ort.Tensor('float32', drawing ? columnsOf(batch.logits, R, V, first, end) : batch.logits, [R, W]),
       [I.attentionMask]: new ort.Tensor('int64', batch.mask, [R, batch.length]),
       [I.positionIds]: new ort.Tensor('int64', batch.positions, [R, 1]),
       [I.imageCount]: i64(active.map((s) => s.imageCount), [G]),
       [I.done]: bool(active.map(() => 0), [G]),
       [I.remaining]: i64(active.map((s) => s.remaining), [G]),
-      [I.seen]: new ort.Tensor('bool', perGroupRows((s) => s.seen, Uint8Array) as Uint8Array, [G, V]),
+      [I.seen]: new ort.Tensor('bool', perGroup((s) => s.seen, new Uint8Array(G * V)), [G, V]),
       [I.rowGroup]: i64(owners.map((o) => groupOf.get(o.seq)!), [R]),
       [I.rowFull]: i64(active.map((s) => rowOf(s, 'full')), [G]),
       [I.rowImage]: i64(active.map((s) => (s.hasGuidanceRows ? rowOf(s, 'image') : rowOf(s, 'full'))), [G]),
@@ -264,7 +276,6 @@ export class Generator {
       [I.guided]: bool(active.map((s) => s.guided), [G]),
       [I.scaleImage]: f32(active.map((s) => s.request.guidance.image), [G]),
       [I.scaleText]: f32(active.map((s) => s.request.guidance.text), [G]),
-      [I.textAllowed]: new ort.Tensor('bool', perGroupRows((s) => s.textAllowed, Uint8Array) as Uint8Array, [G, V]),
       [I.allowBoi]: bool(active.map((s) => s.request.constraints.allowBoi), [G]),
       [I.stopAfterImage]: bool(active.map((s) => s.request.constraints.stopAfterImage), [G]),
       [I.temperature]: f32(active.flatMap((s) => settings(s).map((x) => x.temperature)), [G, 2]),
@@ -272,25 +283,30 @@ export class Generator {
       [I.topK]: i64(active.flatMap((s) => settings(s).map((x) => x.topK)), [G, 2]),
       [I.greedy]: bool(active.flatMap((s) => settings(s).map((x) => x.greedy)), [G, 2]),
       [I.penalty]: f32(active.map((s) => s.request.repetitionPenalty), [G]),
-      [I.bias]: new ort.Tensor('float32', perGroupRows((s) => s.bias, Float32Array) as Float32Array, [G, V]),
+      [I.bias]: new ort.Tensor('float32', perGroup((s) => s.bias, new Float32Array(G * W), first, end), [G, W]),
     };
+    if (!drawing) feeds[I.textAllowed] = new ort.Tensor('bool', perGroup((s) => s.textAllowed, new Uint8Array(G * V)), [G, V]);
     for (let l = 0; l < c.numHiddenLayers; l++) {
       const dims = [R, batch.heads, batch.length, batch.headDim];
       feeds[cacheNames(l).pastKey] = new ort.Tensor('float32', batch.keys[l], dims);
       feeds[cacheNames(l).pastValue] = new ort.Tensor('float32', batch.values[l], dims);
     }
-    const out = await this.loop.run(feeds);
+    const out = await (drawing ? this.imageLoop!.session : this.loop).run(feeds);
     this.stats.runs++;
     for (const t of Object.values(feeds)) this.stats.bytesIn += (t.data as ArrayBufferView).byteLength;
     for (const t of Object.values(out)) this.stats.bytesOut += (t.data as ArrayBufferView).byteLength;
     const tokens = out[O.tokens].data as BigInt64Array;
     this.stats.tokens += tokens.length;
 
+    // Between chunks the logits are kept full width. After an image chunk only the image columns
+    // exist; the others are never read before the next full-head forward (an image step allows
+    // image tokens only, an image's last step eoi only).
+    const logits = out[O.logits].data as Float32Array;
     const nextMask = out[O.attentionMask];
     const next: RowBatch = {
       ...batch,
       length: nextMask.dims[1],
-      logits: out[O.logits].data as Float32Array,
+      logits: drawing ? widen(logits, R, V, first, end) : logits,
       mask: nextMask.data as BigInt64Array,
       positions: out[O.positionIds].data as BigInt64Array,
       keys: Array.from({ length: c.numHiddenLayers }, (_, l) => out[outputName(cacheNames(l).pastKey)].data as Float32Array),
@@ -341,11 +357,25 @@ export class Generator {
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.prefill.release(), this.loop.release()]);
+    await Promise.all([this.prefill.release(), this.loop.release(), this.imageLoop?.session.release()]);
   }
 }
 
 /** [G][K] → [K][G] */
 function transpose(rows: number[][]): number[][] {
   return rows[0].map((_, t) => rows.map((row) => row[t]));
+}
+
+/** Columns [first, end) of a [rows, width] matrix. */
+function columnsOf(m: Float32Array, rows: number, width: number, first: number, end: number): Float32Array {
+  const out = new Float32Array(rows * (end - first));
+  for (let r = 0; r < rows; r++) out.set(m.subarray(r * width + first, r * width + end), r * (end - first));
+  return out;
+}
+
+/** A [rows, end - first] matrix placed at columns [first, end) of a zero [rows, width] one. */
+function widen(m: Float32Array, rows: number, width: number, first: number, end: number): Float32Array {
+  const out = new Float32Array(rows * width);
+  for (let r = 0; r < rows; r++) out.set(m.subarray(r * (end - first), (r + 1) * (end - first)), r * width + first);
+  return out;
 }

@@ -65,21 +65,33 @@ export const LOOP_OUTPUTS = {
   seen: 'next.seen',
 } as const;
 
-export function buildGenerationLoop(w: DecoderWeights): BuiltModel {
+/**
+ * `head: 'image'` builds the variant for chunks in which every sequence is drawing an image: the
+ * lm-head keeps only the image-token rows (8192 of 65536 on the real model), so each step reads
+ * an eighth of the head's weights and samples from 8192 logits. The engine uses it only for
+ * chunks that end before any image is complete, so its state machine never leaves the image.
+ */
+export type LoopHead = 'full' | 'image';
+
+export function buildGenerationLoop(w: DecoderWeights, head: LoopHead = 'full'): BuiltModel {
   const c = w.config;
   const V = c.vocabSize;
+  const codeToToken = imageVocabulary(c).codeToToken;
+  const imageRows = imageTokenRange(codeToToken);
+  if (head === 'image' && !imageRows) throw new Error('the image-head loop needs the image tokens to be one contiguous id range');
+  const W = head === 'image' ? codeToToken.length : V; // logits per row
   const N = c.imageSeqLength;
   const L = c.numHiddenLayers;
   const I = LOOP_INPUTS;
   const O = LOOP_OUTPUTS;
-  const g = new GraphBuilder('anole_generation_loop');
+  const g = new GraphBuilder(`anole_generation_loop_${head}`);
   const cacheDims = ['rows', c.numKeyValueHeads, 'past', c.headDim];
 
   // ---- main graph inputs -------------------------------------------------------------------
   g.input(I.steps, DataType.INT64, []);
   g.input(I.uniforms, DataType.FLOAT, ['steps', 'groups']);
   const carried: [string, number, (number | string)[]][] = [
-    [I.logits, DataType.FLOAT, ['rows', V]],
+    [I.logits, DataType.FLOAT, ['rows', W]],
     [I.attentionMask, DataType.INT64, ['rows', 'past']],
     [I.positionIds, DataType.INT64, ['rows', 1]],
     ...Array.from({ length: L }, (_, i): [string, number, (number | string)[]][] => [
@@ -100,7 +112,7 @@ export function buildGenerationLoop(w: DecoderWeights): BuiltModel {
     [I.guided, DataType.BOOL, ['groups']],
     [I.scaleImage, DataType.FLOAT, ['groups']],
     [I.scaleText, DataType.FLOAT, ['groups']],
-    [I.textAllowed, DataType.BOOL, ['groups', V]],
+    ...(head === 'full' ? [[I.textAllowed, DataType.BOOL, ['groups', V]] as [string, number, (number | string)[]]] : []),
     [I.allowBoi, DataType.BOOL, ['groups']],
     [I.stopAfterImage, DataType.BOOL, ['groups']],
     [I.temperature, DataType.FLOAT, ['groups', 2]],
@@ -108,18 +120,9 @@ export function buildGenerationLoop(w: DecoderWeights): BuiltModel {
     [I.topK, DataType.INT64, ['groups', 2]],
     [I.greedy, DataType.BOOL, ['groups', 2]],
     [I.penalty, DataType.FLOAT, ['groups']],
-    [I.bias, DataType.FLOAT, ['groups', V]],
+    [I.bias, DataType.FLOAT, ['groups', W]],
   ];
   for (const [name, type, dims] of perGroup) g.input(name, type as never, dims);
-
-  // Token sets that never change: image tokens, and one-hot rows for boi / eoi / pad.
-  const imageIds = new Uint8Array(V);
-  for (const id of imageVocabulary(c).codeToToken) imageIds[id] = 1;
-  const oneHot = (id: number) => Array.from({ length: V }, (_, j) => Number(j === id));
-  const imageAllowed = g.constant('image_allowed', DataType.BOOL, [V], imageIds);
-  const eoiOnly = g.constant('eoi_only', DataType.BOOL, [V], oneHot(c.eoiTokenId));
-  const padOnly = g.constant('pad_only', DataType.BOOL, [V], oneHot(c.padTokenId));
-  const isBoiColumn = g.constant('boi_column', DataType.BOOL, [V], oneHot(c.boiTokenId));
 
   // ---- loop body ----------------------------------------------------------------------------
   const b = g.subgraph('step');
@@ -150,14 +153,27 @@ export function buildGenerationLoop(w: DecoderWeights): BuiltModel {
   ); // [G, V]
 
   // the mode's mask: boi only while boi + N image tokens + eoi still fit in the budget
-  const imageFits = and(I.allowBoi, b.op('GreaterOrEqual', [remaining, b.int64(N + 2)]));
-  const textAllowed = or(I.textAllowed, and(b.op('Unsqueeze', [isBoiColumn, b.int64s([0])]), col(imageFits)));
   // (ONNX Runtime's CPU Where has no bool kernel, so the choice is spelt with And / Or)
-  const active = not(done);
-  const allowed = or(
-    or(and(col(done), padOnly), and(col(and(active, imageComplete)), eoiOnly)),
-    or(and(col(and(active, drawingImage)), imageAllowed), and(col(and(active, not(inImage))), textAllowed)),
-  ); // [G, V]
+  let allowed: string; // [G, W]
+  if (head === 'image') {
+    allowed = b.op('Expand', [b.constant('all_images', DataType.BOOL, [1, W], new Array(W).fill(1)), b.op('Shape', [logits])]);
+  } else {
+    // token sets that never change: image tokens, and one-hot rows for boi / eoi / pad
+    const imageIds = new Uint8Array(V);
+    for (const id of codeToToken) imageIds[id] = 1;
+    const oneHot = (id: number) => Array.from({ length: V }, (_, j) => Number(j === id));
+    const imageAllowed = g.constant('image_allowed', DataType.BOOL, [V], imageIds);
+    const eoiOnly = g.constant('eoi_only', DataType.BOOL, [V], oneHot(c.eoiTokenId));
+    const padOnly = g.constant('pad_only', DataType.BOOL, [V], oneHot(c.padTokenId));
+    const isBoiColumn = g.constant('boi_column', DataType.BOOL, [V], oneHot(c.boiTokenId));
+    const imageFits = and(I.allowBoi, b.op('GreaterOrEqual', [remaining, b.int64(N + 2)]));
+    const textAllowed = or(I.textAllowed, and(b.op('Unsqueeze', [isBoiColumn, b.int64s([0])]), col(imageFits)));
+    const active = not(done);
+    allowed = or(
+      or(and(col(done), padOnly), and(col(and(active, imageComplete)), eoiOnly)),
+      or(and(col(and(active, drawingImage)), imageAllowed), and(col(and(active, not(inImage))), textAllowed)),
+    );
+  }
 
   // text or image sampling settings, per group
   const stateColumn = col(b.op('Cast', [inImage], { to: DataType.INT64 })); // [G, 1]: 0 text, 1 image
@@ -171,10 +187,12 @@ export function buildGenerationLoop(w: DecoderWeights): BuiltModel {
     greedy: pickSetting(I.greedy),
     // Gather at the scalar iteration gives [G]; a bare Squeeze would also drop G when it is 1
     uniform: b.op('Gather', [I.uniforms, iter], { axis: 0 }),
-    repetition: { penalty: b.op('Where', [inImage, b.float(1), I.penalty]), seen: state[I.seen] },
+    // the penalty is for text tokens, which an image chunk never draws
+    repetition: head === 'full' ? { penalty: b.op('Where', [inImage, b.float(1), I.penalty]), seen: state[I.seen] } : undefined,
     bias: I.bias,
   });
-  const token = b.op('Where', [done, b.int64(c.padTokenId), picked]); // [G]
+  const chosen = head === 'image' ? b.op('Gather', [b.constant('code_to_token', DataType.INT64, [W], Array.from(codeToToken)), picked], { axis: 0 }) : picked;
+  const token = b.op('Where', [done, b.int64(c.padTokenId), chosen]); // [G]
 
   // advance the state machine
   const opensImage = and(not(inImage), eq(token, c.boiTokenId));
@@ -207,7 +225,8 @@ export function buildGenerationLoop(w: DecoderWeights): BuiltModel {
     pastKeys: Array.from({ length: L }, (_, i) => state[cacheNames(i).pastKey]),
     pastValues: Array.from({ length: L }, (_, i) => state[cacheNames(i).pastValue]),
   });
-  const nextLogits = b.op('Squeeze', [emitLmHead(b, w, forward.hidden), b.int64s([1])]); // [R, V]
+  const rows = head === 'image' ? { rows: imageRows } : {};
+  const nextLogits = b.op('Squeeze', [emitLmHead(b, w, forward.hidden, rows), b.int64s([1])]); // [R, W]
 
   // body outputs: cond, the carried state (same order as the inputs), then the scan output
   b.output('cond_out', DataType.BOOL, []);
@@ -239,4 +258,10 @@ export function outputName(name: string): string {
   const known = Object.entries(LOOP_INPUTS).find(([, v]) => v === name)?.[0] as keyof typeof LOOP_OUTPUTS | undefined;
   if (known && known in LOOP_OUTPUTS) return LOOP_OUTPUTS[known];
   return name.replace('past_key_values.', 'present.');
+}
+
+/** [first, last + 1) when the image tokens are one contiguous id range (they are in Anole's vocabulary). */
+export function imageTokenRange(codeToToken: Int32Array): [number, number] | undefined {
+  const first = codeToToken[0];
+  return codeToToken.every((id, code) => id === first + code) ? [first, first + codeToToken.length] : undefined;
 }
