@@ -151,8 +151,9 @@ export class S3BlobStore implements BlobStore {
       const out = await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType, ...condition }));
       return out.ETag!;
     } catch (e) {
-      // 409 ConditionalRequestConflict: AWS's answer when a concurrent conditional write is in flight
-      if (isStatus(e, 412) || isStatus(e, 409)) throw new PreconditionFailedError(key);
+      // 409 ConditionalRequestConflict: AWS's answer when a concurrent conditional write is in flight;
+      // 404 NoSuchKey: If-Match on an object that is gone
+      if (isStatus(e, 412) || isStatus(e, 409) || isStatus(e, 404)) throw new PreconditionFailedError(key);
       throw e;
     }
   }
