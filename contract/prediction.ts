@@ -1,4 +1,4 @@
-import type { OutputPart } from './job.ts';
+import type { OutputPart, SequenceResult } from './job.ts';
 
 /**
  * A prediction as the API shows it (Replicate's resource): the one record both sides update.
@@ -40,7 +40,8 @@ export interface PredictionRecord {
   cancel_requested: boolean;
   webhook: string | null;
   webhook_events_filter: WebhookEvent[];
-  metrics: { predict_time?: number; generated_tokens?: number };
+  /** finish_reasons: per sequence, why it ended (eos, length, image, canceled); the OpenAI shims report it. */
+  metrics: { predict_time?: number; generated_tokens?: number; finish_reasons?: SequenceResult['finishReason'][] };
   /** The job key the worker runs (`jobs/{id}.json`). */
   job: string;
 }
