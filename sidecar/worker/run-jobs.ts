@@ -2,9 +2,8 @@ import type { BlobStore } from '../../contract/blob-store.ts';
 import { preparedImage, type GenerationJob, type JobResult, type OutputPart, type SequenceResult } from '../../contract/job.ts';
 import { encodePng, postprocess } from '../../functions/preprocess/image-processor.ts';
 import type { ImageProcessorConfig } from '../../functions/preprocess/preprocessor-config.ts';
-import type { Generator } from '../engine/generator.ts';
+import type { CodecLike, GeneratorLike } from '../engine/engine-thread.ts';
 import type { SequenceRequest } from '../engine/generation-request.ts';
-import type { ImageCodec } from '../engine/image-codec.ts';
 import { spliceImageTokens } from '../engine/splice-image-tokens.ts';
 import { TextStream } from './text-stream.ts';
 
@@ -19,8 +18,9 @@ export type JobEvent =
 
 /** The loaded model parts a job needs. */
 export interface JobRuntime {
-  generator: Generator;
-  codec: ImageCodec;
+  /** In-process (Generator, ImageCodec) or on an engine thread (EngineThread). */
+  generator: GeneratorLike;
+  codec: CodecLike;
   decodeText: (ids: number[]) => Promise<string>;
   imageConfig: ImageProcessorConfig;
   store: BlobStore;

@@ -1,0 +1,139 @@
+import { Worker } from 'node:worker_threads';
+import type { AnoleConfig, VQConfig } from '../../model/config.ts';
+import type { SessionConfig } from '../onnx/session.ts';
+import type { SequenceRequest } from './generation-request.ts';
+import type { GenerateOptions, GenerationEvent, TransferStats } from './generator.ts';
+
+/** Messages to the engine thread. */
+export type ToThread =
+  | { type: 'generate'; id: number; requests: Omit<SequenceRequest, 'signal'>[]; options: Omit<GenerateOptions, 'signal'> }
+  | { type: 'abort'; id: number; sequence: number }
+  | { type: 'encodeTokens'; id: number; pixelValues: Float32Array; batch: number }
+  | { type: 'decode'; id: number; codes: number[][] };
+
+/** Messages from the engine thread. */
+export type FromThread =
+  | { type: 'ready'; config: AnoleConfig }
+  | { type: 'failed'; message: string }
+  | { type: 'event'; id: number; event: GenerationEvent }
+  | { type: 'end'; id: number; stats: TransferStats }
+  | { type: 'result'; id: number; value: unknown }
+  | { type: 'error'; id: number; message: string };
+
+/** What job runners need from the generator and the image codec, wherever they run. */
+export interface GeneratorLike {
+  readonly config: AnoleConfig;
+  generate(requests: SequenceRequest[], opts?: GenerateOptions): AsyncGenerator<GenerationEvent>;
+  release(): Promise<void>;
+}
+export interface CodecLike {
+  readonly vq: VQConfig;
+  readonly imageSeqLength: number;
+  encodeTokens(pixelValues: Float32Array, batch: number): Promise<Int32Array[]>;
+  decode(codes: ArrayLike<number>[]): Promise<Float32Array>;
+  release(): Promise<void>;
+}
+
+/**
+ * The generator and the image codec on a thread of their own (engine-thread-main.ts), behind the
+ * same methods: session.run blocks its thread for a whole chunk, and the main thread must keep
+ * answering HTTP requests, health checks and storage while a job runs.
+ */
+export class EngineThread {
+  readonly generator: GeneratorLike;
+  readonly codec: CodecLike;
+  private nextId = 0;
+  private readonly listeners = new Map<number, (m: FromThread) => void>();
+
+  private constructor(
+    private readonly worker: Worker,
+    config: AnoleConfig,
+  ) {
+    worker.on('message', (m: FromThread) => {
+      if ('id' in m) this.listeners.get(m.id)?.(m);
+    });
+    const call = <T>(message: ToThread): Promise<T> =>
+      new Promise((resolve, reject) => {
+        this.listeners.set(message.id, (m) => {
+          this.listeners.delete(message.id);
+          if (m.type === 'result') resolve(m.value as T);
+          else if (m.type === 'error') reject(new Error(m.message));
+        });
+        worker.postMessage(message);
+      });
+    const [h, w] = config.vq.quantStateDims;
+    this.codec = {
+      vq: config.vq,
+      imageSeqLength: h * w,
+      encodeTokens: (pixelValues, batch) => call({ type: 'encodeTokens', id: this.nextId++, pixelValues, batch }),
+      decode: (codes) => call({ type: 'decode', id: this.nextId++, codes: codes.map((c) => Array.from(c)) }),
+      release: () => this.close(),
+    };
+    this.generator = { config, generate: (requests, opts) => this.generate(requests, opts), release: () => this.close() };
+  }
+
+  /** Loads the checkpoint on a new thread; rejects with the checkpoint's error if it is bad. */
+  static async start(modelDir: string, session: SessionConfig = {}): Promise<EngineThread> {
+    const worker = new Worker(new URL('./thread-bootstrap.js', import.meta.url), {
+      workerData: { entry: new URL('./engine-thread-main.ts', import.meta.url).href, modelDir, session },
+    });
+    const first = await new Promise<FromThread>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    if (first.type !== 'ready') {
+      await worker.terminate();
+      throw new Error(first.type === 'failed' ? first.message : `engine thread: unexpected ${first.type}`);
+    }
+    return new EngineThread(worker, first.config);
+  }
+
+  private async *generate(requests: SequenceRequest[], opts: GenerateOptions = {}): AsyncGenerator<GenerationEvent> {
+    const id = this.nextId++;
+    const queue: FromThread[] = [];
+    let wake: (() => void) | undefined;
+    this.listeners.set(id, (m) => {
+      queue.push(m);
+      wake?.();
+    });
+    // signals cannot cross threads: forward each abort as a message
+    const abort = (sequence: number) => this.worker.postMessage({ type: 'abort', id, sequence } satisfies ToThread);
+    const forward = requests.map((r, sequence) => {
+      const onAbort = () => abort(sequence);
+      r.signal?.addEventListener('abort', onAbort, { once: true });
+      return () => r.signal?.removeEventListener('abort', onAbort);
+    });
+    const all = () => requests.forEach((_, sequence) => abort(sequence));
+    opts.signal?.addEventListener('abort', all, { once: true });
+    try {
+      this.worker.postMessage({
+        type: 'generate',
+        id,
+        requests: requests.map(({ signal: _signal, ...rest }) => rest),
+        options: { chunkSize: opts.chunkSize },
+      } satisfies ToThread);
+      // aborted before the thread saw them: their listeners will never fire
+      requests.forEach((r, sequence) => (r.signal?.aborted || opts.signal?.aborted) && abort(sequence));
+      for (;;) {
+        if (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+        const m = queue.shift()!;
+        if (m.type === 'event') yield m.event;
+        else if (m.type === 'end') return;
+        else if (m.type === 'error') throw new Error(m.message);
+      }
+    } finally {
+      this.listeners.delete(id);
+      forward.forEach((off) => off());
+      opts.signal?.removeEventListener('abort', all);
+    }
+  }
+
+  /** Ends the thread (and its sessions); safe to call more than once. */
+  async close(): Promise<void> {
+    this.closing ??= this.worker.terminate().then(() => undefined);
+    await this.closing;
+  }
+
+  private closing: Promise<void> | undefined;
+}

@@ -1,0 +1,99 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compileConstraints, type GenerationMode } from '../functions/generation/constraints.ts';
+import { EngineThread } from '../sidecar/engine/engine-thread.ts';
+import { DEFAULT_SAMPLING, type SequenceRequest } from '../sidecar/engine/generation-request.ts';
+import { Generator } from '../sidecar/engine/generator.ts';
+import { ImageCodec } from '../sidecar/engine/image-codec.ts';
+import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
+import { writeRandomCheckpoint } from '../sidecar/weights/random-checkpoint.ts';
+
+/** The engine on its own thread behaves exactly as in-process, and keeps the main thread free. */
+let dir: string;
+let thread: EngineThread;
+let local: Generator;
+let codec: ImageCodec;
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-thread-'));
+  writeRandomCheckpoint({ out: path.join(dir, 'ckpt'), preset: 'tiny', seed: 5 });
+  const ckpt = openCheckpoint(path.join(dir, 'ckpt'));
+  [thread, local, codec] = await Promise.all([EngineThread.start(path.join(dir, 'ckpt')), Generator.load(ckpt), ImageCodec.load(ckpt)]);
+});
+afterAll(async () => {
+  await Promise.all([thread?.close(), local?.release(), codec?.release()]);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function request(mode: GenerationMode, maxNewTokens: number, seed: number, signal?: AbortSignal): SequenceRequest {
+  return {
+    promptIds: [0, 16900, 16801 + seed, 8710],
+    constraints: compileConstraints(local.config, mode),
+    maxNewTokens,
+    text: { ...DEFAULT_SAMPLING.text },
+    image: { ...DEFAULT_SAMPLING.image },
+    repetitionPenalty: DEFAULT_SAMPLING.repetitionPenalty,
+    guidance: { ...DEFAULT_SAMPLING.guidance },
+    seed,
+    signal,
+  };
+}
+
+async function collect(generate: AsyncGenerator<{ type: string; sequence: number }>) {
+  const events: { type: string; sequence: number }[] = [];
+  for await (const e of generate) events.push(e);
+  return events;
+}
+
+describe('EngineThread', () => {
+  it('streams the same events as the in-process generator', async () => {
+    const N = local.config.imageSeqLength;
+    const requests = () => [request('image', N + 2, 1), request('text', 10, 2), request('interleaved', 30, 3)];
+    const [there, here] = await Promise.all([collect(thread.generator.generate(requests())), collect(local.generate(requests()))]);
+    expect(there).toEqual(here);
+    expect(there.filter((e) => e.type === 'done')).toHaveLength(3);
+  });
+
+  it('encodes and decodes images like the in-process codec', async () => {
+    const [, , h, w] = [1, 3, local.config.vq.resolution, local.config.vq.resolution];
+    const pixels = Float32Array.from({ length: 2 * 3 * h * w }, (_, i) => Math.sin(i / 7));
+    const [tokensThere, tokensHere] = await Promise.all([thread.codec.encodeTokens(pixels.slice(), 2), codec.encodeTokens(pixels, 2)]);
+    expect(tokensThere.map((t) => Array.from(t))).toEqual(tokensHere.map((t) => Array.from(t)));
+    const codes = [Array.from({ length: thread.codec.imageSeqLength }, (_, i) => (i * 37) % 8192)];
+    expect(Array.from(await thread.codec.decode(codes))).toEqual(Array.from(await codec.decode(codes)));
+  });
+
+  it('forwards a request AbortSignal across the thread', async () => {
+    const controller = new AbortController();
+    const events: { type: string; sequence: number; reason?: string }[] = [];
+    for await (const e of thread.generator.generate([request('text', 200, 4, controller.signal), request('text', 12, 5)], { chunkSize: 2 })) {
+      events.push(e as never);
+      if (events.length === 1) controller.abort();
+    }
+    const done = events.filter((e) => e.type === 'done');
+    expect(done.find((e) => e.sequence === 0)?.reason).toBe('canceled');
+    expect(done.find((e) => e.sequence === 1)?.reason).not.toBe('canceled');
+  });
+
+  it('keeps the main thread free while a chunk runs', async () => {
+    // One long chunk (the whole budget in one session.run). In-process, no timer could fire
+    // during it; on the thread, the main thread's timer keeps ticking.
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const started = Date.now();
+    await collect(thread.generator.generate([request('text', 120, 6), request('text', 120, 7)], { chunkSize: 120 }));
+    const elapsed = Date.now() - started;
+    clearInterval(timer);
+    expect(elapsed).toBeGreaterThan(50);
+    expect(ticks).toBeGreaterThan(elapsed / 20);
+  });
+
+  it('a bad checkpoint rejects start() with the checkpoint error', async () => {
+    const bad = path.join(dir, 'bad');
+    fs.mkdirSync(bad);
+    fs.writeFileSync(path.join(bad, 'config.json'), '{ not json');
+    await expect(EngineThread.start(bad)).rejects.toThrow(/config\.json: not valid JSON/);
+  });
+});
