@@ -85,6 +85,8 @@ program
   .option('--shards <n>', 'split the weights into n shard files', int('--shards'))
   .action(initModelCommand);
 
+program.command('bench').description('time the random tiny and small models (last stdout line: JSON)').option('--preset <names>', 'comma-separated presets', 'tiny,small').action(async (o) => (await import('../bench/run-bench.ts')).runBench({ presets: o.preset.split(',') }));
+
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
