@@ -73,6 +73,8 @@ export async function prepareJob(
   const room = config.maxPositionEmbeddings - promptIds.length;
   const defaultMax = mode === 'image' ? N + 2 : mode === 'interleaved' ? 2 * (N + 2) + 256 : 256;
   const maxNewTokens = input.maxNewTokens ?? Math.min(defaultMax, room);
+  // a prompt that fills the context is the prompt's fault, whatever max_new_tokens says
+  if (room < 1) throw new InvalidInputError('prompt', `the prompt has ${promptIds.length} tokens: no room left in the context length ${config.maxPositionEmbeddings}`);
   if (!(Number.isInteger(maxNewTokens) && maxNewTokens >= 1)) {
     throw new InvalidInputError('max_new_tokens', `max_new_tokens must be a positive integer, got ${maxNewTokens}`);
   }

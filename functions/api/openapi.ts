@@ -1,0 +1,23 @@
+import type { OpenAPIHono } from '@hono/zod-openapi';
+
+/**
+ * GET /openapi.json: generated from the routes' zod schemas, the same objects that validate the
+ * requests, so there is no hand-kept copy to drift. Register it after every route.
+ */
+export function openApiRoute(app: OpenAPIHono): void {
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'an API key (ANOLE_API_KEYS); off when the server has none configured',
+  });
+  app.doc31('/openapi.json', (c) => ({
+    openapi: '3.1.0',
+    info: {
+      title: 'Anole Serve',
+      version: '1',
+      description: 'Text, images and interleaved text+image generation with Anole. Predictions are Replicate-style; /v1/images/generations and /v1/chat/completions follow OpenAI.',
+    },
+    servers: [{ url: new URL(c.req.url).origin }],
+    security: [{ bearer: [] }],
+  }));
+}

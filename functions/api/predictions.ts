@@ -1,0 +1,224 @@
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import { TERMINAL, type PredictionEvent, type PredictionRecord } from '../../contract/prediction.ts';
+import { InvalidCursorError } from '../../contract/prediction-store.ts';
+import type { AuthEnv } from './auth.ts';
+import { createPrediction, DEFAULT_WEBHOOK_EVENTS, parseCancelAfter } from './create-prediction.ts';
+import type { ApiContext } from './deps.ts';
+import { ApiError } from './errors.ts';
+import { requestCancel } from './cancel-prediction.ts';
+import { followEvents, waitForTerminal } from './follow-prediction.ts';
+import { checkIdempotencyKey, fingerprint, idempotent, type StoredResponse } from './idempotency.ts';
+import { renderPrediction, type ViewContext } from './prediction-view.ts';
+import {
+  CreatePredictionSchema,
+  ErrorSchema,
+  IdParamSchema,
+  ListQuerySchema,
+  PredictionListSchema,
+  PredictionSchema,
+  type CreatePredictionBody,
+} from './schemas.ts';
+
+/**
+ * Replicate-style predictions: create (async, or Prefer: wait=N), get, list, cancel, stream (SSE).
+ * Every read is scoped to the caller's owner: another key's prediction is simply not found.
+ */
+const errors = (...codes: number[]) =>
+  Object.fromEntries(codes.map((code) => [code, { description: 'error', content: { 'application/json': { schema: ErrorSchema } } }]));
+
+const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
+
+const createPredictionRoute = createRoute({
+  method: 'post',
+  path: '/v1/predictions',
+  summary: 'Create a prediction',
+  request: {
+    headers: z.object({
+      'idempotency-key': z.string().optional().openapi({ description: 'a retry with the same key returns the first response' }),
+      prefer: z.string().optional().openapi({ description: 'wait=N: answer when done within N seconds (at most 60), else 202', example: 'wait=30' }),
+      'cancel-after': z.string().optional().openapi({ description: 'deadline, e.g. 90s, 5m: aborted if not started by then, canceled if running', example: '5m' }),
+    }),
+    body: { content: { 'application/json': { schema: CreatePredictionSchema } }, required: true },
+  },
+  responses: {
+    201: json(PredictionSchema, 'created (with output when it finished within Prefer: wait)'),
+    202: json(PredictionSchema, 'Prefer: wait ran out before it finished: poll urls.get'),
+    ...errors(400, 401, 409, 413, 415, 422),
+  },
+});
+
+const getPredictionRoute = createRoute({
+  method: 'get',
+  path: '/v1/predictions/{id}',
+  summary: 'Get a prediction',
+  request: { params: IdParamSchema },
+  responses: { 200: json(PredictionSchema, 'the prediction'), ...errors(401, 404) },
+});
+
+const listPredictionsRoute = createRoute({
+  method: 'get',
+  path: '/v1/predictions',
+  summary: "The caller's predictions, newest first",
+  request: { query: ListQuerySchema },
+  responses: { 200: json(PredictionListSchema, 'a page'), ...errors(400, 401, 422) },
+});
+
+const cancelPredictionRoute = createRoute({
+  method: 'post',
+  path: '/v1/predictions/{id}/cancel',
+  summary: 'Cancel a prediction (idempotent; a finished one is returned as it is)',
+  request: { params: IdParamSchema },
+  responses: { 200: json(PredictionSchema, 'the prediction'), ...errors(401, 404) },
+});
+
+const streamPredictionRoute = createRoute({
+  method: 'get',
+  path: '/v1/predictions/{id}/stream',
+  summary: 'Server-sent events: status, text, image_rows (preview), image, error, done',
+  request: {
+    params: IdParamSchema,
+    headers: z.object({ 'last-event-id': z.string().regex(/^\d+$/).optional().openapi({ description: 'resume after this event' }) }),
+  },
+  responses: {
+    200: { description: 'an event stream; each event has an id (its place in the log) and a JSON data line', content: { 'text/event-stream': { schema: z.string() } } },
+    ...errors(401, 404),
+  },
+});
+
+export function predictionRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): void {
+  app.openapi(createPredictionRoute, async (c) => {
+    const body = c.req.valid('json');
+    const owner = c.get('owner');
+    const key = c.req.header('idempotency-key');
+    const cancelAfter = c.req.header('cancel-after');
+    const wait = parsePreferWait(c.req.header('prefer'), ctx.limits.maxWaitSeconds);
+    const deadline = cancelAfter !== undefined ? parseCancelAfter(cancelAfter, ctx.now(), ctx.limits.maxCancelAfterSeconds) : null;
+
+    const run = async (): Promise<StoredResponse> => {
+      const { record } = await createPrediction(ctx, owner, predictionRequest(body, deadline));
+      const current = wait === null ? record : await waitForTerminal(ctx.predictions, record.id, { timeoutMs: wait * 1000, pollMs: ctx.limits.pollMs, signal: c.req.raw.signal });
+      const view = await renderPrediction(current, viewContext(c, ctx));
+      return {
+        status: wait !== null && !TERMINAL.has(current.status) ? 202 : 201,
+        body: view,
+        headers: { Location: view.urls.get, ...(wait !== null ? { 'Preference-Applied': `wait=${wait}` } : {}) },
+      };
+    };
+
+    let response: StoredResponse & { replayed: boolean };
+    if (key === undefined) response = { ...(await run()), replayed: false };
+    else {
+      checkIdempotencyKey(key);
+      const print = fingerprint('POST', '/v1/predictions', body, { 'cancel-after': cancelAfter });
+      response = await idempotent(ctx.store, { owner, key, fingerprint: print, ttlMs: ctx.limits.idempotencyTtlMs, leaseMs: ctx.limits.idempotencyLeaseMs, now: ctx.now }, run);
+    }
+    const headers = { ...response.headers, ...(response.replayed ? { 'Idempotent-Replayed': 'true' } : {}) };
+    return c.json(response.body as z.infer<typeof PredictionSchema>, response.status as 201 | 202, headers);
+  });
+
+  app.openapi(getPredictionRoute, async (c) => {
+    const record = await ownPrediction(ctx, c.req.valid('param').id, c.get('owner'));
+    return c.json(await renderPrediction(record, viewContext(c, ctx)), 200);
+  });
+
+  app.openapi(listPredictionsRoute, async (c) => {
+    const { cursor, limit } = c.req.valid('query');
+    let page;
+    try {
+      page = await ctx.predictions.listByOwner(c.get('owner'), { cursor, limit: limit ?? 20 });
+    } catch (e) {
+      if (e instanceof InvalidCursorError) throw new ApiError(422, 'invalid_value', 'cursor is not one this API gave you', 'cursor');
+      throw e;
+    }
+    const view = viewContext(c, ctx);
+    const next = page.nextCursor ? `${view.origin}/v1/predictions?${new URLSearchParams({ cursor: page.nextCursor, ...(limit ? { limit: String(limit) } : {}) })}` : null;
+    return c.json({ results: await Promise.all(page.predictions.map((r) => renderPrediction(r, view))), next }, 200);
+  });
+
+  app.openapi(cancelPredictionRoute, async (c) => {
+    const { id } = c.req.valid('param');
+    await ownPrediction(ctx, id, c.get('owner'));
+    const value = await requestCancel(ctx, id);
+    return c.json(await renderPrediction(value, viewContext(c, ctx)), 200);
+  });
+
+  app.openapi(streamPredictionRoute, async (c) => {
+    const { id } = c.req.valid('param');
+    const record = await ownPrediction(ctx, id, c.get('owner'));
+    const lastEventId = c.req.valid('header')['last-event-id'];
+    const view = viewContext(c, ctx);
+    return streamSSE(c, async (stream) => {
+      const keepAlive = setInterval(() => void stream.write(': keep-alive\n\n').catch(() => undefined), 15_000);
+      const aborted = new AbortController();
+      stream.onAbort(() => aborted.abort());
+      try {
+        await stream.writeSSE({ event: 'status', data: JSON.stringify({ status: record.status }) });
+        const events = followEvents(ctx.predictions, id, { afterSeq: lastEventId ? Number(lastEventId) : -1, pollMs: ctx.limits.pollMs, signal: aborted.signal });
+        for await (const { seq, event } of events) {
+          const { type, ...data } = await renderEvent(event, view);
+          await stream.writeSSE({ event: type, data: JSON.stringify(data), ...(seq !== null ? { id: String(seq) } : {}) });
+        }
+      } finally {
+        clearInterval(keepAlive);
+      }
+    }) as unknown as Response as never;
+  });
+}
+
+/** The caller's prediction; someone else's is as absent as a missing one. */
+export async function ownPrediction(ctx: ApiContext, id: string, owner: string): Promise<PredictionRecord> {
+  const found = await ctx.predictions.get(id);
+  if (!found || found.value.owner !== owner) throw new ApiError(404, 'not_found', `no prediction ${id}`, 'id');
+  return found.value;
+}
+
+export function viewContext(c: Context, ctx: ApiContext): ViewContext {
+  return { presignGet: (key, s) => ctx.store.presignGet(key, s), origin: new URL(c.req.url).origin, urlExpirySeconds: ctx.limits.outputUrlSeconds };
+}
+
+/** Prefer: wait / wait=N (RFC 7240, Replicate): seconds to wait, capped; null when not asked. */
+export function parsePreferWait(prefer: string | undefined, maxSeconds: number): number | null {
+  const m = /(?:^|[\s,;])wait(?:\s*=\s*"?(\d+)"?)?(?=$|[\s,;])/i.exec(prefer ?? '');
+  if (!m) return null;
+  const n = m[1] === undefined ? maxSeconds : Number(m[1]);
+  return n > 0 ? Math.min(n, maxSeconds) : null;
+}
+
+function predictionRequest(body: CreatePredictionBody, deadline: string | null) {
+  const { input } = body;
+  const s = input.sampling;
+  return {
+    input: {
+      prompt: input.prompt,
+      mode: input.mode,
+      maxNewTokens: input.max_new_tokens,
+      n: input.n,
+      sampling: s && { temperature: s.temperature, topP: s.top_p, topK: s.top_k, seed: s.seed, repetitionPenalty: s.repetition_penalty },
+      guidance: input.guidance,
+      logitBias: input.logit_bias,
+    },
+    images: input.images ?? [],
+    shownInput: input as Record<string, unknown>,
+    webhook: body.webhook ?? null,
+    webhookEventsFilter: body.webhook_events_filter ?? DEFAULT_WEBHOOK_EVENTS,
+    deadline,
+    param: (name: string) => `input.${name}`,
+  };
+}
+
+/** Log events carry blob keys; the stream sends presigned URLs instead. */
+async function renderEvent(event: PredictionEvent, view: ViewContext): Promise<{ type: string } & Record<string, unknown>> {
+  if (event.type === 'image') {
+    const { key, ...rest } = event;
+    const { url, expiresAt } = await view.presignGet(key, view.urlExpirySeconds);
+    return { ...rest, url, expires_at: expiresAt };
+  }
+  if (event.type === 'image_rows' && event.preview_key) {
+    const { preview_key, ...rest } = event;
+    const { url, expiresAt } = await view.presignGet(preview_key, view.urlExpirySeconds);
+    return { ...rest, preview_url: url, expires_at: expiresAt };
+  }
+  return event;
+}

@@ -1,0 +1,224 @@
+import { z } from '@hono/zod-openapi';
+import { LIMITS } from '../prepare-job.ts';
+
+/**
+ * The request and response shapes. These zod schemas validate every request (unknown fields are
+ * rejected: strict objects throughout) and the same objects generate GET /openapi.json, so the
+ * document cannot drift from what the server accepts. Checks that need the model (token ids in
+ * the vocabulary, prompt length against the context) happen later, in prepareJob.
+ */
+
+const MAX_PROMPT_CHARS = 100_000; // bounds tokenizer work; the real bound is the context length in tokens
+const MAX_NEW_TOKENS = 4096; // the context length; prepareJob checks prompt + new tokens against it
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: 'invalid_value' }),
+      message: z.string(),
+      param: z.string().nullable().openapi({ example: 'input.sampling.temperature' }),
+    }),
+  })
+  .openapi('Error');
+
+export const ImageRefSchema = z
+  .string()
+  .regex(/^(https?:\/\/|data:|up_[0-9a-z]{26}$)/, 'an image must be an https URL, a data: URI or an upload id (up_…)')
+  .openapi({ description: 'An https URL, a base64 data: URI, or an upload_id from POST /v1/uploads', example: 'https://example.com/cat.png' });
+
+export const SamplingSchema = z
+  .strictObject({
+    temperature: z.number().gt(0).max(10).optional().openapi({ description: 'default: text 1.0, image 0.7' }),
+    top_p: z.number().gt(0).max(1).optional().openapi({ description: 'default 0.9' }),
+    top_k: z.number().int().min(0).optional().openapi({ description: '0 = off (default)' }),
+    seed: z.number().int().min(0).max(2 ** 31 - 1).optional().openapi({ description: 'default: random; sequence k of n uses seed + k' }),
+    repetition_penalty: z.number().min(1).max(10).optional().openapi({ description: 'text tokens only; default 1.2' }),
+  })
+  .openapi('Sampling');
+
+export const GuidanceSchema = z
+  .strictObject({
+    text: z.number().min(1).max(20).optional().openapi({ description: 'classifier-free guidance scale for the text condition; default 3.0, 1 = off' }),
+    image: z.number().min(1).max(20).optional().openapi({ description: 'guidance scale for the image condition; default 1.2, 1 = off' }),
+  })
+  .openapi('Guidance');
+
+export const LogitBiasSchema = z
+  .record(z.string().regex(/^\d+$/, 'a token id (a non-negative integer)'), z.number().min(-100).max(100))
+  .refine((m) => Object.keys(m).length <= LIMITS.maxLogitBiasEntries, {
+    message: `at most ${LIMITS.maxLogitBiasEntries} entries`,
+  })
+  .openapi('LogitBias', {
+    description: `Token id → bias in [-100, 100], added to that token's logit after the mode's mask (a forbidden token stays forbidden); at most ${LIMITS.maxLogitBiasEntries} entries`,
+    maxProperties: LIMITS.maxLogitBiasEntries,
+    example: { '8197': 10 },
+  });
+
+export const ModeSchema = z.enum(['text', 'image', 'interleaved']).openapi('Mode');
+
+export const PredictionInputSchema = z
+  .strictObject({
+    prompt: z.string().max(MAX_PROMPT_CHARS).openapi({ description: 'The prompt; each `<image>` marks where the next image of `images` goes', example: 'A cat on a red sofa.' }),
+    images: z.array(ImageRefSchema).max(LIMITS.maxImages).optional(),
+    mode: ModeSchema.optional().openapi({ description: 'default text' }),
+    max_new_tokens: z.number().int().min(1).max(MAX_NEW_TOKENS).optional(),
+    n: z.number().int().min(1).max(LIMITS.maxN).optional().openapi({ description: 'sequences (e.g. images) from the one prompt; default 1' }),
+    sampling: SamplingSchema.optional(),
+    guidance: GuidanceSchema.optional(),
+    logit_bias: LogitBiasSchema.optional(),
+  })
+  .openapi('PredictionInput');
+
+export const WebhookEventSchema = z.enum(['start', 'output', 'logs', 'completed']);
+
+export const CreatePredictionSchema = z
+  .strictObject({
+    input: PredictionInputSchema,
+    webhook: z.string().max(2048).optional().openapi({ description: 'https URL POSTed the prediction, signed per Standard Webhooks' }),
+    webhook_events_filter: z.array(WebhookEventSchema).optional().openapi({ description: 'default: start, completed' }),
+  })
+  .openapi('CreatePrediction');
+
+export const StatusSchema = z.enum(['starting', 'processing', 'succeeded', 'failed', 'canceled', 'aborted']).openapi('Status');
+
+export const OutputPartSchema = z
+  .discriminatedUnion('type', [
+    z.object({ type: z.literal('text'), sequence: z.number().int(), text: z.string() }),
+    z.object({
+      type: z.literal('image'),
+      sequence: z.number().int(),
+      url: z.string().openapi({ description: 'presigned GET URL' }),
+      expires_at: z.string().openapi({ description: 'when url stops working' }),
+      width: z.number().int(),
+      height: z.number().int(),
+    }),
+  ])
+  .openapi('OutputPart', { description: 'Parts in generation order; sequence is k of the n sequences' });
+
+export const PredictionSchema = z
+  .object({
+    id: z.string(),
+    status: StatusSchema,
+    input: z.record(z.string(), z.unknown()),
+    output: z.array(OutputPartSchema).nullable(),
+    error: z.string().nullable(),
+    created_at: z.string(),
+    started_at: z.string().nullable(),
+    completed_at: z.string().nullable(),
+    deadline: z.string().nullable(),
+    metrics: z.object({
+      predict_time: z.number().optional().openapi({ description: 'seconds the worker spent generating' }),
+      generated_tokens: z.number().optional(),
+      finish_reasons: z.array(z.enum(['eos', 'length', 'image', 'canceled'])).optional().openapi({ description: 'per sequence' }),
+    }),
+    urls: z.object({ get: z.string(), cancel: z.string(), stream: z.string() }),
+  })
+  .openapi('Prediction');
+
+export const PredictionListSchema = z
+  .object({ results: z.array(PredictionSchema), next: z.string().nullable().openapi({ description: 'URL of the next (older) page' }) })
+  .openapi('PredictionList');
+
+export const IdParamSchema = z.object({ id: z.string().regex(/^[0-9a-z]{1,64}$/).openapi({ param: { name: 'id', in: 'path' } }) });
+
+export const ListQuerySchema = z.strictObject({
+  cursor: z.string().max(512).optional().openapi({ param: { name: 'cursor', in: 'query' } }),
+  limit: z.coerce.number().int().min(1).max(100).optional().openapi({ param: { name: 'limit', in: 'query' }, type: 'integer' }),
+});
+
+export const UPLOAD_CONTENT_TYPES = ['image/png', 'image/jpeg', 'image/webp', 'image/gif', 'image/tiff', 'image/avif'] as const;
+
+export const CreateUploadSchema = z
+  .strictObject({
+    content_type: z.enum(UPLOAD_CONTENT_TYPES).openapi({ description: 'signed: the PUT must send this Content-Type' }),
+  })
+  .openapi('CreateUpload');
+
+export const UploadSchema = z
+  .object({
+    upload_id: z.string().openapi({ description: 'use as an image in a prediction' }),
+    url: z.string(),
+    method: z.literal('PUT'),
+    headers: z.record(z.string(), z.string()),
+    expires_at: z.string(),
+    max_bytes: z.number().int().openapi({ description: 'larger uploads are refused when used (413)' }),
+  })
+  .openapi('Upload');
+
+// OpenAI-compatible shapes: the fields their clients send, nothing more.
+
+export const ImageGenerationRequestSchema = z
+  .strictObject({
+    prompt: z.string().min(1).max(MAX_PROMPT_CHARS),
+    model: z.string().optional().openapi({ description: 'accepted and echoed; the server runs its one model' }),
+    n: z.number().int().min(1).max(LIMITS.maxN).optional(),
+    size: z.string().regex(/^\d+x\d+$/).optional().openapi({ description: "the model's image size only (512x512 for Anole)" }),
+    response_format: z.enum(['url', 'b64_json']).optional(),
+    user: z.string().optional(),
+  })
+  .openapi('ImageGenerationRequest');
+
+export const ImageGenerationResponseSchema = z
+  .object({
+    created: z.number().int(),
+    data: z.array(z.object({ url: z.string().optional(), b64_json: z.string().optional() })),
+  })
+  .openapi('ImageGenerationResponse');
+
+const ContentPartSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('text'), text: z.string() }),
+  z.strictObject({
+    type: z.literal('image_url'),
+    image_url: z.strictObject({ url: ImageRefSchema, detail: z.enum(['auto', 'low', 'high']).optional() }),
+  }),
+]);
+
+export const ChatMessageSchema = z
+  .strictObject({
+    role: z.enum(['system', 'developer', 'user', 'assistant']),
+    content: z.union([z.string(), z.array(ContentPartSchema)]),
+    name: z.string().optional(),
+  })
+  .openapi('ChatMessage');
+
+export const ChatCompletionRequestSchema = z
+  .strictObject({
+    model: z.string(),
+    messages: z.array(ChatMessageSchema).min(1),
+    max_tokens: z.number().int().min(1).max(MAX_NEW_TOKENS).optional(),
+    max_completion_tokens: z.number().int().min(1).max(MAX_NEW_TOKENS).optional(),
+    n: z.number().int().min(1).max(LIMITS.maxN).optional(),
+    temperature: z.number().min(0).max(2).optional().openapi({ description: '0 = greedy' }),
+    top_p: z.number().gt(0).max(1).optional(),
+    seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
+    logit_bias: LogitBiasSchema.optional(),
+    stream: z.boolean().optional(),
+    stream_options: z.strictObject({ include_usage: z.boolean().optional() }).optional(),
+    user: z.string().optional(),
+  })
+  .openapi('ChatCompletionRequest');
+
+export const ChatCompletionSchema = z
+  .object({
+    id: z.string(),
+    object: z.literal('chat.completion'),
+    created: z.number().int(),
+    model: z.string(),
+    choices: z.array(
+      z.object({
+        index: z.number().int(),
+        message: z.object({ role: z.literal('assistant'), content: z.string() }),
+        finish_reason: z.enum(['stop', 'length']),
+      }),
+    ),
+    usage: z.object({ prompt_tokens: z.number().int(), completion_tokens: z.number().int(), total_tokens: z.number().int() }),
+  })
+  .openapi('ChatCompletion');
+
+export const HealthSchema = z.object({ status: z.literal('ok') }).openapi('Health');
+
+export type PredictionInputBody = z.infer<typeof PredictionInputSchema>;
+export type CreatePredictionBody = z.infer<typeof CreatePredictionSchema>;
+export type PredictionView = z.infer<typeof PredictionSchema>;
+export type OutputPartView = z.infer<typeof OutputPartSchema>;
+export type ChatCompletionBody = z.infer<typeof ChatCompletionRequestSchema>;

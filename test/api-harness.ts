@@ -1,0 +1,54 @@
+import fs from 'node:fs';
+import { SqsJobQueue } from '../contract/job-queue.ts';
+import { PredictionStore } from '../contract/prediction-store.ts';
+import { createS3Client } from '../contract/s3.ts';
+import { S3BlobStore } from '../contract/s3-blob-store.ts';
+import { createSqsClient } from '../contract/sqs.ts';
+import { startLocalStack, type LocalStack } from '../dev/local-stack.ts';
+import { createApp } from '../functions/api/app.ts';
+import type { ApiDeps } from '../functions/api/deps.ts';
+import { AnoleProcessor } from '../functions/preprocess/processor.ts';
+import { parseAnoleConfig, type AnoleConfig } from '../model/config.ts';
+
+/** The API on the real local stack (s3rver behind the conditional-write front, local-aws-sqs) and the fixture model's processor. */
+export const FIXTURE_MODEL = 'test/fixtures/anole-tiny';
+
+export interface ApiHarness {
+  stack: LocalStack;
+  store: S3BlobStore;
+  predictions: PredictionStore;
+  queue: SqsJobQueue;
+  config: AnoleConfig;
+  processor: AnoleProcessor;
+  app: ReturnType<typeof createApp>;
+  /** A new app on the same stack with other options (keys, limits, address policy). */
+  makeApp(overrides?: Partial<ApiDeps>): ReturnType<typeof createApp>;
+  stop(): Promise<void>;
+}
+
+export async function startApiHarness(overrides: Partial<ApiDeps> = {}): Promise<ApiHarness> {
+  const stack = await startLocalStack();
+  const store = new S3BlobStore(createS3Client(stack.s3), stack.s3.bucket);
+  const sqs = createSqsClient(stack.queue);
+  const queue = new SqsJobQueue(sqs, stack.queue.queueUrl);
+  const predictions = new PredictionStore(store);
+  const config = parseAnoleConfig(JSON.parse(fs.readFileSync(`${FIXTURE_MODEL}/config.json`, 'utf8')));
+  const processor = await AnoleProcessor.load(FIXTURE_MODEL);
+  const makeApp = (more: Partial<ApiDeps> = {}) =>
+    createApp({ config, processor, store, predictions, queue, limits: { pollMs: 50 }, ...overrides, ...more });
+  return {
+    stack,
+    store,
+    predictions,
+    queue,
+    config,
+    processor,
+    app: makeApp(),
+    makeApp,
+    async stop() {
+      sqs.destroy();
+      store.s3.destroy();
+      await stack.stop();
+    },
+  };
+}
