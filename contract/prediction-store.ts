@@ -89,7 +89,7 @@ export class PredictionStore {
       if (e instanceof PreconditionFailedError) throw new PredictionExistsError(record.id);
       throw e;
     }
-    await this.blobs.put(ownerKey(record), '', 'text/plain');
+    await this.blobs.put(ownerKey(record), record.id, 'text/plain');
     return { value: record, etag };
   }
 
@@ -126,7 +126,7 @@ export class PredictionStore {
     const limit = opts.limit ?? 20;
     const startAfter = opts.cursor ? decodeCursor(opts.cursor, ownerPrefix(owner)) : undefined;
     const { keys, truncated } = await this.blobs.list(ownerPrefix(owner), { startAfter, limit });
-    const records = await Promise.all(keys.map((k) => this.get(k.slice(k.lastIndexOf('-') + 1))));
+    const records = await Promise.all(keys.map((k) => this.get(idOfOwnerKey(k))));
     return {
       predictions: records.filter((r) => r !== undefined).map((r) => r.value),
       nextCursor: truncated && keys.length > 0 ? Buffer.from(keys[keys.length - 1]).toString('base64url') : null,
@@ -177,6 +177,8 @@ function checkUpdate(from: PredictionRecord, to: PredictionRecord): void {
   if (from.status !== to.status && !TRANSITIONS[from.status].includes(to.status)) throw new InvalidTransitionError(from.id, from.status, to.status);
 }
 
+/** `owners/{owner}/{13 digits}-{id}` → id (ids may contain '-'). */
+const idOfOwnerKey = (key: string) => key.slice(key.lastIndexOf('/') + 1 + 14);
 const seqOf = (key: string) => Number(key.slice(key.lastIndexOf('/') + 1, -'.json'.length));
 
 function decodeCursor(cursor: string, prefix: string): string {

@@ -2,7 +2,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
-  ListObjectsV2Command,
+  ListObjectsCommand,
   PutObjectCommand,
   S3ServiceException,
   type S3Client,
@@ -100,25 +100,23 @@ export class S3BlobStore implements BlobStore {
     await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
   }
 
-  /** Keys under `prefix` in key order, after `startAfter`; `truncated` when more follow. */
+  /**
+   * Keys under `prefix` in key order, after `startAfter`; `truncated` when more follow. ListObjects
+   * (v1) with Marker = the last key seen: v2's continuation tokens break s3rver on Node ≥ 17 (it
+   * makes them with DES, which OpenSSL 3 no longer offers), and a marker works the same on AWS.
+   */
   async list(prefix: string, opts: { startAfter?: string; limit?: number } = {}): Promise<{ keys: string[]; truncated: boolean }> {
     const keys: string[] = [];
-    let token: string | undefined;
     const limit = opts.limit ?? Infinity;
+    let marker = opts.startAfter;
     for (;;) {
       const out = await this.s3.send(
-        new ListObjectsV2Command({
-          Bucket: this.bucket,
-          Prefix: prefix,
-          StartAfter: token ? undefined : opts.startAfter,
-          ContinuationToken: token,
-          MaxKeys: Math.min(1000, limit - keys.length),
-        }),
+        new ListObjectsCommand({ Bucket: this.bucket, Prefix: prefix, Marker: marker, MaxKeys: Math.min(1000, limit - keys.length) }),
       );
       keys.push(...(out.Contents ?? []).map((c) => c.Key!));
-      if (!out.IsTruncated || !out.NextContinuationToken) return { keys, truncated: false };
+      if (!out.IsTruncated || keys.length === 0) return { keys, truncated: false };
       if (keys.length >= limit) return { keys, truncated: true };
-      token = out.NextContinuationToken;
+      marker = keys[keys.length - 1];
     }
   }
 

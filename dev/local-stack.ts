@@ -48,7 +48,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   const ownDir = opts.dir === undefined;
   const dir = opts.dir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'anole-s3-')));
 
-  const s3rver = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: dir, configureBuckets: [{ name: bucket }] });
+  const s3rver = new S3rver({ address: '127.0.0.1', port: 0, silent: process.env.S3RVER_LOG !== '1', directory: dir, configureBuckets: [{ name: bucket }] });
   const s3rverAddress = await s3rver.run();
   const s3Front = await startConditionalS3Front({ upstream: `http://127.0.0.1:${s3rverAddress.port}`, port: opts.s3Port });
 
