@@ -1,8 +1,10 @@
 import { DataType, type GraphBuilder } from '../onnx/graph-builder.ts';
+import { floatConstant, maskLowest, toActivation } from './precision.ts';
 
 /**
  * The building blocks of one Anole decoder forward (anole-model.md §2), each emitted into any
- * GraphBuilder (a root graph or a Loop body). Values are float32; shapes are in the comments with
+ * GraphBuilder (a root graph or a Loop body). Values are in the root graph's `floatType` (float32
+ * unless a GPU build asks for fp16 / bf16; positions and RoPE angles are float32 first); shapes are in the comments with
  * B batch, T new tokens, P cached tokens, S = P + T, H query heads, Hkv key/value heads, D head_dim.
  */
 
@@ -42,7 +44,7 @@ export function linear(g: GraphBuilder, x: string, weight: string, bias?: string
   return bias ? g.op('Add', [y, bias]) : y;
 }
 
-/** HF RMSNorm: x · rsqrt(mean(x², last axis) + eps) · weight, in float32 (ONNX opset 23). */
+/** HF RMSNorm: x · rsqrt(mean(x², last axis) + eps) · weight, statistics in float32 (opset 23's default stash_type). */
 export function rmsNorm(g: GraphBuilder, x: string, weight: string, eps: number): string {
   return g.op('RMSNormalization', [x, weight], { axis: -1, epsilon: { float: eps } });
 }
@@ -64,8 +66,8 @@ export type QKNormLayout = 'per-head' | 'shared';
 export function qkLayerNorm(g: GraphBuilder, x: string, weight: string, bias: string, layout: QKNormLayout, headDim: number): string {
   const eps = { float: QK_NORM_EPS };
   if (layout === 'per-head') {
-    const ones = g.floats('qk_norm_ones', [headDim], new Float32Array(headDim).fill(1));
-    const zeros = g.floats('qk_norm_zeros', [headDim], new Float32Array(headDim));
+    const ones = floatConstant(g, 'qk_norm_ones', [headDim], new Float32Array(headDim).fill(1));
+    const zeros = floatConstant(g, 'qk_norm_zeros', [headDim], new Float32Array(headDim));
     const normed = g.op('LayerNormalization', [x, ones, zeros], { axis: -1, epsilon: eps });
     return g.op('Add', [g.op('Mul', [normed, weight]), bias]); // weight, bias: [heads, D]
   }
@@ -94,7 +96,8 @@ export function rotaryTables(g: GraphBuilder, positionIds: string, invFreq: Floa
   const column = g.op('Unsqueeze', [positions, g.int64s([-1])]); // [B, T, 1]
   const freqs = g.op('Mul', [column, g.floats('rope_inv_freq', [invFreq.length], invFreq)]); // [B, T, D/2]
   const emb = g.op('Unsqueeze', [g.op('Concat', [freqs, freqs], { axis: -1 }), g.int64s([2])]); // [B, T, 1, D]
-  return { cos: g.op('Cos', [emb]), sin: g.op('Sin', [emb]) };
+  // HF takes cos/sin in float32 and casts them to the activations' dtype
+  return { cos: toActivation(g, g.op('Cos', [emb])), sin: toActivation(g, g.op('Sin', [emb])) };
 }
 
 /** x·cos + rotate_half(x)·sin with rotate_half(x) = [-x2, x1]. x: [B, T, heads, D] → same */
@@ -106,9 +109,9 @@ export function applyRotary(g: GraphBuilder, x: string, cos: string, sin: string
 
 /**
  * HF's 4-D additive mask: 0 where a query may see a key (key index ≤ the query's cache position
- * P + t, and the key is not padding), float32 lowest elsewhere. Built once per forward and shared
+ * P + t, and the key is not padding), the activation type's lowest elsewhere (maskLowest). Built once per forward and shared
  * by every layer. A pad query sees nothing; its row stays finite (never NaN) and is unused.
- * attentionMask: int64 [B, S], inputIds: [B, T] → bias: float32 [B, 1, T, S]
+ * attentionMask: int64 [B, S], inputIds: [B, T] → bias: [B, 1, T, S]
  */
 export function attentionBias(g: GraphBuilder, attentionMask: string, inputIds: string): string {
   const total = g.op('Squeeze', [g.op('Shape', [attentionMask], { start: 1, end: 2 })]); // S
@@ -120,7 +123,10 @@ export function attentionBias(g: GraphBuilder, attentionMask: string, inputIds: 
   const causal = g.op('LessOrEqual', [keyIndex, queryPosition]); // [T, S]
   const notPad = g.op('Unsqueeze', [g.op('Cast', [attentionMask], { to: DataType.BOOL }), g.int64s([1, 2])]); // [B, 1, 1, S]
   const visible = g.op('And', [causal, notPad]); // [B, 1, T, S]
-  return g.op('Where', [visible, g.float(0, 'mask_open'), g.float(FLOAT32_LOWEST, 'mask_closed')]);
+  const type = g.root().floatType;
+  const closed = type === DataType.FLOAT ? g.float(FLOAT32_LOWEST, 'mask_closed') : floatConstant(g, 'mask_closed', [], [maskLowest(type)]);
+  const open = type === DataType.FLOAT ? g.float(0, 'mask_open') : floatConstant(g, 'mask_open', [], [0]);
+  return g.op('Where', [visible, open, closed]);
 }
 
 /**
@@ -142,14 +148,10 @@ export function attention(
   return { y, presentKey, presentValue };
 }
 
-/** SwiGLU MLP: down(silu(gate(x)) ⊙ up(x)). x: [B, T, C] → [B, T, C] */
-export function swigluMlp(
-  g: GraphBuilder,
-  x: string,
-  w: { gate: string; up: string; down: string; gateBias?: string; upBias?: string; downBias?: string },
-): string {
-  const gate = linear(g, x, w.gate, w.gateBias); // [B, T, I]
-  const up = linear(g, x, w.up, w.upBias); // [B, T, I]
+/** SwiGLU MLP: down(silu(gate(x)) ⊙ up(x)), each projection with its bias. x: [B, T, C] → [B, T, C] */
+export function swigluMlp(g: GraphBuilder, x: string, p: { gate: (x: string) => string; up: (x: string) => string; down: (x: string) => string }): string {
+  const gate = p.gate(x); // [B, T, I]
+  const up = p.up(x); // [B, T, I]
   const silu = g.op('Mul', [gate, g.op('Sigmoid', [gate])]);
-  return linear(g, g.op('Mul', [silu, up]), w.down, w.downBias);
+  return p.down(g.op('Mul', [silu, up]));
 }

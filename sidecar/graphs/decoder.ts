@@ -1,8 +1,9 @@
 import path from 'node:path';
 import type { AnoleConfig } from '../../model/config.ts';
-import { DataType, GraphBuilder, type BuiltModel } from '../onnx/graph-builder.ts';
+import { DataType, GraphBuilder, type BuiltModel, type DataTypeId } from '../onnx/graph-builder.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
 import { CheckpointError } from '../weights/checkpoint-error.ts';
+import { checkpointMatrix, isQuantized, type Matrix } from '../weights/quantized-tensors.ts';
 import type { TensorEntry } from '../weights/safetensors.ts';
 import {
   applyRotary,
@@ -18,21 +19,26 @@ import {
   weightDerived,
   type QKNormLayout,
 } from './decoder-layers.ts';
+import { quantizedLinear } from './quantized-linear.ts';
 
 /**
  * The Anole text decoder (anole-model.md §2) as ONNX: embedding → layers → final RMSNorm, and a
  * separate lm-head. `emitDecoderForward` writes one forward into any GraphBuilder, so a Loop body
  * can reuse it (weights stay initializers of the root graph, read from the body as outer-scope
  * values); `buildDecoderGraph` wraps it with the genai / Optimum input and output names.
+ *
+ * Matrices are float weights or, in a quantized bundle, MatMulNBits packings (quantized-tensors.ts).
+ * Activations are float32 unless a graph sets `floatType` (fp16 / bf16 for CUDA, precision.ts);
+ * logits always leave the graph as float32.
  */
 
 interface LayerWeights {
   inputNorm: TensorEntry;
   postNorm: TensorEntry;
-  q: TensorEntry;
-  k: TensorEntry;
-  v: TensorEntry;
-  o: TensorEntry;
+  q: Matrix;
+  k: Matrix;
+  v: Matrix;
+  o: Matrix;
   /** Present only with attention_bias. */
   qBias?: TensorEntry;
   kBias?: TensorEntry;
@@ -42,9 +48,9 @@ interface LayerWeights {
   qNormBias: TensorEntry;
   kNormWeight: TensorEntry;
   kNormBias: TensorEntry;
-  gate: TensorEntry;
-  up: TensorEntry;
-  down: TensorEntry;
+  gate: Matrix;
+  up: Matrix;
+  down: Matrix;
   /** Present only with mlp_bias. */
   gateBias?: TensorEntry;
   upBias?: TensorEntry;
@@ -61,14 +67,19 @@ export interface DecoderWeights {
   layers: LayerWeights[];
   finalNorm: TensorEntry;
   /** lm_head.weight, or embed_tokens with tie_word_embeddings. */
-  lmHead: TensorEntry;
+  lmHead: Matrix;
+}
+
+export interface DecoderWeightOptions {
+  /** MatMulNBits accuracy_level for quantized matrices (0: float math; 4: int8 activations on CPU). */
+  accuracyLevel?: number;
 }
 
 /**
  * Resolves the decoder's tensors. A missing or wrongly shaped tensor throws the CheckpointError
  * of `ckpt.tensor`, naming the file, before ONNX Runtime sees anything.
  */
-export function decoderWeights(ckpt: Checkpoint): DecoderWeights {
+export function decoderWeights(ckpt: Checkpoint, opts: DecoderWeightOptions = {}): DecoderWeights {
   const configFile = path.join(ckpt.dir, 'config.json');
   const config = ckpt.config;
   if (!config) throw new CheckpointError(configFile, 'is a VQ-VAE checkpoint: it has no text decoder');
@@ -84,6 +95,7 @@ export function decoderWeights(ckpt: Checkpoint): DecoderWeights {
   const qkNormLayout: QKNormLayout = ckpt.tensor('model.layers.0.self_attn.q_norm.weight').shape.length === 1 ? 'shared' : 'per-head';
   const normShape = (heads: number) => (qkNormLayout === 'shared' ? [D] : [heads, D]);
   const t = (name: string, shape: number[]) => ckpt.tensor(name, shape);
+  const m = (name: string, [rows, cols]: [number, number]) => checkpointMatrix(ckpt, name, rows, cols, opts.accuracyLevel);
   const optional = (flag: boolean, name: string, shape: number[]) => (flag ? t(name, shape) : undefined);
 
   const layers = Array.from({ length: config.numHiddenLayers }, (_, i): LayerWeights => {
@@ -93,10 +105,10 @@ export function decoderWeights(ckpt: Checkpoint): DecoderWeights {
     return {
       inputNorm: t(`${p}.input_layernorm.weight`, [C]),
       postNorm: t(`${p}.post_attention_layernorm.weight`, [C]),
-      q: t(`${p}.self_attn.q_proj.weight`, [H * D, C]),
-      k: t(`${p}.self_attn.k_proj.weight`, [Hkv * D, C]),
-      v: t(`${p}.self_attn.v_proj.weight`, [Hkv * D, C]),
-      o: t(`${p}.self_attn.o_proj.weight`, [C, H * D]),
+      q: m(`${p}.self_attn.q_proj.weight`, [H * D, C]),
+      k: m(`${p}.self_attn.k_proj.weight`, [Hkv * D, C]),
+      v: m(`${p}.self_attn.v_proj.weight`, [Hkv * D, C]),
+      o: m(`${p}.self_attn.o_proj.weight`, [C, H * D]),
       qBias: optional(ab, `${p}.self_attn.q_proj.bias`, [H * D]),
       kBias: optional(ab, `${p}.self_attn.k_proj.bias`, [Hkv * D]),
       vBias: optional(ab, `${p}.self_attn.v_proj.bias`, [Hkv * D]),
@@ -105,9 +117,9 @@ export function decoderWeights(ckpt: Checkpoint): DecoderWeights {
       qNormBias: t(`${p}.self_attn.q_norm.bias`, normShape(H)),
       kNormWeight: t(`${p}.self_attn.k_norm.weight`, normShape(Hkv)),
       kNormBias: t(`${p}.self_attn.k_norm.bias`, normShape(Hkv)),
-      gate: t(`${p}.mlp.gate_proj.weight`, [I, C]),
-      up: t(`${p}.mlp.up_proj.weight`, [I, C]),
-      down: t(`${p}.mlp.down_proj.weight`, [C, I]),
+      gate: m(`${p}.mlp.gate_proj.weight`, [I, C]),
+      up: m(`${p}.mlp.up_proj.weight`, [I, C]),
+      down: m(`${p}.mlp.down_proj.weight`, [C, I]),
       gateBias: optional(mb, `${p}.mlp.gate_proj.bias`, [I]),
       upBias: optional(mb, `${p}.mlp.up_proj.bias`, [I]),
       downBias: optional(mb, `${p}.mlp.down_proj.bias`, [C]),
@@ -121,7 +133,7 @@ export function decoderWeights(ckpt: Checkpoint): DecoderWeights {
     embed,
     layers,
     finalNorm: t('model.norm.weight', [C]),
-    lmHead: config.tieWordEmbeddings ? embed : t('lm_head.weight', [V, C]),
+    lmHead: config.tieWordEmbeddings ? embed : m('lm_head.weight', [V, C]),
   };
 }
 
@@ -130,7 +142,7 @@ export interface DecoderIO {
   inputIds: string; // int64 [B, T]
   attentionMask: string; // int64 [B, P + T]
   positionIds: string; // int64 [B, T]
-  pastKeys: string[]; // per layer float32 [B, Hkv, P, D]
+  pastKeys: string[]; // per layer [B, Hkv, P, D], activation type
   pastValues: string[];
   presentKeys?: string[];
   presentValues?: string[];
@@ -167,7 +179,12 @@ export function emitDecoderForward(g: GraphBuilder, w: DecoderWeights, io: Decod
       presentValues.push(a.presentValue);
       return a.out;
     };
-    const mlp = (h: string) => swigluMlp(g, h, { gate: g.weight(l.gate), up: g.weight(l.up), down: g.weight(l.down), gateBias: opt(l.gateBias), upBias: opt(l.upBias), downBias: opt(l.downBias) });
+    const mlp = (h: string) =>
+      swigluMlp(g, h, {
+        gate: (x) => project(g, x, l.gate, opt(l.gateBias)),
+        up: (x) => project(g, x, l.up, opt(l.upBias)),
+        down: (x) => project(g, x, l.down, opt(l.downBias)),
+      });
     const inputNorm = (h: string) => rmsNorm(g, h, g.weight(l.inputNorm), c.rmsNormEps);
     const postNorm = (h: string) => rmsNorm(g, h, g.weight(l.postNorm), c.rmsNormEps);
 
@@ -205,35 +222,52 @@ function emitSelfAttention(
 ): { out: string; presentKey: string; presentValue: string } {
   const { numAttentionHeads: H, numKeyValueHeads: Hkv, headDim: D } = w.config;
   const opt = (entry: TensorEntry | undefined) => (entry ? g.weight(entry) : undefined);
-  const project = (weight: TensorEntry, bias: TensorEntry | undefined, heads: number) =>
-    g.op('Reshape', [linear(g, h, g.weight(weight), opt(bias)), g.int64s([0, 0, heads, D])]); // [B, T, heads, D]
+  const projectHeads = (weight: Matrix, bias: TensorEntry | undefined, heads: number) =>
+    g.op('Reshape', [project(g, h, weight, opt(bias)), g.int64s([0, 0, heads, D])]); // [B, T, heads, D]
   const normed = (x: string, weight: TensorEntry, bias: TensorEntry) => qkLayerNorm(g, x, g.weight(weight), g.weight(bias), w.qkNormLayout, D);
   const headsFirst = (x: string) => g.op('Transpose', [x], { perm: [0, 2, 1, 3] }); // [B, T, heads, D] ↔ [B, heads, T, D]
 
-  const q = applyRotary(g, normed(project(l.q, l.qBias, H), l.qNormWeight, l.qNormBias), shared.cos, shared.sin); // [B, T, H, D]
-  const k = applyRotary(g, normed(project(l.k, l.kBias, Hkv), l.kNormWeight, l.kNormBias), shared.cos, shared.sin); // [B, T, Hkv, D]
-  const v = project(l.v, l.vBias, Hkv); // [B, T, Hkv, D]
+  const q = applyRotary(g, normed(projectHeads(l.q, l.qBias, H), l.qNormWeight, l.qNormBias), shared.cos, shared.sin); // [B, T, H, D]
+  const k = applyRotary(g, normed(projectHeads(l.k, l.kBias, Hkv), l.kNormWeight, l.kNormBias), shared.cos, shared.sin); // [B, T, Hkv, D]
+  const v = projectHeads(l.v, l.vBias, Hkv); // [B, T, Hkv, D]
   const a = attention(g, { q: headsFirst(q), k: headsFirst(k), v: headsFirst(v) }, shared.bias, cache.past, D ** -0.5, cache.presentNames);
   const merged = g.op('Reshape', [headsFirst(a.y), g.int64s([0, 0, H * D])]); // [B, H, T, D] → [B, T, C]
-  return { out: linear(g, merged, g.weight(l.o), opt(l.oBias)), presentKey: a.presentKey, presentValue: a.presentValue };
+  return { out: project(g, merged, l.o, opt(l.oBias)), presentKey: a.presentKey, presentValue: a.presentValue };
+}
+
+/** y = x·Wᵀ (+ b) for a float or a quantized matrix. x: [..., in] → [..., out] */
+function project(g: GraphBuilder, x: string, weight: Matrix, bias?: string): string {
+  return isQuantized(weight) ? quantizedLinear(g, x, weight, { bias }) : linear(g, x, g.weight(weight), bias);
 }
 
 /**
  * logits = hidden · lm_headᵀ, optionally over a row range [start, end) of lm_head only (e.g. the
  * 8192 image-token rows). The Slice and Transpose read constants, so ONNX Runtime folds them at load.
+ * The logits are float32 whatever the activation type (HF's `logits.float()`).
  * hidden: [B, T, C] → [B, T, end - start]
  */
 export function emitLmHead(g: GraphBuilder, w: DecoderWeights, hidden: string, opts: { rows?: [number, number]; output?: string } = {}): string {
-  const full = g.weight(w.lmHead); // [V, C]
-  let head = full;
   if (opts.rows) {
     const [start, end] = opts.rows;
     if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start < end && end <= w.config.vocabSize)) {
       throw new Error(`lm-head rows [${start}, ${end}) are not a range inside the vocabulary (${w.config.vocabSize})`);
     }
-    head = weightDerived(g, `rows:${start}:${end}:${full}`, (root) => root.op('Slice', [full, root.int64s([start]), root.int64s([end]), root.int64s([0])])); // [end - start, C]
   }
-  return g.op('MatMul', [hidden, transposedWeight(g, head)], {}, opts.output ? { output: opts.output } : {});
+  const asFloat32 = g.root().floatType === DataType.FLOAT;
+  const named = opts.output ? { output: opts.output } : {};
+  let logits: string;
+  if (isQuantized(w.lmHead)) {
+    logits = quantizedLinear(g, hidden, w.lmHead, { rows: opts.rows, ...(asFloat32 ? named : {}) });
+  } else {
+    const full = g.weight(w.lmHead); // [V, C]
+    let head = full;
+    if (opts.rows) {
+      const [start, end] = opts.rows;
+      head = weightDerived(g, `rows:${start}:${end}:${full}`, (root) => root.op('Slice', [full, root.int64s([start]), root.int64s([end]), root.int64s([0])])); // [end - start, C]
+    }
+    logits = g.op('MatMul', [hidden, transposedWeight(g, head)], {}, asFloat32 ? named : {});
+  }
+  return asFloat32 ? logits : g.op('Cast', [logits], { to: DataType.FLOAT }, named);
 }
 
 /** genai / Optimum names of layer i's caches. */
@@ -249,16 +283,19 @@ export interface DecoderGraphOptions {
   logits?: 'all' | 'last';
   /** Only these lm_head rows [start, end); default the whole vocabulary. */
   lmHeadRows?: [number, number];
+  /** Activation and KV-cache type (precision.ts activationType); default float32. Logits stay float32. */
+  floatType?: DataTypeId;
 }
 
 /**
  * The stand-alone decoder graph. Inputs: input_ids, attention_mask, position_ids (int64) and
- * past_key_values.{i}.key|value (past may be 0 long). Outputs: logits [B, T or 1, V] and
- * present.{i}.key|value.
+ * past_key_values.{i}.key|value (past may be 0 long; in the activation type). Outputs: logits
+ * [B, T or 1, V] (float32) and present.{i}.key|value.
  */
 export function buildDecoderGraph(w: DecoderWeights, opts: DecoderGraphOptions = {}): BuiltModel {
   const c = w.config;
   const g = new GraphBuilder('anole_decoder');
+  const T = (g.floatType = opts.floatType ?? DataType.FLOAT);
   const layers = c.numHiddenLayers;
   const cacheDims = ['batch', c.numKeyValueHeads, 'past_sequence', c.headDim];
   const presentDims = ['batch', c.numKeyValueHeads, 'total_sequence', c.headDim];
@@ -267,8 +304,8 @@ export function buildDecoderGraph(w: DecoderWeights, opts: DecoderGraphOptions =
     inputIds: g.input('input_ids', DataType.INT64, ['batch', 'sequence']),
     attentionMask: g.input('attention_mask', DataType.INT64, ['batch', 'total_sequence']),
     positionIds: g.input('position_ids', DataType.INT64, ['batch', 'sequence']),
-    pastKeys: names.map((n) => g.input(n.pastKey, DataType.FLOAT, cacheDims)),
-    pastValues: names.map((n) => g.input(n.pastValue, DataType.FLOAT, cacheDims)),
+    pastKeys: names.map((n) => g.input(n.pastKey, T, cacheDims)),
+    pastValues: names.map((n) => g.input(n.pastValue, T, cacheDims)),
     presentKeys: names.map((n) => n.presentKey),
     presentValues: names.map((n) => n.presentValue),
   };
@@ -278,8 +315,8 @@ export function buildDecoderGraph(w: DecoderWeights, opts: DecoderGraphOptions =
   const vocab = opts.lmHeadRows ? opts.lmHeadRows[1] - opts.lmHeadRows[0] : c.vocabSize;
   g.output('logits', DataType.FLOAT, ['batch', opts.logits === 'last' ? 1 : 'sequence', vocab]);
   for (const n of names) {
-    g.output(n.presentKey, DataType.FLOAT, presentDims);
-    g.output(n.presentValue, DataType.FLOAT, presentDims);
+    g.output(n.presentKey, T, presentDims);
+    g.output(n.presentValue, T, presentDims);
   }
   return g.build();
 }

@@ -1,5 +1,5 @@
 import { imageVocabulary } from '../../model/vocabulary.ts';
-import { DataType, GraphBuilder, type BuiltModel } from '../onnx/graph-builder.ts';
+import { DataType, GraphBuilder, type BuiltModel, type DataTypeId } from '../onnx/graph-builder.ts';
 import { cacheNames, emitDecoderForward, emitLmHead, type DecoderWeights } from './decoder.ts';
 import { mixGuidance, sampleTokens } from './sampler.ts';
 
@@ -73,7 +73,12 @@ export const LOOP_OUTPUTS = {
  */
 export type LoopHead = 'full' | 'image';
 
-export function buildGenerationLoop(w: DecoderWeights, head: LoopHead = 'full'): BuiltModel {
+export interface GenerationLoopOptions {
+  /** The decoder's activation and KV-cache type (precision.ts); default float32. Logits and sampling stay float32. */
+  floatType?: DataTypeId;
+}
+
+export function buildGenerationLoop(w: DecoderWeights, head: LoopHead = 'full', opts: GenerationLoopOptions = {}): BuiltModel {
   const c = w.config;
   const V = c.vocabSize;
   const codeToToken = imageVocabulary(c).codeToToken;
@@ -85,6 +90,7 @@ export function buildGenerationLoop(w: DecoderWeights, head: LoopHead = 'full'):
   const I = LOOP_INPUTS;
   const O = LOOP_OUTPUTS;
   const g = new GraphBuilder(`anole_generation_loop_${head}`);
+  const T = (g.floatType = opts.floatType ?? DataType.FLOAT);
   const cacheDims = ['rows', c.numKeyValueHeads, 'past', c.headDim];
 
   // ---- main graph inputs -------------------------------------------------------------------
@@ -95,8 +101,8 @@ export function buildGenerationLoop(w: DecoderWeights, head: LoopHead = 'full'):
     [I.attentionMask, DataType.INT64, ['rows', 'past']],
     [I.positionIds, DataType.INT64, ['rows', 1]],
     ...Array.from({ length: L }, (_, i): [string, number, (number | string)[]][] => [
-      [cacheNames(i).pastKey, DataType.FLOAT, cacheDims],
-      [cacheNames(i).pastValue, DataType.FLOAT, cacheDims],
+      [cacheNames(i).pastKey, T, cacheDims],
+      [cacheNames(i).pastValue, T, cacheDims],
     ]).flat(),
     [I.imageCount, DataType.INT64, ['groups']],
     [I.done, DataType.BOOL, ['groups']],

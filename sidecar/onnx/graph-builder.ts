@@ -18,6 +18,8 @@ const SAFETENSORS_TO_ONNX: Record<string, DataTypeId> = {
   I64: DataType.INT64, I32: DataType.INT32, I8: DataType.INT8, U8: DataType.UINT8, BOOL: DataType.BOOL,
 };
 
+const CAST_SUFFIX: Partial<Record<DataTypeId, string>> = { [DataType.FLOAT]: 'f32', [DataType.FLOAT16]: 'f16', [DataType.BFLOAT16]: 'bf16' };
+
 /** A dimension: a fixed size or a symbolic name such as "batch". */
 export type Dim = number | string;
 
@@ -57,6 +59,11 @@ export class GraphBuilder {
   private counter = 0;
   /** Directory of the external weight files (shared with subgraphs). */
   externalDir: string | undefined;
+  /**
+   * The float type checkpoint weights are cast to (read on the root graph). float32 by default;
+   * an fp16/bf16 graph for a GPU sets it so its weights stay half-size in memory.
+   */
+  floatType: DataTypeId = DataType.FLOAT;
   private readonly parent: GraphBuilder | undefined;
 
   constructor(name: string, parent?: GraphBuilder) {
@@ -131,9 +138,10 @@ export class GraphBuilder {
   }
 
   /**
-   * A checkpoint tensor as an external initializer in its stored dtype, followed by a Cast to
-   * float32 unless it is float32 already. ONNX Runtime folds the Cast once at session creation.
-   * Returns the float32 value name; asking for the same tensor twice returns the same name.
+   * A checkpoint tensor as an external initializer in its stored dtype. A float tensor is followed
+   * by a Cast to the root graph's `floatType` (float32 unless set) unless it has that type already;
+   * ONNX Runtime folds the Cast once at session creation. Integer tensors (packed quantized
+   * weights) are returned as stored. Asking for the same tensor twice returns the same name.
    */
   weight(entry: TensorEntry): string {
     const root = this.root();
@@ -157,7 +165,9 @@ export class GraphBuilder {
         { key: 'length', value: String(entry.byteLength) },
       ],
     });
-    const value = elemType === DataType.FLOAT ? entry.name : root.op('Cast', [entry.name], { to: DataType.FLOAT }, { output: `${entry.name}.f32` });
+    const isFloat = elemType === DataType.FLOAT || elemType === DataType.FLOAT16 || elemType === DataType.BFLOAT16;
+    const target = root.floatType;
+    const value = !isFloat || elemType === target ? entry.name : root.op('Cast', [entry.name], { to: target }, { output: `${entry.name}.${CAST_SUFFIX[target] ?? target}` });
     root.weightNames.set(entry.name, value);
     return value;
   }

@@ -3,13 +3,14 @@ import type { SafetensorsDtype } from './safetensors.ts';
 
 export interface TensorToWrite {
   name: string;
-  dtype: Extract<SafetensorsDtype, 'F32' | 'F16' | 'BF16'>;
+  dtype: Extract<SafetensorsDtype, 'F32' | 'F16' | 'BF16' | 'U8'>;
   shape: number[];
   /**
    * Values in float32; converted to `dtype` (round to nearest even) as they are written. A function
    * is called only when its tensor is written, so a generated checkpoint never sits in memory whole.
+   * U8 tensors (packed quantized weights) take their bytes as a Uint8Array.
    */
-  data: Float32Array | (() => Float32Array);
+  data: Float32Array | Uint8Array | (() => Float32Array | Uint8Array);
 }
 
 /**
@@ -18,7 +19,7 @@ export interface TensorToWrite {
  * Tensors are encoded and written one at a time, so memory stays bounded by the largest tensor.
  */
 export function writeSafetensors(file: string, tensors: TensorToWrite[], metadata: Record<string, string> = { format: 'pt' }): void {
-  const bytesPer = (t: TensorToWrite) => (t.dtype === 'F32' ? 4 : 2);
+  const bytesPer = (t: TensorToWrite) => BYTES[t.dtype];
   const ordered = [...tensors].sort((a, b) => bytesPer(b) - bytesPer(a) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
@@ -45,13 +46,22 @@ export function writeSafetensors(file: string, tensors: TensorToWrite[], metadat
   }
 }
 
-function checkLength(t: TensorToWrite, data: Float32Array): Float32Array {
+const BYTES: Record<TensorToWrite['dtype'], number> = { F32: 4, F16: 2, BF16: 2, U8: 1 };
+
+function checkLength<T extends Float32Array | Uint8Array>(t: TensorToWrite, data: T): T {
   const n = t.shape.reduce((a, b) => a * b, 1);
   if (n !== data.length) throw new Error(`tensor ${t.name}: shape [${t.shape}] holds ${n} values, got ${data.length}`);
+  if ((t.dtype === 'U8') !== data instanceof Uint8Array) throw new Error(`tensor ${t.name}: ${t.dtype} data must be a ${t.dtype === 'U8' ? 'Uint8Array' : 'Float32Array'}`);
   return data;
 }
 
-function encode(dtype: TensorToWrite['dtype'], data: Float32Array): Uint8Array {
+function encode(dtype: TensorToWrite['dtype'], data: Float32Array | Uint8Array): Uint8Array {
+  if (data instanceof Uint8Array) return data;
+  return encodeFloats(dtype as 'F32' | 'F16' | 'BF16', data);
+}
+
+/** float32 values in a float dtype's little-endian bytes, rounded to nearest even. */
+export function encodeFloats(dtype: 'F32' | 'F16' | 'BF16', data: Float32Array): Uint8Array {
   if (dtype === 'F32') return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const out = new Uint16Array(data.length);
   if (dtype === 'BF16') {

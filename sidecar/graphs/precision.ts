@@ -1,0 +1,66 @@
+import { DataType, type DataTypeId, type GraphBuilder } from '../onnx/graph-builder.ts';
+
+/**
+ * What a model is built for: the execution provider it will run on and the dtype its decoder
+ * weights are stored in. The activations follow from both (engine-performance.md §1.6): ONNX
+ * Runtime's CPU kernels are float32 (weights of any dtype are cast up, or dequantized inside
+ * MatMulNBits), while on CUDA half-size weights only pay off when the activations are half too.
+ */
+export const WEIGHT_DTYPES = ['fp32', 'fp16', 'bf16', 'int8', 'int4'] as const;
+export type WeightDtype = (typeof WEIGHT_DTYPES)[number];
+export const TARGETS = ['cpu', 'cuda'] as const;
+export type Target = (typeof TARGETS)[number];
+
+export interface Precision {
+  dtype: WeightDtype;
+  target: Target;
+}
+
+export const DEFAULT_PRECISION: Precision = { dtype: 'fp32', target: 'cpu' };
+
+/** The decoder's activation type: float32 on CPU and for fp32 weights; bf16 for bf16 on CUDA, else fp16. */
+export function activationType(p: Precision): DataTypeId {
+  if (p.target === 'cpu' || p.dtype === 'fp32') return DataType.FLOAT;
+  return p.dtype === 'bf16' ? DataType.BFLOAT16 : DataType.FLOAT16;
+}
+
+/** Bits per quantized weight, or undefined for a float dtype. */
+export function quantizedBits(dtype: WeightDtype): 4 | 8 | undefined {
+  return dtype === 'int4' ? 4 : dtype === 'int8' ? 8 : undefined;
+}
+
+/** Safetensors dtype the float tensors of a bundle are stored in for this precision. */
+export function storedFloatDtype(p: Precision): 'F32' | 'F16' | 'BF16' {
+  const t = activationType(p);
+  if (t === DataType.FLOAT16) return 'F16';
+  if (t === DataType.BFLOAT16) return 'BF16';
+  // CPU computes in float32 whatever is stored: fp16 / bf16 only halve the files
+  return p.dtype === 'fp16' ? 'F16' : p.dtype === 'bf16' ? 'BF16' : 'F32';
+}
+
+/**
+ * The additive mask's "closed" value in the activation type. float32 and bf16 use their lowest
+ * finite value as HF does; fp16 uses half of its lowest (-65504) so that adding a score can never
+ * round to -inf, which would turn a fully masked (pad) row into NaN.
+ */
+export function maskLowest(type: DataTypeId): number {
+  if (type === DataType.FLOAT16) return -32752;
+  if (type === DataType.BFLOAT16) return -3.3895313892515355e38;
+  return -3.4028234663852886e38;
+}
+
+/**
+ * A float constant in the graph's activation type: a float32 initializer, cast once in the root
+ * graph (folded at load) when the graph computes in fp16 / bf16.
+ */
+export function floatConstant(g: GraphBuilder, hint: string, dims: number[], values: ArrayLike<number>): string {
+  const root = g.root();
+  const f32 = root.floats(hint, dims, values);
+  return root.floatType === DataType.FLOAT ? f32 : root.op('Cast', [f32], { to: root.floatType });
+}
+
+/** x (float32) in the graph's activation type. */
+export function toActivation(g: GraphBuilder, x: string): string {
+  const t = g.root().floatType;
+  return t === DataType.FLOAT ? x : g.op('Cast', [x], { to: t });
+}

@@ -1,0 +1,56 @@
+import type { Checkpoint } from './checkpoint.ts';
+import { CheckpointError } from './checkpoint-error.ts';
+import { blobBytes, blocksPerRow, type NBits } from './quantize-nbits.ts';
+import type { TensorEntry } from './safetensors.ts';
+
+/**
+ * How a bundle stores a quantized Linear weight `NAME` [N, K] (quantize-nbits.ts layout):
+ *   NAME.packed  U8 [N, kBlocks, blockSize·bits/8]
+ *   NAME.scales  F32 / F16 / BF16 [N, kBlocks]
+ * Bits and block size follow from those shapes and K, so nothing else needs recording.
+ */
+export const packedName = (name: string) => `${name}.packed`;
+export const scalesName = (name: string) => `${name}.scales`;
+
+export interface QuantizedMatrix {
+  /** The HF name of the float weight it replaces. */
+  name: string;
+  bits: NBits;
+  blockSize: number;
+  rows: number; // N (out features)
+  cols: number; // K (in features)
+  packed: TensorEntry;
+  scales: TensorEntry;
+  /** MatMulNBits accuracy_level: 0 = the kernel's default (float math), 4 = int8 activations on CPU. */
+  accuracyLevel: number;
+}
+
+/** A decoder matrix: the float weight as stored, or its quantized form. */
+export type Matrix = TensorEntry | QuantizedMatrix;
+
+export const isQuantized = (m: Matrix): m is QuantizedMatrix => 'packed' in m;
+
+/**
+ * The matrix `name` of shape [rows, cols]: the float tensor when present, else its quantized form.
+ * Missing or misshapen tensors throw the CheckpointError naming the file.
+ */
+export function checkpointMatrix(ckpt: Checkpoint, name: string, rows: number, cols: number, accuracyLevel = 0): Matrix {
+  if (ckpt.tensors.has(name) || !ckpt.tensors.has(packedName(name))) return ckpt.tensor(name, [rows, cols]);
+  const packed = ckpt.tensor(packedName(name));
+  const scales = ckpt.tensor(scalesName(name));
+  const [n, kBlocks, blob] = packed.shape;
+  const blockSize = blockSizeFor(cols, kBlocks);
+  const bits = blockSize ? (blob * 8) / blockSize : NaN;
+  if (packed.dtype !== 'U8' || packed.shape.length !== 3 || n !== rows || !blockSize || (bits !== 4 && bits !== 8) || blob !== blobBytes(bits, blockSize)) {
+    throw new CheckpointError(packed.file, `tensor ${packed.name} [${packed.shape}] ${packed.dtype} is not a 4- or 8-bit packing of a [${rows}, ${cols}] matrix`);
+  }
+  ckpt.tensor(scales.name, [rows, kBlocks]);
+  if (!['F32', 'F16', 'BF16'].includes(scales.dtype)) throw new CheckpointError(scales.file, `tensor ${scales.name} must be a float tensor, got ${scales.dtype}`);
+  return { name, bits: bits as NBits, blockSize, rows, cols, packed, scales, accuracyLevel };
+}
+
+/** The power-of-two block size (≥ 16) that cuts `cols` into `kBlocks` blocks, if there is one. */
+function blockSizeFor(cols: number, kBlocks: number): number | undefined {
+  for (let size = 16; size <= Math.max(16, 2 * cols); size *= 2) if (blocksPerRow(cols, size) === kBlocks) return size;
+  return undefined;
+}
