@@ -40,39 +40,50 @@ export function quantizeNBits(
   blockSize: number,
   roundScale: (scale: number) => number = Math.fround,
 ): NBitsMatrix {
-  if (w.length !== rows * cols) throw new Error(`quantize: ${w.length} values is not ${rows}×${cols}`);
-  if (!(blockSize >= 16 && (blockSize & (blockSize - 1)) === 0)) throw new Error(`block size ${blockSize} must be a power of two ≥ 16`);
+  const scales = blockScales(w, rows, cols, bits, blockSize, roundScale);
   const kBlocks = blocksPerRow(cols, blockSize);
   const blob = blobBytes(bits, blockSize);
   const zero = 1 << (bits - 1);
   const maxCode = (1 << bits) - 1;
   const packed = new Uint8Array(rows * kBlocks * blob);
-  const scales = new Float32Array(rows * kBlocks);
+  for (let n = 0; n < rows; n++) {
+    for (let b = 0; b < kBlocks; b++) {
+      const start = n * cols + b * blockSize;
+      const end = n * cols + Math.min((b + 1) * blockSize, cols);
+      const scale = scales[n * kBlocks + b];
+      const inverse = scale === 0 ? 0 : 1 / scale;
+      const out = (n * kBlocks + b) * blob;
+      // a short last block is padded with the zero point, which dequantizes to 0
+      for (let j = 0; j < blockSize; j++) {
+        const q = start + j < end ? Math.min(maxCode, Math.max(0, Math.round(w[start + j] * inverse) + zero)) : zero;
+        if (bits === 8) packed[out + j] = q;
+        else packed[out + (j >> 1)] |= j & 1 ? q << 4 : q;
+      }
+    }
+  }
+  return { bits, blockSize, rows, cols, packed, scales };
+}
 
+/**
+ * The scales alone ([rows, kBlocks]): a cheap pass, so a writer can store them without holding the
+ * packed codes (safetensors writes scales and codes at different times).
+ */
+export function blockScales(w: Float32Array, rows: number, cols: number, bits: NBits, blockSize: number, roundScale: (scale: number) => number = Math.fround): Float32Array {
+  if (w.length !== rows * cols) throw new Error(`quantize: ${w.length} values is not ${rows}×${cols}`);
+  if (!(blockSize >= 16 && (blockSize & (blockSize - 1)) === 0)) throw new Error(`block size ${blockSize} must be a power of two ≥ 16`);
+  const kBlocks = blocksPerRow(cols, blockSize);
+  const zero = 1 << (bits - 1);
+  const scales = new Float32Array(rows * kBlocks);
   for (let n = 0; n < rows; n++) {
     for (let b = 0; b < kBlocks; b++) {
       const start = n * cols + b * blockSize;
       const end = n * cols + Math.min((b + 1) * blockSize, cols);
       let extreme = 0; // the signed value of largest magnitude
       for (let i = start; i < end; i++) if (Math.abs(w[i]) > Math.abs(extreme)) extreme = w[i];
-      const scale = roundScale(extreme / -zero);
-      scales[n * kBlocks + b] = scale;
-      const inverse = scale === 0 ? 0 : 1 / scale;
-      const out = (n * kBlocks + b) * blob;
-      for (let i = start; i < end; i++) {
-        const q = Math.min(maxCode, Math.max(0, Math.round(w[i] * inverse) + zero));
-        const j = i - start;
-        if (bits === 8) packed[out + j] = q;
-        else packed[out + (j >> 1)] |= j & 1 ? q << 4 : q;
-      }
-      // zero padding of a short last block stays the zero point: it dequantizes to 0
-      for (let j = end - start; j < blockSize; j++) {
-        if (bits === 8) packed[out + j] = zero;
-        else packed[out + (j >> 1)] |= j & 1 ? zero << 4 : zero;
-      }
+      scales[n * kBlocks + b] = roundScale(extreme / -zero);
     }
   }
-  return { bits, blockSize, rows, cols, packed, scales };
+  return scales;
 }
 
 /** The float32 matrix [rows, cols] a MatMulNBits kernel sees: the reference for tests and error reports. */
