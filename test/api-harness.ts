@@ -52,3 +52,36 @@ export async function startApiHarness(overrides: Partial<ApiDeps> = {}): Promise
     },
   };
 }
+
+export interface SseEvent {
+  event?: string;
+  id?: string;
+  data: string;
+}
+
+/** Server-sent events as a client parses them (WHATWG rules for the fields used here), until the stream ends. */
+export async function* readSse(res: Response): AsyncGenerator<SseEvent> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const e: SseEvent = { data: '' };
+      const data: string[] = [];
+      for (const line of block.split('\n')) {
+        if (line.startsWith(':')) continue; // a comment (keep-alive)
+        const colon = line.indexOf(':');
+        const [field, value] = colon < 0 ? [line, ''] : [line.slice(0, colon), line.slice(colon + 1).replace(/^ /, '')];
+        if (field === 'event') e.event = value;
+        else if (field === 'id') e.id = value;
+        else if (field === 'data') data.push(value);
+      }
+      if (data.length === 0) continue;
+      e.data = data.join('\n');
+      yield e;
+    }
+  }
+}
