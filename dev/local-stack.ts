@@ -1,15 +1,16 @@
 /// <reference path="./s3rver.d.ts" />
 import fs from 'node:fs/promises';
-import type { Server } from 'node:http';
+import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
-import { createSqsServer } from 'local-aws-sqs';
+import { createRequestHandler } from 'local-aws-sqs';
 import S3rver from 's3rver';
 import { s3SettingsToEnv, type S3Settings } from '../contract/s3.ts';
 import { createSqsClient, queueSettingsToEnv, type QueueSettings } from '../contract/sqs.ts';
 import { startConditionalS3Front, type S3Front } from './conditional-s3-front.ts';
+import { fixVisibilityReceiveCount } from './sqs-receive-count-fix.ts';
 
 export interface LocalStackOptions {
   /** Where s3rver keeps objects (default: a fresh temporary directory, removed by stop()). */
@@ -41,7 +42,8 @@ const REGION = 'us-east-1';
 
 /**
  * AWS on loopback for development and tests: s3rver behind a front that enforces conditional
- * writes (see conditional-s3-front.ts), local-aws-sqs with the job queue and its dead-letter queue.
+ * writes (see conditional-s3-front.ts), local-aws-sqs with the job queue and its dead-letter queue
+ * (its receive count fixed: sqs-receive-count-fix.ts).
  */
 export async function startLocalStack(opts: LocalStackOptions = {}): Promise<LocalStack> {
   const bucket = opts.bucket ?? 'anole';
@@ -52,8 +54,12 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   const s3rverAddress = await s3rver.run();
   const s3Front = await startConditionalS3Front({ upstream: `http://127.0.0.1:${s3rverAddress.port}`, port: opts.s3Port });
 
-  const sqsServer: Server = await createSqsServer({ port: opts.sqsPort ?? 0, hostname: '127.0.0.1', emulateQueueCreationLifecycle: false });
-  const sqsEndpoint = `http://127.0.0.1:${(sqsServer.address() as AddressInfo).port}`;
+  // createSqsServer, unrolled to reach the queues (see sqs-receive-count-fix.ts)
+  const { service, requestHandler } = createRequestHandler({ port: 0, hostname: '127.0.0.1', emulateQueueCreationLifecycle: false });
+  const sqsServer = http.createServer(requestHandler);
+  await new Promise<void>((resolve) => sqsServer.listen(opts.sqsPort ?? 0, '127.0.0.1', resolve));
+  service.PORT = (sqsServer.address() as AddressInfo).port;
+  const sqsEndpoint = `http://127.0.0.1:${service.PORT}`;
   const queueName = opts.queueName ?? 'anole-jobs';
   const sqs = createSqsClient({ queueUrl: '', region: REGION, endpoint: sqsEndpoint, credentials: LOCAL_KEYS });
   const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${queueName}-dlq` }));
@@ -67,6 +73,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       },
     }),
   );
+  fixVisibilityReceiveCount(service.Queues.find((q) => q.QueueName === queueName)!);
   sqs.destroy();
 
   const s3: S3Settings = { bucket, region: REGION, endpoint: s3Front.endpoint, credentials: LOCAL_KEYS };

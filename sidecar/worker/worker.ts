@@ -151,7 +151,9 @@ export class Worker implements HealthSource {
     const { queue } = this.deps;
     const { maxBatch, waitSeconds, visibilitySeconds, batchWindowMs } = this.opts;
     const signal = this.stopReceiving.signal;
-    const batch = await queue.receive(maxBatch, waitSeconds, { visibilitySeconds, signal });
+    // long-poll for one: local-aws-sqs holds a long poll until it has all `max` messages (AWS answers
+    // as soon as it has any), so asking for one answers at once; the window then fills the batch
+    const batch = await queue.receive(1, waitSeconds, { visibilitySeconds, signal });
     const until = Date.now() + batchWindowMs;
     while (batch.length > 0 && batch.length < maxBatch && Date.now() < until && !signal.aborted) {
       const more = await queue.receive(maxBatch - batch.length, 0, { visibilitySeconds });
