@@ -120,3 +120,18 @@ export function guardedLookup(policy: AddressPolicy) {
     });
   };
 }
+
+/**
+ * ANOLE_ALLOW_HTTP_URLS=1 allows plain http (local runs); ANOLE_ALLOWED_ADDRESSES lists non-public
+ * addresses to allow anyway (comma-separated, e.g. 127.0.0.1 to fetch from a local server).
+ * Neither is set in production.
+ */
+export function addressPolicyFromEnv(env: NodeJS.ProcessEnv = process.env): AddressPolicy {
+  return {
+    allowHttp: env.ANOLE_ALLOW_HTTP_URLS === '1',
+    allowedAddresses: (env.ANOLE_ALLOWED_ADDRESSES ?? '')
+      .split(',')
+      .map((a) => a.trim())
+      .filter((a) => a.length > 0),
+  };
+}
