@@ -5,7 +5,7 @@ import type { GenerationMode } from '../../functions/generation/constraints.ts';
 import { prepareJob } from '../../functions/prepare-job.ts';
 import { AnoleProcessor } from '../../functions/preprocess/processor.ts';
 import { loadRuntime } from '../../sidecar/worker/load-runtime.ts';
-import { runJobs } from '../../sidecar/worker/run-jobs.ts';
+import { runJobs, type JobRuntime } from '../../sidecar/worker/run-jobs.ts';
 import { progress, withProgress } from '../progress.ts';
 
 export interface GenerateOptions {
@@ -40,6 +40,14 @@ export async function generateCommand(modelDir: string, opts: GenerateOptions): 
   const store = new DirectoryBlobStore(out);
   const processor = await AnoleProcessor.load(modelDir);
   const runtime = await withProgress('loading the model', () => loadRuntime(modelDir, store));
+  try {
+    return await generateWith(runtime, processor, store, out, opts);
+  } finally {
+    await Promise.all([runtime.generator.release(), runtime.codec.release()]);
+  }
+}
+
+async function generateWith(runtime: JobRuntime, processor: AnoleProcessor, store: DirectoryBlobStore, out: string, opts: GenerateOptions): Promise<void> {
   const images = await Promise.all(opts.image.map((f) => fs.readFile(f)));
   const job = await prepareJob(
     {

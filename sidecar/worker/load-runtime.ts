@@ -1,6 +1,7 @@
 import type { BlobStore } from '../../contract/blob-store.ts';
 import { loadImageProcessorConfig } from '../../functions/preprocess/preprocessor-config.ts';
 import { AnoleTokenizer } from '../../functions/preprocess/tokenizer.ts';
+import { EngineThread } from '../engine/engine-thread.ts';
 import { Generator } from '../engine/generator.ts';
 import { ImageCodec } from '../engine/image-codec.ts';
 import type { SessionConfig } from '../onnx/session.ts';
@@ -8,14 +9,26 @@ import { openCheckpoint } from '../weights/checkpoint.ts';
 import { validateCheckpoint } from '../weights/validate-checkpoint.ts';
 import type { JobRuntime } from './run-jobs.ts';
 
+export interface RuntimeOptions extends SessionConfig {
+  /** Run the model on its own thread (default), so the event loop stays free while chunks run. */
+  thread?: boolean;
+}
+
 /** Loads a checkpoint once for many jobs: a bad checkpoint fails here, with one CheckpointError. */
-export async function loadRuntime(modelDir: string, store: BlobStore, session: SessionConfig = {}): Promise<JobRuntime> {
-  const ckpt = openCheckpoint(modelDir);
-  validateCheckpoint(ckpt);
-  const [generator, codec, tokenizer] = await Promise.all([Generator.load(ckpt, session), ImageCodec.load(ckpt, session), AnoleTokenizer.load(modelDir)]);
+export async function loadRuntime(modelDir: string, store: BlobStore, opts: RuntimeOptions = {}): Promise<JobRuntime> {
+  const { thread = true, ...session } = opts;
+  const tokenizer = await AnoleTokenizer.load(modelDir);
+  let engine: Pick<JobRuntime, 'generator' | 'codec'>;
+  if (thread) {
+    engine = await EngineThread.start(modelDir, session);
+  } else {
+    const ckpt = openCheckpoint(modelDir);
+    validateCheckpoint(ckpt);
+    const [generator, codec] = await Promise.all([Generator.load(ckpt, session), ImageCodec.load(ckpt, session)]);
+    engine = { generator, codec };
+  }
   return {
-    generator,
-    codec,
+    ...engine,
     decodeText: (ids) => tokenizer.decode(ids, { skipSpecialTokens: true }),
     imageConfig: loadImageProcessorConfig(modelDir),
     store,
