@@ -4,6 +4,7 @@ import { forwardCommand } from './commands/forward.ts';
 import { decodeImageCommand, encodeImageCommand } from './commands/images.ts';
 import { generateCommand } from './commands/generate.ts';
 import { initModelCommand } from './commands/init-model.ts';
+import { convertCommand } from './commands/convert.ts';
 
 const int = (name: string) => (v: string) => {
   const n = Number(v);
@@ -21,7 +22,7 @@ const bias = (v: string, map: Record<string, number>) => {
   if (!m) throw new InvalidArgumentError(`--logit-bias takes ID=BIAS, got ${v}`);
   return { ...map, [m[1]]: Number(m[2]) };
 };
-const modelOption = () => new Option('--model <dir>', 'Hugging Face checkpoint directory (default: $ANOLE_MODEL, else a tiny random model)');
+const modelOption = () => new Option('--model <dir>', 'Hugging Face checkpoint or model bundle directory (default: $ANOLE_MODEL, else a tiny random model)');
 
 const program = new Command('anole')
   .description('Anole (Chameleon-7B fine-tune) on ONNX Runtime, from Hugging Face safetensors')
@@ -84,6 +85,17 @@ program
   .option('--seed <n>', 'random seed', int('--seed'), 0)
   .option('--shards <n>', 'split the weights into n shard files', int('--shards'))
   .action(initModelCommand);
+
+program
+  .command('convert')
+  .description('build a model bundle (graphs, weights in the chosen dtype, tokenizer, manifest with hashes) from a Hugging Face checkpoint')
+  .requiredOption('--from <dir>', 'Hugging Face checkpoint directory')
+  .requiredOption('--out <dir>', 'bundle directory to create')
+  .addOption(new Option('--dtype <dtype>', 'decoder weights').choices(['fp32', 'fp16', 'bf16', 'int8', 'int4']).default('fp32'))
+  .addOption(new Option('--target <ep>', 'execution provider the graphs are built for').choices(['cpu', 'cuda']).default('cpu'))
+  .option('--block-size <n>', 'int8/int4 quantization block size', int('--block-size'))
+  .option('--accuracy-level <n>', 'MatMulNBits accuracy_level (0 float math, 4 int8 activations on CPU)', int('--accuracy-level'))
+  .action(convertCommand);
 
 program.command('bench').description('time the random tiny and small models (last stdout line: JSON)').option('--preset <names>', 'comma-separated presets', 'tiny,small').action(async (o) => (await import('../bench/run-bench.ts')).runBench({ presets: o.preset.split(',') }));
 

@@ -1,7 +1,6 @@
 import fs from 'node:fs/promises';
 import { TextModel } from '../../sidecar/engine/text-model.ts';
-import { openCheckpoint } from '../../sidecar/weights/checkpoint.ts';
-import { validateCheckpoint } from '../../sidecar/weights/validate-checkpoint.ts';
+import { openModel } from '../../sidecar/engine/model-source.ts';
 import { withProgress } from '../progress.ts';
 
 /**
@@ -20,12 +19,11 @@ export async function forwardCommand(modelDir: string, opts: { input: string; ou
     return v;
   };
   const inputIds = grid('input_ids', true)!;
-  const ckpt = openCheckpoint(modelDir);
-  validateCheckpoint(ckpt);
-  const vocab = ckpt.config!.vocabSize;
+  const model = openModel(modelDir);
+  const vocab = model.checkpoint.config!.vocabSize;
   const bad = inputIds.flat().find((id) => id < 0 || id >= vocab);
   if (bad !== undefined) throw new Error(`${opts.input}: token id ${bad} is outside the vocabulary [0, ${vocab})`);
-  const model = await withProgress('loading the decoder', () => TextModel.load(ckpt));
+  const model = await withProgress('loading the decoder', () => TextModel.load(model));
   const out = await withProgress('forward', () =>
     model.forward({ inputIds, attentionMask: grid('attention_mask', false), positionIds: grid('position_ids', false) }),
   );

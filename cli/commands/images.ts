@@ -2,19 +2,17 @@ import fs from 'node:fs/promises';
 import { encodePng, postprocess } from '../../functions/preprocess/image-processor.ts';
 import { AnoleProcessor } from '../../functions/preprocess/processor.ts';
 import { ImageCodec } from '../../sidecar/engine/image-codec.ts';
-import { openCheckpoint } from '../../sidecar/weights/checkpoint.ts';
-import { validateCheckpoint } from '../../sidecar/weights/validate-checkpoint.ts';
+import { openModel } from '../../sidecar/engine/model-source.ts';
 import { loadImageProcessorConfig } from '../../functions/preprocess/preprocessor-config.ts';
 import { withProgress } from '../progress.ts';
 
 /** `encode-image --image FILE --output OUT.json`: {codes, token_ids} through the image processor and the VQ encoder. */
 export async function encodeImageCommand(modelDir: string, opts: { image: string; output: string }): Promise<void> {
-  const ckpt = openCheckpoint(modelDir);
-  validateCheckpoint(ckpt);
+  const model = openModel(modelDir);
   const processor = await AnoleProcessor.load(modelDir);
   const bytes = await fs.readFile(opts.image);
   const { pixelValues } = await processor.process(processor.config.imageToken, [bytes]);
-  const codec = await ImageCodec.load(ckpt);
+  const codec = await ImageCodec.load(model);
   const { codes } = await withProgress('encoding', () => codec.encode(pixelValues!, 1));
   const result = { codes: Array.from(codes[0]), token_ids: Array.from(codec.codesToTokens(codes[0])) };
   await fs.writeFile(opts.output, JSON.stringify(result));
@@ -24,9 +22,7 @@ export async function encodeImageCommand(modelDir: string, opts: { image: string
 /** `decode-image --codes IN.json --output FILE.png [--raw OUT.bin]`: IN.json is {codes} or {token_ids}. */
 export async function decodeImageCommand(modelDir: string, opts: { codes: string; output: string; raw?: string }): Promise<void> {
   const input = JSON.parse(await fs.readFile(opts.codes, 'utf8'));
-  const ckpt = openCheckpoint(modelDir);
-  validateCheckpoint(ckpt);
-  const codec = await ImageCodec.load(ckpt);
+  const codec = await ImageCodec.load(openModel(modelDir));
   const list = (name: string): number[] => {
     const v = input[name];
     if (!Array.isArray(v) || !v.every(Number.isInteger)) throw new Error(`${opts.codes}: "${name}" must be an array of integers`);

@@ -2,8 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { SequenceRequest } from './generation-request.ts';
 import { Generator } from './generator.ts';
 import { ImageCodec } from './image-codec.ts';
-import { openCheckpoint } from '../weights/checkpoint.ts';
-import { validateCheckpoint } from '../weights/validate-checkpoint.ts';
+import { openModel } from './model-source.ts';
 import type { ToThread, FromThread } from './engine-thread.ts';
 
 /**
@@ -19,9 +18,8 @@ let codec: ImageCodec;
 const aborts = new Map<number, AbortController[]>();
 
 try {
-  const ckpt = openCheckpoint(modelDir);
-  validateCheckpoint(ckpt);
-  [generator, codec] = await Promise.all([Generator.load(ckpt, session), ImageCodec.load(ckpt, session)]);
+  const model = openModel(modelDir); // a Hugging Face checkpoint (validated) or a bundle
+  [generator, codec] = await Promise.all([Generator.load(model, session), ImageCodec.load(model, session)]);
   send({ type: 'ready', config: generator.config });
 } catch (e) {
   send({ type: 'failed', message: (e as Error).message });

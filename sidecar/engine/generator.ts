@@ -2,12 +2,13 @@ import ort from 'onnxruntime-node';
 import { maskOf } from '../../functions/generation/constraints.ts';
 import type { AnoleConfig } from '../../model/config.ts';
 import { imageVocabulary } from '../../model/vocabulary.ts';
-import { cacheNames, decoderWeights } from '../graphs/decoder.ts';
-import { buildGenerationLoop, imageTokenRange, LOOP_INPUTS as I, LOOP_OUTPUTS as O, outputName } from '../graphs/generation-loop.ts';
+import { cacheNames } from '../graphs/decoder.ts';
+import { imageTokenRange, LOOP_INPUTS as I, LOOP_OUTPUTS as O, outputName } from '../graphs/generation-loop.ts';
 import { createSession, type SessionConfig } from '../onnx/session.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
 import { guidanceEnabled, type SequenceRequest } from './generation-request.ts';
 import { leftPad } from './greedy-generate.ts';
+import { asModelSource, type ModelSource } from './model-source.ts';
 import { appendRows, emptyBatch, selectRows, type RowBatch } from './row-batch.ts';
 import { TextModel } from './text-model.ts';
 import { UniformStream } from './uniform-stream.ts';
@@ -80,16 +81,19 @@ export class Generator {
     this.codeOf = vocab.tokenToCode;
   }
 
-  static async load(ckpt: Checkpoint, opts: SessionConfig & { imageHead?: boolean } = {}): Promise<Generator> {
-    const weights = decoderWeights(ckpt);
-    const columns = imageTokenRange(imageVocabulary(weights.config).codeToToken);
-    const useImageHead = (opts.imageHead ?? true) && columns !== undefined;
+  /** From a checkpoint (graphs built here) or a model source such as a bundle (graphs prebuilt). */
+  static async load(model: Checkpoint | ModelSource, opts: SessionConfig & { imageHead?: boolean } = {}): Promise<Generator> {
+    const source = asModelSource(model);
+    const loopGraph = source.graph('loop-full')!; // a bad checkpoint throws its CheckpointError here
+    const config = source.checkpoint.config!;
+    const columns = imageTokenRange(imageVocabulary(config).codeToToken);
+    const imageGraph = (opts.imageHead ?? true) && columns !== undefined ? source.graph('loop-image') : undefined;
     const [prefill, loop, imageLoop] = await Promise.all([
-      TextModel.load(ckpt, { ...opts, logits: 'last' }),
-      createSession(buildGenerationLoop(weights, 'full'), opts),
-      useImageHead ? createSession(buildGenerationLoop(weights, 'image'), opts) : undefined,
+      TextModel.load(source, { ...opts, logits: 'last' }),
+      createSession(loopGraph, opts),
+      imageGraph ? createSession(imageGraph, opts) : undefined,
     ]);
-    return new Generator(weights.config, prefill, loop, imageLoop && columns ? { session: imageLoop, columns } : undefined);
+    return new Generator(config, prefill, loop, imageLoop && columns ? { session: imageLoop, columns } : undefined);
   }
 
   /** Generates every request; yields events as chunks complete. */

@@ -1,10 +1,10 @@
 import ort from 'onnxruntime-node';
 import type { VQConfig } from '../../model/config.ts';
 import { imageVocabulary, type ImageVocabulary } from '../../model/vocabulary.ts';
-import { buildVQDecoder, buildVQEncoder } from '../graphs/vqvae.ts';
 import type { BuiltModel } from '../onnx/graph-builder.ts';
 import { createSession, type SessionConfig } from '../onnx/session.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
+import { asModelSource, type ModelSource } from './model-source.ts';
 
 export interface EncodeResult {
   /** Per image, h·w codebook indices in raster order (token t ↔ row t / w, column t % w). */
@@ -28,17 +28,19 @@ export class ImageCodec {
   private readonly sessions: Partial<Record<'encoder' | 'decoder', Promise<ort.InferenceSession>>> = {};
   private readonly sessionConfig: SessionConfig;
 
-  private constructor(ckpt: Checkpoint, sessionConfig: SessionConfig) {
+  private constructor(source: ModelSource, sessionConfig: SessionConfig) {
+    const ckpt = source.checkpoint;
     this.vq = ckpt.vq;
     this.imageSeqLength = ckpt.vq.quantStateDims[0] * ckpt.vq.quantStateDims[1];
     // A standalone AnoleVQVAE checkpoint has no text vocabulary, hence no token ids.
     this.vocabulary = ckpt.config ? imageVocabulary(ckpt.config) : undefined;
-    this.graphs = { encoder: buildVQEncoder(ckpt), decoder: buildVQDecoder(ckpt) };
+    this.graphs = { encoder: source.graph('vq-encoder')!, decoder: source.graph('vq-decoder')! };
     this.sessionConfig = sessionConfig;
   }
 
-  static async load(ckpt: Checkpoint, opts: SessionConfig = {}): Promise<ImageCodec> {
-    return new ImageCodec(ckpt, opts);
+  /** From a checkpoint (graphs built here) or a model source such as a bundle (graphs prebuilt). */
+  static async load(model: Checkpoint | ModelSource, opts: SessionConfig = {}): Promise<ImageCodec> {
+    return new ImageCodec(asModelSource(model), opts);
   }
 
   /** pixelValues: [batch, in_channels, R, R] float32, as the image processor makes them. */

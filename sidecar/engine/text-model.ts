@@ -1,8 +1,11 @@
 import ort from 'onnxruntime-node';
 import type { AnoleConfig } from '../../model/config.ts';
-import { buildDecoderGraph, cacheNames, decoderWeights, type DecoderGraphOptions } from '../graphs/decoder.ts';
+import { cacheNames, type DecoderGraphOptions } from '../graphs/decoder.ts';
+import { activationType } from '../graphs/precision.ts';
+import { DataType } from '../onnx/graph-builder.ts';
 import { createSession, type SessionConfig } from '../onnx/session.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
+import { asModelSource, type ModelSource } from './model-source.ts';
 
 /** The KV cache after a forward, and the attention mask it was built with (so padding is remembered). */
 export interface TextCache {
@@ -44,12 +47,17 @@ export class TextModel {
   private constructor(
     readonly config: AnoleConfig,
     private readonly session: ort.InferenceSession,
+    /** The KV cache's element type (float32, or float16 / bfloat16 in a GPU build). */
+    private readonly cacheType: 'float32' | 'float16' | 'bfloat16',
   ) {}
 
-  static async load(ckpt: Checkpoint, opts: SessionConfig & Pick<DecoderGraphOptions, 'logits'> = {}): Promise<TextModel> {
-    const weights = decoderWeights(ckpt); // throws a CheckpointError before ONNX Runtime sees anything
-    const session = await createSession(buildDecoderGraph(weights, { logits: opts.logits }), opts);
-    return new TextModel(weights.config, session);
+  /** From a checkpoint (graph built here) or a model source such as a bundle (graph prebuilt). */
+  static async load(model: Checkpoint | ModelSource, opts: SessionConfig & Pick<DecoderGraphOptions, 'logits'> = {}): Promise<TextModel> {
+    const source = asModelSource(model);
+    const graph = source.graph(opts.logits === 'last' ? 'prefill' : 'decoder')!; // a bad checkpoint throws its CheckpointError here
+    const session = await createSession(graph, opts);
+    const type = activationType(source.precision);
+    return new TextModel(source.checkpoint.config!, session, type === DataType.FLOAT16 ? 'float16' : type === DataType.BFLOAT16 ? 'bfloat16' : 'float32');
   }
 
   async forward(input: ForwardInput): Promise<ForwardOutput> {
@@ -73,7 +81,10 @@ export class TextModel {
     }
 
     const int64 = (rows: number[][]) => new ort.Tensor('int64', BigInt64Array.from(rows.flat(), BigInt), [rows.length, rows[0].length]);
-    const emptyCache = () => new ort.Tensor('float32', new Float32Array(0), [batch, heads, 0, headDim]);
+    const emptyCache = () =>
+      this.cacheType === 'float32'
+        ? new ort.Tensor('float32', new Float32Array(0), [batch, heads, 0, headDim])
+        : new ort.Tensor(this.cacheType as 'float16', new Uint16Array(0), [batch, heads, 0, headDim]);
     const feeds: Record<string, ort.Tensor> = {
       input_ids: int64(input.inputIds),
       attention_mask: int64(attentionMask),

@@ -29,8 +29,8 @@ export const blocksPerRow = (cols: number, blockSize: number) => Math.ceil(cols 
 export const blobBytes = (bits: NBits, blockSize: number) => (blockSize * bits) / 8;
 
 /**
- * Quantizes W [rows, cols] (float32, row-major). `roundScale` maps each scale to the value it will
- * be stored as (e.g. to fp16 for a GPU bundle), so the codes are chosen for the stored scale.
+ * Quantizes W [rows, cols] (float32, row-major). `roundScales` maps the scales to the values they
+ * will be stored as (e.g. fp16 for a GPU bundle), so the codes are chosen for the stored scales.
  */
 export function quantizeNBits(
   w: Float32Array,
@@ -38,9 +38,9 @@ export function quantizeNBits(
   cols: number,
   bits: NBits,
   blockSize: number,
-  roundScale: (scale: number) => number = Math.fround,
+  roundScales: (scales: Float32Array) => Float32Array = (x) => x,
 ): NBitsMatrix {
-  const scales = blockScales(w, rows, cols, bits, blockSize, roundScale);
+  const scales = blockScales(w, rows, cols, bits, blockSize, roundScales);
   const kBlocks = blocksPerRow(cols, blockSize);
   const blob = blobBytes(bits, blockSize);
   const zero = 1 << (bits - 1);
@@ -68,7 +68,7 @@ export function quantizeNBits(
  * The scales alone ([rows, kBlocks]): a cheap pass, so a writer can store them without holding the
  * packed codes (safetensors writes scales and codes at different times).
  */
-export function blockScales(w: Float32Array, rows: number, cols: number, bits: NBits, blockSize: number, roundScale: (scale: number) => number = Math.fround): Float32Array {
+export function blockScales(w: Float32Array, rows: number, cols: number, bits: NBits, blockSize: number, roundScales: (scales: Float32Array) => Float32Array = (x) => x): Float32Array {
   if (w.length !== rows * cols) throw new Error(`quantize: ${w.length} values is not ${rows}×${cols}`);
   if (!(blockSize >= 16 && (blockSize & (blockSize - 1)) === 0)) throw new Error(`block size ${blockSize} must be a power of two ≥ 16`);
   const kBlocks = blocksPerRow(cols, blockSize);
@@ -80,10 +80,10 @@ export function blockScales(w: Float32Array, rows: number, cols: number, bits: N
       const end = n * cols + Math.min((b + 1) * blockSize, cols);
       let extreme = 0; // the signed value of largest magnitude
       for (let i = start; i < end; i++) if (Math.abs(w[i]) > Math.abs(extreme)) extreme = w[i];
-      scales[n * kBlocks + b] = roundScale(extreme / -zero);
+      scales[n * kBlocks + b] = extreme / -zero;
     }
   }
-  return scales;
+  return roundScales(scales);
 }
 
 /** The float32 matrix [rows, cols] a MatMulNBits kernel sees: the reference for tests and error reports. */

@@ -1,0 +1,125 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { decoderWeights } from '../graphs/decoder.ts';
+import { buildModelGraphs } from '../graphs/model-graphs.ts';
+import { activationType, quantizedBits, type Precision } from '../graphs/precision.ts';
+import { DataType } from '../onnx/graph-builder.ts';
+import { openCheckpoint } from '../weights/checkpoint.ts';
+import { blobBytes, blocksPerRow, blockScales, quantizeNBits } from '../weights/quantize-nbits.ts';
+import { packedName, scalesName } from '../weights/quantized-tensors.ts';
+import { decodeToFloat32, readTensorAsFloat32, type TensorEntry } from '../weights/safetensors.ts';
+import { encodeFloats, writeSafetensors, type TensorToWrite } from '../weights/safetensors-writer.ts';
+import { validateCheckpoint } from '../weights/validate-checkpoint.ts';
+import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MANIFEST, sha256File, type BundleManifest } from './manifest.ts';
+
+/** The Hugging Face files besides the weights that a bundle carries over (when present). */
+const CARRIED_FILES = [
+  'config.json', 'generation_config.json', 'preprocessor_config.json', 'processor_config.json',
+  'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json', 'tokenizer.model', 'chat_template.json',
+];
+export const BUNDLE_WEIGHTS = 'model.safetensors';
+
+export interface ConvertOptions {
+  /** A Hugging Face Anole checkpoint directory. */
+  from: string;
+  /** The bundle directory to create (must not exist or be empty). */
+  out: string;
+  precision: Precision;
+  /** Quantization block size along K (int4 / int8); default 32. */
+  blockSize?: number;
+  /** MatMulNBits accuracy_level; default 0 (float math; 4 = int8 activations, faster on CPU). */
+  accuracyLevel?: number;
+}
+
+/**
+ * `anole convert`: one safetensors file with the decoder in the bundle's dtype (matrices packed
+ * for MatMulNBits when int4 / int8; the VQ-VAE as stored), the graphs built once from it as .onnx
+ * files that point at it, the tokenizer and config files, and manifest.json with every file's
+ * sha256. Written beside `out` and renamed at the end, so a crash never leaves a half bundle.
+ */
+export async function writeBundle(opts: ConvertOptions): Promise<BundleManifest> {
+  const out = path.resolve(opts.out);
+  if (fs.existsSync(out) && fs.readdirSync(out).length > 0) throw new Error(`${out} is not empty; refusing to overwrite it`);
+  const source = openCheckpoint(opts.from);
+  validateCheckpoint(source);
+  if (source.kind !== 'anole') throw new Error(`${opts.from} is a VQ-VAE checkpoint; a bundle needs the full model`);
+  const bits = quantizedBits(opts.precision.dtype);
+  const blockSize = opts.blockSize ?? 32;
+  const accuracyLevel = opts.accuracyLevel ?? 0;
+
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const tmp = fs.mkdtempSync(`${out}.partial-`);
+  fs.chmodSync(tmp, 0o755);
+  try {
+    writeSafetensors(path.join(tmp, BUNDLE_WEIGHTS), bundleTensors(source, opts.precision, bits, blockSize), { format: 'pt', anole_precision: JSON.stringify(opts.precision) });
+    for (const name of CARRIED_FILES) {
+      if (fs.existsSync(path.join(opts.from, name))) fs.copyFileSync(path.join(opts.from, name), path.join(tmp, name));
+    }
+    // the graphs read the bundle's own weights (their external data names the file beside them)
+    const graphs = buildModelGraphs(openCheckpoint(tmp), opts.precision, { accuracyLevel });
+    const graphFiles: BundleManifest['graphs'] = {};
+    for (const [name, built] of Object.entries(graphs)) {
+      fs.writeFileSync(path.join(tmp, `${name}.onnx`), built.bytes);
+      graphFiles[name as keyof typeof graphs] = `${name}.onnx`;
+    }
+    const files: BundleManifest['files'] = {};
+    for (const name of fs.readdirSync(tmp).sort()) {
+      files[name] = { bytes: fs.statSync(path.join(tmp, name)).size, sha256: await sha256File(path.join(tmp, name)) };
+    }
+    const manifest: BundleManifest = {
+      format: BUNDLE_FORMAT,
+      formatVersion: BUNDLE_FORMAT_VERSION,
+      precision: opts.precision,
+      ...(bits ? { quantization: { bits, blockSize, accuracyLevel } } : {}),
+      graphs: graphFiles,
+      files,
+      createdBy: 'anole convert',
+      source: path.resolve(opts.from),
+    };
+    fs.writeFileSync(path.join(tmp, MANIFEST), JSON.stringify(manifest, null, 2) + '\n');
+    if (fs.existsSync(out)) fs.rmdirSync(out);
+    fs.renameSync(tmp, out);
+    return manifest;
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/**
+ * Every tensor of the bundle, each produced only when the writer reaches it. Text-decoder floats go
+ * to the activation type on a GPU (so nothing is cast at load) and keep their stored dtype on CPU
+ * unless fp32 / fp16 / bf16 is asked for; the VQ-VAE keeps its dtype.
+ */
+function bundleTensors(ckpt: ReturnType<typeof openCheckpoint>, precision: Precision, bits: 4 | 8 | undefined, blockSize: number): TensorToWrite[] {
+  const w = decoderWeights(ckpt);
+  const act = activationType(precision);
+  const actDtype = act === DataType.FLOAT16 ? 'F16' : act === DataType.BFLOAT16 ? 'BF16' : 'F32';
+  const floatDtype = (stored: TensorEntry['dtype']): TensorToWrite['dtype'] => {
+    if (precision.target === 'cuda') return actDtype;
+    if (precision.dtype === 'fp32') return 'F32';
+    if (precision.dtype === 'fp16') return 'F16';
+    if (precision.dtype === 'bf16') return 'BF16';
+    return stored as TensorToWrite['dtype'];
+  };
+  // scales are MatMulNBits input 2, in the activation type; codes are chosen for the rounded scales
+  const scaleDtype = actDtype;
+  const roundScales = (s: Float32Array) => (scaleDtype === 'F32' ? s : decodeToFloat32(encodeFloats(scaleDtype, s), scaleDtype));
+  // the tied head is the embedding, which a Gather reads: it stays float
+  const matrices = new Set(bits ? [...w.layers.flatMap((l) => [l.q, l.k, l.v, l.o, l.gate, l.up, l.down]), ...(w.lmHead !== w.embed ? [w.lmHead] : [])].map((m) => m.name) : []);
+
+  const tensors: TensorToWrite[] = [];
+  for (const [name, entry] of ckpt.tensors) {
+    if (name.startsWith(ckpt.vqPrefix) && ckpt.vqPrefix) {
+      tensors.push({ name, dtype: entry.dtype as TensorToWrite['dtype'], shape: entry.shape, data: () => readTensorAsFloat32(entry) });
+    } else if (bits && matrices.has(name)) {
+      const [rows, cols] = entry.shape;
+      const kBlocks = blocksPerRow(cols, blockSize);
+      tensors.push({ name: packedName(name), dtype: 'U8', shape: [rows, kBlocks, blobBytes(bits, blockSize)], data: () => quantizeNBits(readTensorAsFloat32(entry), rows, cols, bits, blockSize, roundScales).packed });
+      tensors.push({ name: scalesName(name), dtype: scaleDtype, shape: [rows, kBlocks], data: () => blockScales(readTensorAsFloat32(entry), rows, cols, bits, blockSize, roundScales) });
+    } else {
+      tensors.push({ name, dtype: floatDtype(entry.dtype), shape: entry.shape, data: () => readTensorAsFloat32(entry) });
+    }
+  }
+  return tensors;
+}

@@ -1,0 +1,154 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyBundle } from '../sidecar/bundle/manifest.ts';
+import { writeBundle } from '../sidecar/bundle/write-bundle.ts';
+import { Generator } from '../sidecar/engine/generator.ts';
+import { ImageCodec } from '../sidecar/engine/image-codec.ts';
+import { openModel } from '../sidecar/engine/model-source.ts';
+import { TextModel } from '../sidecar/engine/text-model.ts';
+import type { GraphName } from '../sidecar/graphs/model-graphs.ts';
+import { missingCudaKernel } from '../sidecar/onnx/cuda-kernels.ts';
+import { DEFAULT_OPSETS } from '../sidecar/onnx/graph-builder.ts';
+import { typedNodes } from '../sidecar/onnx/node-types.ts';
+import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
+import { compileConstraints } from '../functions/generation/constraints.ts';
+import { DEFAULT_SAMPLING } from '../sidecar/engine/generation-request.ts';
+
+const FIXTURE = 'test/fixtures/anole-tiny';
+const ids = [[0, 16400, 16500, 16600, 8197, 100, 200, 300, 400, 8196, 16700, 16800]];
+let tmp: string;
+const bundles: Record<string, string> = {};
+
+/** Log-softmax of each row of [rows, V] logits. */
+function logSoftmax(logits: Float32Array, V: number): Float64Array {
+  const out = new Float64Array(logits.length);
+  for (let r = 0; r < logits.length / V; r++) {
+    let max = -Infinity;
+    for (let v = 0; v < V; v++) max = Math.max(max, logits[r * V + v]);
+    let sum = 0;
+    for (let v = 0; v < V; v++) sum += Math.exp(logits[r * V + v] - max);
+    for (let v = 0; v < V; v++) out[r * V + v] = logits[r * V + v] - max - Math.log(sum);
+  }
+  return out;
+}
+
+/** Mean KL(p || q) over rows and the share of rows whose arg-max agrees. */
+function compare(p: Float32Array, q: Float32Array, V: number): { kl: number; top1: number } {
+  const lp = logSoftmax(p, V);
+  const lq = logSoftmax(q, V);
+  const rows = p.length / V;
+  let kl = 0;
+  let agree = 0;
+  for (let r = 0; r < rows; r++) {
+    let am = 0;
+    let bm = 0;
+    for (let v = 0; v < V; v++) {
+      const i = r * V + v;
+      kl += Math.exp(lp[i]) * (lp[i] - lq[i]);
+      if (p[i] > p[r * V + am]) am = v;
+      if (q[i] > q[r * V + bm]) bm = v;
+    }
+    if (am === bm) agree++;
+  }
+  return { kl: kl / rows, top1: agree / rows };
+}
+
+async function logitsOf(dir: string): Promise<Float32Array> {
+  const model = await TextModel.load(openModel(dir), { intraOpNumThreads: 1 });
+  const out = await model.forward({ inputIds: ids });
+  await model.release();
+  return out.logits;
+}
+
+describe('model bundles (anole convert)', () => {
+  beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-bundle-'));
+    for (const [name, dtype, target] of [['fp32', 'fp32', 'cpu'], ['int8', 'int8', 'cpu'], ['int4', 'int4', 'cpu'], ['cuda-int4', 'int4', 'cuda'], ['cuda-fp16', 'fp16', 'cuda']] as const) {
+      bundles[name] = path.join(tmp, name);
+      await writeBundle({ from: FIXTURE, out: bundles[name], precision: { dtype, target } });
+    }
+  });
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('lists every file with its size and sha256, and verification names a corrupted file', async () => {
+    const manifest = await verifyBundle(bundles.fp32);
+    expect(Object.keys(manifest.files)).toEqual(expect.arrayContaining(['model.safetensors', 'config.json', 'tokenizer.json', 'prefill.onnx', 'loop-full.onnx', 'loop-image.onnx', 'vq-encoder.onnx', 'vq-decoder.onnx']));
+    expect(manifest.precision).toEqual({ dtype: 'fp32', target: 'cpu' });
+    const copy = path.join(tmp, 'corrupt');
+    fs.cpSync(bundles.fp32, copy, { recursive: true });
+    const tokenizer = path.join(copy, 'tokenizer.json');
+    const bytes = fs.readFileSync(tokenizer);
+    bytes[100] ^= 1;
+    fs.writeFileSync(tokenizer, bytes);
+    await expect(verifyBundle(copy)).rejects.toThrow(/tokenizer\.json: sha256 [0-9a-f]{64}, manifest\.json says/);
+    fs.truncateSync(path.join(copy, 'model.safetensors'), 1000);
+    expect(() => openModel(copy)).toThrow(/model\.safetensors: 1000 bytes, manifest\.json says \d+/);
+  });
+
+  it('an fp32 bundle gives exactly the logits of the Hugging Face directory', async () => {
+    const [hf, bundle] = [await logitsOf(FIXTURE), await logitsOf(bundles.fp32)];
+    expect(bundle.length).toBe(hf.length);
+    let max = 0;
+    for (let i = 0; i < hf.length; i++) max = Math.max(max, Math.abs(hf[i] - bundle[i]));
+    expect(max).toBe(0);
+  });
+
+  it('int8 and int4 bundles stay close to fp32 (int8 closer), with the decoder matrices packed', async () => {
+    const V = 65536;
+    const reference = await logitsOf(FIXTURE);
+    const int8 = compare(reference, await logitsOf(bundles.int8), V);
+    const int4 = compare(reference, await logitsOf(bundles.int4), V);
+    expect(int8.kl).toBeLessThan(int4.kl);
+    expect(int8.kl).toBeLessThan(0.01);
+    expect(int4.kl).toBeLessThan(0.2);
+    expect(int8.top1).toBeGreaterThanOrEqual(0.9);
+    const tensors = openCheckpoint(bundles.int4).tensors;
+    expect(tensors.get('model.layers.0.mlp.up_proj.weight.packed')?.dtype).toBe('U8');
+    expect(tensors.has('model.layers.0.mlp.up_proj.weight')).toBe(false);
+    expect(tensors.get('model.embed_tokens.weight')?.dtype).toBe('BF16'); // the embedding is gathered, not quantized
+    expect(tensors.get('model.vqmodel.quantize.embedding.weight')?.dtype).toBe('F32'); // the VQ-VAE stays float
+    const size = (dir: string) => fs.statSync(path.join(dir, 'model.safetensors')).size;
+    expect(size(bundles.int4)).toBeLessThan(size(bundles.int8));
+    expect(size(bundles.int8)).toBeLessThan(size(bundles.fp32));
+  });
+
+  it('the generator and the image codec run from an int4 bundle', async () => {
+    const model = openModel(bundles.int4);
+    const generator = await Generator.load(model, { intraOpNumThreads: 1 });
+    const codec = await ImageCodec.load(model, { intraOpNumThreads: 1 });
+    const events = [];
+    const request = {
+      promptIds: [0, 16400, 16500],
+      constraints: compileConstraints(generator.config, 'image'),
+      maxNewTokens: generator.config.imageSeqLength + 2,
+      text: { ...DEFAULT_SAMPLING.text },
+      image: { ...DEFAULT_SAMPLING.image },
+      repetitionPenalty: DEFAULT_SAMPLING.repetitionPenalty,
+      guidance: { ...DEFAULT_SAMPLING.guidance },
+      seed: 3,
+    };
+    for await (const e of generator.generate([request], { chunkSize: 8 })) events.push(e);
+    const done = events.find((e) => e.type === 'image_done');
+    expect(done && done.type === 'image_done' && done.codes.length).toBe(16);
+    const pixels = await codec.decode([(done as { codes: number[] }).codes]);
+    expect(pixels.length).toBe(3 * 64 * 64);
+    await generator.release();
+    await codec.release();
+  });
+
+  it('CUDA bundles (fp16, int4) have a CUDA kernel for every node', () => {
+    for (const name of ['cuda-fp16', 'cuda-int4']) {
+      const model = openModel(bundles[name]);
+      for (const graph of Object.keys(model.bundle!.graphs) as GraphName[]) {
+        const missing = typedNodes(model.graph(graph)!).map((n) => missingCudaKernel(n, DEFAULT_OPSETS)).filter(Boolean);
+        expect(missing, `${name}/${graph}`).toEqual([]);
+      }
+    }
+    const nbits = typedNodes(openModel(bundles['cuda-int4']).graph('loop-full')!).filter((n) => n.opType === 'MatMulNBits');
+    expect(nbits.length).toBeGreaterThan(0);
+    expect(nbits.every((n) => n.inputTypes.join() === 'float16,uint8,float16')).toBe(true);
+    expect(openCheckpoint(bundles['cuda-fp16']).tensors.get('model.layers.0.mlp.up_proj.weight')?.dtype).toBe('F16');
+  });
+});
