@@ -6,12 +6,15 @@
  *
  *   node --import tsx bench/load-child.ts <checkpoint dir>
  */
+import fs from 'node:fs';
 import { Generator } from '../sidecar/engine/generator.ts';
 import { ImageCodec } from '../sidecar/engine/image-codec.ts';
 import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
 
 const peakMiB = () => process.resourceUsage().maxRSS / 1024; // maxRSS is in KiB
 const rssMiB = () => process.memoryUsage().rss / 1024 / 1024;
+// maxRSS starts at the parent's RSS at spawn; VmHWM belongs to this address space alone (Linux).
+const vmHwmMiB = () => Number(/^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN) / 1024;
 
 const dir = process.argv[2];
 if (!dir) throw new Error('usage: load-child.ts <checkpoint dir>');
@@ -21,7 +24,7 @@ const start = performance.now();
 const ckpt = openCheckpoint(dir);
 const [generator, codec] = await Promise.all([Generator.load(ckpt), ImageCodec.load(ckpt)]);
 const loadMs = performance.now() - start;
-const loaded = { peak: peakMiB(), rss: rssMiB() };
+const loaded = { peak: peakMiB(), hwm: vmHwmMiB(), rss: rssMiB() };
 
 const decodeStart = performance.now();
 await codec.decode([new Array(codec.imageSeqLength).fill(0)]);
@@ -31,6 +34,7 @@ process.stdout.write(
   JSON.stringify({
     baseline_peak_rss_mb: baseline,
     load_peak_rss_mb: loaded.peak,
+    load_vmhwm_mb: loaded.hwm,
     loaded_rss_mb: loaded.rss,
     load_s: loadMs / 1000,
     first_decode_peak_rss_mb: peakMiB(),

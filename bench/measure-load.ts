@@ -6,6 +6,11 @@ export interface LoadFigures {
   baseline_peak_rss_mb: number;
   /** Peak RSS through openCheckpoint + Generator.load + ImageCodec.load (all sessions the generator needs). */
   load_peak_rss_mb: number;
+  /**
+   * The same peak from /proc/self/status VmHWM, which counts only the child's own address space:
+   * a check on maxRSS, which starts at the parent's RSS when the child is spawned.
+   */
+  load_vmhwm_mb: number;
   /** RSS once loaded, after the peak. */
   loaded_rss_mb: number;
   load_s: number;
@@ -20,7 +25,8 @@ const TSX = import.meta.resolve('tsx/esm');
 
 /**
  * Peak RSS of loading a checkpoint, in a fresh child process (process.resourceUsage().maxRSS is a
- * high-water mark, so it must be a process that has loaded nothing else).
+ * high-water mark, so it must be a process that has loaded nothing else). On Linux the child's
+ * maxRSS starts at this process's RSS at spawn, so call this before loading any model here.
  */
 export function measureLoad(checkpointDir: string): Promise<LoadFigures> {
   return new Promise((resolve, reject) => {

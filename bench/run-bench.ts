@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { Generator } from '../sidecar/engine/generator.ts';
 import { ImageCodec } from '../sidecar/engine/image-codec.ts';
 import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
@@ -6,7 +7,7 @@ import { benchCheckpoint, sizeOnDisk } from './bench-checkpoints.ts';
 import { benchPlan } from './bench-plan.ts';
 import { measureFirstToken } from './measure-first-token.ts';
 import { measureWholeImage } from './measure-image.ts';
-import { measureLoad } from './measure-load.ts';
+import { measureLoad, type LoadFigures } from './measure-load.ts';
 import { measureTextModel } from './measure-text-model.ts';
 import { measureThroughput } from './measure-throughput.ts';
 import { measureTransfer } from './measure-transfer.ts';
@@ -24,7 +25,8 @@ const MiB = 2 ** 20;
  * step, VQ encode/decode) and then generation (throughput with and without guidance for the
  * in-graph loop and the per-token baseline, bytes per token at context 1000, time to first
  * token, a whole image). Readable lines go to stderr as it runs, with each part's duration;
- * the last stdout line is one JSON object {"tiny": {...}, "small": {...}, "total_seconds"}.
+ * the last stdout line is one JSON object {"tiny": {...}, "small": {...}, "total_seconds", the
+ * 1-minute load averages at start and end}.
  */
 export async function runBench(opts: BenchOptions = {}): Promise<void> {
   const presets = opts.presets ?? ['tiny', 'small'];
@@ -32,60 +34,85 @@ export async function runBench(opts: BenchOptions = {}): Promise<void> {
     if (!(p in RANDOM_CHECKPOINT_PRESETS)) throw new Error(`unknown preset ${p} (known: ${Object.keys(RANDOM_CHECKPOINT_PRESETS).join(', ')})`);
   }
   const start = performance.now();
+  // Other work on this 2-core machine moves every timing: the load average says how much there was.
+  const loadBefore = os.loadavg()[0];
+  process.stderr.write(`bench: load average ${loadBefore.toFixed(2)} at the start (2 cores)\n`);
+  // Every load child starts before this process loads any model: on Linux a child's maxRSS begins
+  // at its parent's RSS when spawned (the high-water mark survives fork and exec).
+  const runs = (presets as PresetName[]).map((preset) => new PresetRun(preset));
+  for (const run of runs) await run.prepare();
   const figures: Partial<Record<PresetName, PresetFigures>> = {};
-  for (const preset of presets as PresetName[]) figures[preset] = await benchPreset(preset);
+  for (const run of runs) figures[run.preset] = await run.measure();
   const totalSeconds = (performance.now() - start) / 1000;
-  process.stderr.write(`bench: ${totalSeconds.toFixed(1)} s in all\n`);
-  process.stdout.write(benchReportLine(figures, { total_seconds: totalSeconds }) + '\n');
+  const loadAfter = os.loadavg()[0];
+  process.stderr.write(`bench: ${totalSeconds.toFixed(1)} s in all; load average ${loadAfter.toFixed(2)} at the end\n`);
+  const top = { total_seconds: totalSeconds, load_average_start: loadBefore, load_average_end: loadAfter };
+  process.stdout.write(benchReportLine(figures, top) + '\n');
 }
 
-async function benchPreset(preset: PresetName): Promise<PresetFigures> {
-  const log = (line: string) => process.stderr.write(`[${preset}] ${line}\n`);
-  const partSeconds: Record<string, number> = {};
-  const part = async <T>(name: string, run: () => Promise<T> | T): Promise<T> => {
+/** One preset's bench: its checkpoint and load figures first, then the in-process measurements. */
+class PresetRun {
+  private readonly partSeconds: Record<string, number> = {};
+  private prepared: { dir: string; checkpointMiB: number; load: LoadFigures } | undefined;
+
+  constructor(readonly preset: PresetName) {}
+
+  async prepare(): Promise<void> {
+    const { dir, written } = await this.part('checkpoint', () => benchCheckpoint(this.preset));
+    const checkpointMiB = sizeOnDisk(dir) / MiB;
+    this.log(`checkpoint ${dir}: ${checkpointMiB.toFixed(1)} MiB on disk (${written ? 'written now' : 'cached'})`);
+    const load = await this.part('load_child', () => measureLoad(dir));
+    this.log(`load in a fresh process: ${load.load_s.toFixed(1)} s, peak RSS ${load.load_peak_rss_mb.toFixed(0)} MiB ` +
+      `(own address space: ${load.load_vmhwm_mb.toFixed(0)} MiB; before loading ${load.baseline_peak_rss_mb.toFixed(0)} MiB, after the peak ` +
+      `${load.loaded_rss_mb.toFixed(0)} MiB; checkpoint ${checkpointMiB.toFixed(0)} MiB); the first image decode creates the VQ decoder: ` +
+      `peak ${load.first_decode_peak_rss_mb.toFixed(0)} MiB`);
+    this.prepared = { dir, checkpointMiB, load };
+  }
+
+  async measure(): Promise<PresetFigures> {
+    if (!this.prepared) throw new Error('prepare() first');
+    const { dir, checkpointMiB, load } = this.prepared;
+    const log = (line: string) => this.log(line);
+    const ckpt = openCheckpoint(dir);
+    const plan = benchPlan(this.preset, ckpt.config!);
+    const textModel = await this.part('text_model', () => measureTextModel(ckpt, plan, log));
+    const codec = await ImageCodec.load(ckpt);
+    try {
+      const vq = await this.part('vq', () => measureVQ(codec, plan, log));
+      const generator = await this.part('generator_load', () => Generator.load(ckpt));
+      try {
+        const throughput = await this.part('throughput', () => measureThroughput(generator, plan, log));
+        const transfer = await this.part('transfer', () => measureTransfer(generator, plan, log));
+        const firstToken = await this.part('first_token', () => measureFirstToken(generator, plan, log));
+        const wholeImage = await this.part('whole_image', () => measureWholeImage(generator, codec, plan, log));
+        return {
+          ...throughput,
+          ...transfer,
+          ...firstToken,
+          ...wholeImage,
+          ...textModel,
+          ...vq,
+          ...load,
+          checkpoint_mb: checkpointMiB,
+          part_seconds: this.partSeconds,
+        };
+      } finally {
+        await generator.release();
+      }
+    } finally {
+      await codec.release();
+    }
+  }
+
+  private log(line: string): void {
+    process.stderr.write(`[${this.preset}] ${line}\n`);
+  }
+
+  private async part<T>(name: string, run: () => Promise<T> | T): Promise<T> {
     const started = performance.now();
     const result = await run();
-    partSeconds[name] = (performance.now() - started) / 1000;
-    log(`-- ${name}: ${partSeconds[name].toFixed(1)} s`);
+    this.partSeconds[name] = (performance.now() - started) / 1000;
+    this.log(`-- ${name}: ${this.partSeconds[name].toFixed(1)} s`);
     return result;
-  };
-
-  const { dir, written } = await part('checkpoint', () => benchCheckpoint(preset));
-  const checkpointMiB = sizeOnDisk(dir) / MiB;
-  log(`checkpoint ${dir}: ${checkpointMiB.toFixed(1)} MiB on disk (${written ? 'written now' : 'cached'})`);
-
-  const load = await part('load_child', () => measureLoad(dir));
-  log(`load in a fresh process: ${load.load_s.toFixed(1)} s, peak RSS ${load.load_peak_rss_mb.toFixed(0)} MiB ` +
-    `(process before loading ${load.baseline_peak_rss_mb.toFixed(0)} MiB, after the peak ${load.loaded_rss_mb.toFixed(0)} MiB; ` +
-    `checkpoint ${checkpointMiB.toFixed(0)} MiB); first image decode adds the VQ decoder: peak ${load.first_decode_peak_rss_mb.toFixed(0)} MiB`);
-
-  const ckpt = openCheckpoint(dir);
-  const plan = benchPlan(preset, ckpt.config!);
-  const textModel = await part('text_model', () => measureTextModel(ckpt, plan, log));
-  const codec = await ImageCodec.load(ckpt);
-  try {
-    const vq = await part('vq', () => measureVQ(codec, plan, log));
-    const generator = await part('generator_load', () => Generator.load(ckpt));
-    try {
-      const throughput = await part('throughput', () => measureThroughput(generator, plan, log));
-      const transfer = await part('transfer', () => measureTransfer(generator, plan, log));
-      const firstToken = await part('first_token', () => measureFirstToken(generator, plan, log));
-      const wholeImage = await part('whole_image', () => measureWholeImage(generator, codec, plan, log));
-      return {
-        ...throughput,
-        ...transfer,
-        ...firstToken,
-        ...wholeImage,
-        ...textModel,
-        ...vq,
-        ...load,
-        checkpoint_mb: checkpointMiB,
-        part_seconds: partSeconds,
-      };
-    } finally {
-      await generator.release();
-    }
-  } finally {
-    await codec.release();
   }
 }

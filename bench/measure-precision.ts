@@ -1,0 +1,137 @@
+/**
+ * fp32 vs int8 / int4 (MatMulNBits, block 32) on one checkpoint, CPU: converts the checkpoint into
+ * bundles in a temporary directory, then over a fixed set of prompts compares every next-token
+ * distribution with fp32's (top-1 agreement, mean KL(fp32 ‖ quantized)), and times greedy text
+ * generation. Prints one JSON line.
+ *
+ *   npx tsx bench/measure-precision.ts <HF checkpoint dir>
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { compileConstraints } from '../functions/generation/constraints.ts';
+import { writeBundle } from '../sidecar/bundle/write-bundle.ts';
+import { DEFAULT_SAMPLING, type SequenceRequest } from '../sidecar/engine/generation-request.ts';
+import { Generator } from '../sidecar/engine/generator.ts';
+import { openModel } from '../sidecar/engine/model-source.ts';
+import { TextModel } from '../sidecar/engine/text-model.ts';
+import type { WeightDtype } from '../sidecar/graphs/precision.ts';
+
+export interface PrecisionFigures {
+  variant: string;
+  weights_mb: number;
+  bundle_mb: number;
+  top1_agreement: number;
+  mean_kl: number;
+  text_tokens_per_s: number;
+}
+
+/** 8 prompts × 32 tokens of text ids, the same on every run (a fixed LCG). */
+function prompts(vocabStart: number, vocabEnd: number): number[][] {
+  let s = 12345;
+  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return Array.from({ length: 8 }, () => [0, ...Array.from({ length: 31 }, () => vocabStart + Math.floor(next() * (vocabEnd - vocabStart)))]);
+}
+
+async function distributions(dir: string, batch: number[][]): Promise<Float32Array> {
+  const model = await TextModel.load(openModel(dir));
+  const out = await model.forward({ inputIds: batch });
+  await model.release();
+  return out.logits;
+}
+
+function compare(p: Float32Array, q: Float32Array, V: number): { kl: number; top1: number } {
+  const rows = p.length / V;
+  let kl = 0;
+  let agree = 0;
+  for (let r = 0; r < rows; r++) {
+    const lse = (x: Float32Array) => {
+      let max = -Infinity;
+      for (let v = 0; v < V; v++) max = Math.max(max, x[r * V + v]);
+      let sum = 0;
+      for (let v = 0; v < V; v++) sum += Math.exp(x[r * V + v] - max);
+      return max + Math.log(sum);
+    };
+    const [lp, lq] = [lse(p), lse(q)];
+    let am = 0;
+    let bm = 0;
+    for (let v = 0; v < V; v++) {
+      const i = r * V + v;
+      const logP = p[i] - lp;
+      kl += Math.exp(logP) * (logP - (q[i] - lq));
+      if (p[i] > p[r * V + am]) am = v;
+      if (q[i] > q[r * V + bm]) bm = v;
+    }
+    if (am === bm) agree++;
+  }
+  return { kl: kl / rows, top1: agree / rows };
+}
+
+/** Greedy text tokens per second, batch 1, after a warm-up. */
+async function textSpeed(dir: string, tokens: number, promptIds: number[]): Promise<number> {
+  const generator = await Generator.load(openModel(dir));
+  const request = (): SequenceRequest => ({
+    promptIds,
+    constraints: compileConstraints(generator.config, 'text'),
+    maxNewTokens: tokens,
+    text: { ...DEFAULT_SAMPLING.text, greedy: true },
+    image: { ...DEFAULT_SAMPLING.image },
+    repetitionPenalty: 1,
+    guidance: { text: 1, image: 1 },
+    seed: 0,
+    // never stop early: the comparison is per token
+    logitBias: { [generator.config.eosTokenId]: -1e9 },
+  });
+  for await (const _ of generator.generate([request()], { chunkSize: 16 }));
+  const start = performance.now();
+  let made = 0;
+  for await (const e of generator.generate([request()], { chunkSize: 16 })) if (e.type === 'done') made = e.tokens.length;
+  const seconds = (performance.now() - start) / 1000;
+  await generator.release();
+  return made / seconds;
+}
+
+const mb = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
+const dirBytes = (dir: string) => fs.readdirSync(dir).reduce((sum, f) => sum + fs.statSync(path.join(dir, f)).size, 0);
+const weightBytes = (dir: string) => fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors') && !f.startsWith('goldens')).reduce((sum, f) => sum + fs.statSync(path.join(dir, f)).size, 0);
+
+export async function measurePrecision(hfDir: string, opts: { tokens?: number } = {}): Promise<PrecisionFigures[]> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-precision-'));
+  try {
+    const config = openModel(hfDir).checkpoint.config!;
+    const batch = prompts(Math.min(16388, config.vocabSize - 1000), Math.min(16920, config.vocabSize));
+    const V = config.vocabSize;
+    const reference = await distributions(hfDir, batch);
+    const variants: { variant: string; dtype: WeightDtype; accuracyLevel?: number }[] = [
+      { variant: 'fp32', dtype: 'fp32' },
+      { variant: 'int8', dtype: 'int8' },
+      { variant: 'int4', dtype: 'int4' },
+      { variant: 'int4 (accuracy_level 4)', dtype: 'int4', accuracyLevel: 4 },
+    ];
+    const out: PrecisionFigures[] = [];
+    for (const v of variants) {
+      const dir = path.join(tmp, v.variant.replace(/\W+/g, '-'));
+      await writeBundle({ from: hfDir, out: dir, precision: { dtype: v.dtype, target: 'cpu' }, accuracyLevel: v.accuracyLevel });
+      const { kl, top1 } = compare(reference, await distributions(dir, batch), V);
+      out.push({
+        variant: v.variant,
+        weights_mb: mb(weightBytes(dir)),
+        bundle_mb: mb(dirBytes(dir)),
+        top1_agreement: top1,
+        mean_kl: kl,
+        text_tokens_per_s: Math.round((await textSpeed(dir, opts.tokens ?? 64, batch[0])) * 10) / 10,
+      });
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    out.unshift({ variant: 'HF directory (bf16 → fp32 at load)', weights_mb: mb(weightBytes(hfDir)), bundle_mb: mb(dirBytes(hfDir)), top1_agreement: 1, mean_kl: 0, text_tokens_per_s: Math.round((await textSpeed(hfDir, opts.tokens ?? 64, batch[0])) * 10) / 10 });
+    return out;
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const dir = process.argv[2];
+  if (!dir) throw new Error('usage: measure-precision.ts <HF checkpoint dir>');
+  process.stdout.write(JSON.stringify(await measurePrecision(dir)) + '\n');
+}
