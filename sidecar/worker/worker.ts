@@ -173,7 +173,6 @@ export class Worker implements HealthSource {
       await this.runBatch(claims);
     } finally {
       await heartbeat.stop();
-      this.counters.inFlight -= claims.length;
     }
   }
 
@@ -202,9 +201,8 @@ export class Worker implements HealthSource {
 
       lease = await this.leases.acquire(id, `${this.id}/${msg.messageId}/${msg.receiveCount}/${randomUUID().slice(0, 8)}`);
       if (!lease) {
-        // another worker runs it: this delivery comes back after its visibility timeout, and is dropped then if finished
-        this.counters.jobsRetried++;
-        return undefined;
+        // another worker runs it: this delivery comes back after a backoff, and is dropped then if finished
+        return this.retryLater(msg, new Error(`prediction ${id} is running on another worker`));
       }
       let job: GenerationJob;
       try {
@@ -274,7 +272,7 @@ export class Worker implements HealthSource {
             break;
           case 'done':
             // recorded in the background: the other jobs of the batch keep generating meanwhile
-            c.finishing = this.finish(c, ev.result);
+            this.settle(c, this.finish(c, ev.result));
             break;
         }
         if (c.events.failed && !c.abort.signal.aborted) c.abort.abort(); // storage is failing: stop spending compute on it
@@ -288,10 +286,14 @@ export class Worker implements HealthSource {
           await this.runBatch([c]);
         }
       } else {
-        for (const c of unfinished) c.finishing = this.giveUp(c, e);
+        for (const c of unfinished) this.settle(c, this.giveUp(c, e));
       }
     }
     await Promise.all(claims.map((c) => c.finishing));
+  }
+
+  private settle(c: Claim, recording: Promise<void>): void {
+    c.finishing = recording.finally(() => this.counters.inFlight--);
   }
 
   /** Records a job's result: events first, then the one conditional status write, then the message goes. */
@@ -322,12 +324,12 @@ export class Worker implements HealthSource {
         };
       });
       if (mine) {
-        c.events.push({ type: 'status', status });
-        c.events.push({ type: 'done', status });
-        await c.events.flush().catch(() => {}); // the record is final already: a missing done event is only cosmetic
         this.count(status);
         this.counters.tokensGenerated += result.metrics.generatedTokens;
         this.webhook(written.value, 'completed');
+        c.events.push({ type: 'status', status });
+        c.events.push({ type: 'done', status });
+        await c.events.flush().catch(() => {}); // the record is final already: a missing done event is only cosmetic
       }
       await c.lease.release().catch(() => {});
       await queue.delete(c.msg.receiptHandle);
@@ -360,11 +362,11 @@ export class Worker implements HealthSource {
       return mine ? { ...r, status, error, completed_at: now } : null;
     });
     if (mine) {
+      this.count(status);
+      this.webhook(written.value, 'completed');
       if (status === 'failed') await this.deps.predictions.appendEvent(id, { type: 'error', message: error ?? 'failed' });
       await this.deps.predictions.appendEvent(id, { type: 'status', status });
       await this.deps.predictions.appendEvent(id, { type: 'done', status });
-      this.count(status);
-      this.webhook(written.value, 'completed');
     }
     await this.deps.queue.delete(msg.receiptHandle);
     return undefined;
