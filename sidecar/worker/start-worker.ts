@@ -1,4 +1,5 @@
 import { SqsJobQueue } from '../../contract/job-queue.ts';
+import { addressPolicyFromEnv } from '../../functions/api/address-policy.ts';
 import type { PredictionRecord } from '../../contract/prediction.ts';
 import { PredictionStore } from '../../contract/prediction-store.ts';
 import { createS3Client, s3SettingsFromEnv, type S3Settings } from '../../contract/s3.ts';
@@ -72,7 +73,8 @@ export async function startWorker(config: WorkerConfig): Promise<StartedWorker> 
  * ANOLE_WEBHOOK_SECRET, ANOLE_HEALTH_PORT (default 8788), ANOLE_HEALTH_HOST (default 127.0.0.1),
  * ANOLE_BATCH_SIZE, ANOLE_BATCH_WINDOW_MS, ANOLE_VISIBILITY_SECONDS, ANOLE_WAIT_SECONDS,
  * ANOLE_CANCEL_POLL_MS, ANOLE_MAX_ATTEMPTS, ANOLE_CHUNK_SIZE, ANOLE_PREVIEW_EVERY_ROWS,
- * ANOLE_WEBHOOK_MAX_ATTEMPTS, ANOLE_WEBHOOK_BASE_DELAY_MS, ANOLE_THREADS.
+ * ANOLE_WEBHOOK_MAX_ATTEMPTS, ANOLE_WEBHOOK_BASE_DELAY_MS, ANOLE_THREADS; webhook destinations follow
+ * the API's address policy (ANOLE_ALLOW_HTTP_URLS, ANOLE_ALLOWED_ADDRESSES: https to public addresses only by default).
  */
 export function workerConfigFromEnv(modelDir: string, env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const int = (name: string): number | undefined => {
@@ -88,7 +90,7 @@ export function workerConfigFromEnv(modelDir: string, env: NodeJS.ProcessEnv = p
     s3: s3SettingsFromEnv(env),
     queue: queueSettingsFromEnv(env),
     webhookSecret: env.ANOLE_WEBHOOK_SECRET || undefined,
-    webhook: { maxAttempts: int('ANOLE_WEBHOOK_MAX_ATTEMPTS'), baseDelayMs: int('ANOLE_WEBHOOK_BASE_DELAY_MS') },
+    webhook: dropUndefined({ maxAttempts: int('ANOLE_WEBHOOK_MAX_ATTEMPTS'), baseDelayMs: int('ANOLE_WEBHOOK_BASE_DELAY_MS'), policy: addressPolicyFromEnv(env) }),
     health: { port: int('ANOLE_HEALTH_PORT') ?? 8788, hostname: env.ANOLE_HEALTH_HOST || '127.0.0.1' },
     worker: dropUndefined({
       maxBatch: int('ANOLE_BATCH_SIZE'),

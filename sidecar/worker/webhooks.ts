@@ -1,6 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
 import { Webhook } from 'standardwebhooks';
 import type { WebhookEvent } from '../../contract/prediction.ts';
+import { AddressRefusedError, checkUrl, guardedLookup, type AddressPolicy } from '../../functions/api/address-policy.ts';
 
 /**
  * Webhook deliveries signed per Standard Webhooks (webhook-id, webhook-timestamp,
@@ -18,7 +21,13 @@ export interface WebhookSenderOptions {
   maxDelayMs?: number;
   /** Per attempt. */
   timeoutMs?: number;
-  /** Throws to refuse a destination (SSRF policy); called before every attempt (DNS may change). */
+  /**
+   * Where deliveries may go (SSRF): the scheme and literal address are checked before each attempt,
+   * and every address the host resolves to when connecting (so DNS rebinding gains nothing).
+   * Redirects are never followed. Unset = anywhere (tests on loopback only).
+   */
+  policy?: AddressPolicy;
+  /** An extra check before each attempt; throwing refuses the destination (no retry). */
   checkUrl?: (url: string) => Promise<void>;
   log?: (message: string) => void;
 }
@@ -59,7 +68,7 @@ export function wantsEvent(filter: readonly WebhookEvent[] | null | undefined, e
 export class WebhookSender {
   private readonly signer: Webhook;
   private readonly pending = new Set<Promise<DeliveryOutcome>>();
-  readonly opts: Required<Omit<WebhookSenderOptions, 'checkUrl' | 'log'>> & Pick<WebhookSenderOptions, 'checkUrl' | 'log'>;
+  readonly opts: Required<Omit<WebhookSenderOptions, 'policy' | 'checkUrl' | 'log'>> & Pick<WebhookSenderOptions, 'policy' | 'checkUrl' | 'log'>;
 
   constructor(opts: WebhookSenderOptions) {
     this.signer = new Webhook(opts.secret);
@@ -89,37 +98,53 @@ export class WebhookSender {
       try {
         await this.opts.checkUrl?.(d.url);
       } catch (e) {
-        // a refused destination stays refused: no retry
         error = `refused: ${(e as Error).message}`;
         this.opts.log?.(`webhook ${id} (${d.event}) to ${d.url}: ${error}`);
         return { webhookId: id, delivered: false, attempts: attempt, error };
       }
       try {
         const now = new Date();
-        const res = await fetch(d.url, {
-          method: 'POST',
-          body,
-          headers: {
-            'content-type': 'application/json',
-            'webhook-id': id,
-            'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
-            'webhook-signature': this.signer.sign(id, now, body),
-          },
-          // a redirect could point anywhere, past the address check: treat it as a failure
-          redirect: 'manual',
-          signal: AbortSignal.timeout(this.opts.timeoutMs),
+        status = await this.post(d.url, body, {
+          'content-type': 'application/json',
+          'webhook-id': id,
+          'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+          'webhook-signature': this.signer.sign(id, now, body),
         });
-        await res.body?.cancel();
-        status = res.status;
-        if (res.ok) return { webhookId: id, delivered: true, attempts: attempt, status };
-        error = `HTTP ${res.status}`;
+        if (status >= 200 && status < 300) return { webhookId: id, delivered: true, attempts: attempt, status };
+        error = `HTTP ${status}`;
       } catch (e) {
         status = undefined;
         error = (e as Error).message;
+        if (e instanceof AddressRefusedError) {
+          // a refused destination stays refused: no retry
+          this.opts.log?.(`webhook ${id} (${d.event}) to ${d.url}: refused: ${error}`);
+          return { webhookId: id, delivered: false, attempts: attempt, error: `refused: ${error}` };
+        }
       }
       this.opts.log?.(`webhook ${id} (${d.event}) to ${d.url}: attempt ${attempt}/${this.opts.maxAttempts} failed: ${error}`);
     }
     return { webhookId: id, delivered: false, attempts: this.opts.maxAttempts, status, error };
+  }
+
+  /** One POST; resolves with the status (a 3xx is an answer, never followed). */
+  private post(raw: string, body: string, headers: Record<string, string>): Promise<number> {
+    const { policy, timeoutMs } = this.opts;
+    const url = policy ? checkUrl(raw, policy) : new URL(raw);
+    const client = url.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = client.request(
+        url,
+        { method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) }, lookup: policy ? (guardedLookup(policy) as never) : undefined },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+          res.on('error', reject);
+        },
+      );
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      req.on('error', reject);
+      req.end(body);
+    });
   }
 
   private backoff(retry: number): number {
