@@ -284,6 +284,10 @@ describe('worker', () => {
       // no filter: start, output (its image) and completed
       const everything = deliveries.filter((d) => d.body.id === all && d.answered === 200).map((d) => d.id);
       expect(new Set(everything)).toEqual(new Set([webhookId(all, 'start'), webhookId(all, 'output', 0), webhookId(all, 'completed')]));
+      // the output webhook shows the output so far: its image, as a URL
+      const output = deliveries.find((d) => d.id === webhookId(all, 'output', 0))!.body as unknown as { status: string; output: { type: string; url: string }[][] };
+      expect(output.status).toBe('processing');
+      expect(output.output[0]).toEqual([expect.objectContaining({ type: 'image', url: expect.stringContaining(`outputs/${all}/image-0-0.png`) })]);
       const done = deliveries.find((d) => d.id === webhookId(all, 'completed') && d.answered === 200)!.body as unknown as { output: { type: string; url: string }[][] };
       const png = await fetch(done.output[0][0].url);
       expect([png.status, (await sharp(Buffer.from(await png.arrayBuffer())).metadata()).width]).toEqual([200, 64]);

@@ -55,6 +55,8 @@ interface Claim {
   events: EventWriter;
   /** Images finished so far (numbers the `output` webhooks). */
   images: number;
+  /** The output so far, per sequence (what an `output` webhook shows). */
+  partial: OutputPart[][];
   /** Set once the job's result is being recorded. */
   finishing?: Promise<void>;
 }
@@ -225,6 +227,7 @@ export class Worker implements HealthSource {
         abort: new AbortController(),
         events: new EventWriter(predictions, blobs, id, (e) => this.log(`prediction ${id}: event write failed: ${(e as Error).message}`)),
         images: 0,
+        partial: Array.from({ length: job.n }, () => []),
       };
       // a second `processing` in the log marks a retry: what the earlier attempt streamed is void
       claim.events.push({ type: 'status', status: 'processing' });
@@ -255,9 +258,14 @@ export class Worker implements HealthSource {
       for await (const [jobId, ev] of events) {
         const c = byId.get(jobId)!;
         switch (ev.type) {
-          case 'text':
+          case 'text': {
             c.events.push({ type: 'text', sequence: ev.sequence, delta: ev.delta });
+            const parts = c.partial[ev.sequence];
+            const last = parts[parts.length - 1];
+            if (last?.type === 'text') last.text += ev.delta;
+            else parts.push({ type: 'text', text: ev.delta });
             break;
+          }
           case 'image_rows': {
             const previewKey = ev.preview ? `${c.job.outputPrefix}preview-${ev.sequence}-${ev.image}.png` : undefined;
             c.events.push(
@@ -268,6 +276,7 @@ export class Worker implements HealthSource {
           }
           case 'image':
             c.events.push({ type: 'image', sequence: ev.sequence, image: ev.image, key: ev.key, width: ev.width, height: ev.height });
+            c.partial[ev.sequence].push({ type: 'image', key: ev.key, width: ev.width, height: ev.height });
             void this.outputWebhook(c);
             break;
           case 'done':
@@ -442,10 +451,12 @@ export class Worker implements HealthSource {
     c.abort.abort();
   }
 
+  /** `output`: the prediction with the output so far (the record itself gets it only at the end). */
   private async outputWebhook(c: Claim): Promise<void> {
     const index = c.images++;
+    const output = structuredClone(c.partial);
     const r = (await this.deps.predictions.get(c.job.id).catch(() => undefined))?.value;
-    if (r) this.webhook(r, 'output', index);
+    if (r) this.webhook({ ...r, output }, 'output', index);
   }
 
   private webhook(record: PredictionRecord, event: 'start' | 'output' | 'completed', index = 0): void {
