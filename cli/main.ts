@@ -97,6 +97,7 @@ program
   .option('--accuracy-level <n>', 'MatMulNBits accuracy_level (0 float math, 4 int8 activations on CPU)', int('--accuracy-level'))
   .action(convertCommand);
 
+program.command('serve').description('the whole service locally: S3 and SQS stand-ins, the worker, the API and playground on $PORT (default 8787)').action(async () => (await import('./commands/serve.ts')).serveCommand());
 program.command('bench').description('time the random tiny and small models (last stdout line: JSON)').option('--preset <names>', 'comma-separated presets', 'tiny,small').action(async (o) => (await import('../bench/run-bench.ts')).runBench({ presets: o.preset.split(',') }));
 
 try {
