@@ -19,11 +19,11 @@ export async function forwardCommand(modelDir: string, opts: { input: string; ou
     return v;
   };
   const inputIds = grid('input_ids', true)!;
-  const model = openModel(modelDir);
-  const vocab = model.checkpoint.config!.vocabSize;
+  const source = openModel(modelDir);
+  const vocab = source.checkpoint.config!.vocabSize;
   const bad = inputIds.flat().find((id) => id < 0 || id >= vocab);
   if (bad !== undefined) throw new Error(`${opts.input}: token id ${bad} is outside the vocabulary [0, ${vocab})`);
-  const model = await withProgress('loading the decoder', () => TextModel.load(model));
+  const model = await withProgress('loading the decoder', () => TextModel.load(source));
   const out = await withProgress('forward', () =>
     model.forward({ inputIds, attentionMask: grid('attention_mask', false), positionIds: grid('position_ids', false) }),
   );

@@ -107,7 +107,7 @@ export class Generator {
 
     // first rows: every prompt, plus the guidance rows of sequences that start inside an image
     let owners: { seq: Sequence; role: RowRole }[] = [];
-    let batch = emptyBatch(c.numHiddenLayers, c.vocabSize, c.numKeyValueHeads, c.headDim);
+    let batch = emptyBatch(c.numHiddenLayers, c.vocabSize, c.numKeyValueHeads, c.headDim, this.prefill.cacheType !== 'float32');
     const initial = sequences.flatMap((s) => this.rowsFor(s, s.hasGuidanceRows ? ['full', 'image', 'uncond'] : ['full']));
     batch = appendRows(batch, await this.prefillRows(initial.map((r) => r.prompt)));
     owners = initial.map(({ seq, role }) => ({ seq, role }));
@@ -228,8 +228,8 @@ export class Generator {
       logits: out.logits,
       mask: BigInt64Array.from(padded.attentionMask.flat(), BigInt),
       positions: BigInt64Array.from(prompts.map((p) => BigInt(p.length))),
-      keys: out.cache.keys.map((t) => t.data as Float32Array),
-      values: out.cache.values.map((t) => t.data as Float32Array),
+      keys: out.cache.keys.map((t) => t.data as Float32Array | Uint16Array),
+      values: out.cache.values.map((t) => t.data as Float32Array | Uint16Array),
     };
   }
 
@@ -292,8 +292,8 @@ export class Generator {
     if (!drawing) feeds[I.textAllowed] = new ort.Tensor('bool', perGroup((s) => s.textAllowed, new Uint8Array(G * V)), [G, V]);
     for (let l = 0; l < c.numHiddenLayers; l++) {
       const dims = [R, batch.heads, batch.length, batch.headDim];
-      feeds[cacheNames(l).pastKey] = new ort.Tensor('float32', batch.keys[l], dims);
-      feeds[cacheNames(l).pastValue] = new ort.Tensor('float32', batch.values[l], dims);
+      feeds[cacheNames(l).pastKey] = cacheTensor(this.prefill.cacheType, batch.keys[l], dims);
+      feeds[cacheNames(l).pastValue] = cacheTensor(this.prefill.cacheType, batch.values[l], dims);
     }
     const out = await (drawing ? this.imageLoop!.session : this.loop).run(feeds);
     this.stats.runs++;
@@ -313,8 +313,8 @@ export class Generator {
       logits: drawing ? widen(logits, R, V, first, end) : logits,
       mask: nextMask.data as BigInt64Array,
       positions: out[O.positionIds].data as BigInt64Array,
-      keys: Array.from({ length: c.numHiddenLayers }, (_, l) => out[outputName(cacheNames(l).pastKey)].data as Float32Array),
-      values: Array.from({ length: c.numHiddenLayers }, (_, l) => out[outputName(cacheNames(l).pastValue)].data as Float32Array),
+      keys: Array.from({ length: c.numHiddenLayers }, (_, l) => out[outputName(cacheNames(l).pastKey)].data as Float32Array | Uint16Array),
+      values: Array.from({ length: c.numHiddenLayers }, (_, l) => out[outputName(cacheNames(l).pastValue)].data as Float32Array | Uint16Array),
     };
     return { batch: next, tokens, seen: out[O.seen].data as Uint8Array };
   }
@@ -363,6 +363,11 @@ export class Generator {
   async release(): Promise<void> {
     await Promise.all([this.prefill.release(), this.loop.release(), this.imageLoop?.session.release()]);
   }
+}
+
+/** A KV-cache tensor: float32, or float16 / bfloat16 bits (a GPU build's cache). */
+function cacheTensor(type: 'float32' | 'float16' | 'bfloat16', data: Float32Array | Uint16Array, dims: number[]): ort.Tensor {
+  return type === 'float32' ? new ort.Tensor('float32', data as Float32Array, dims) : new ort.Tensor(type as 'float16', data as Uint16Array, dims);
 }
 
 /** [G][K] → [K][G] */

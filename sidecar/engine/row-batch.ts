@@ -3,7 +3,10 @@
  * carries (last logits, attention mask, next positions, KV cache). Rows join (a new request,
  * guidance streams at boi) and leave (a finished sequence) only here, at chunk boundaries.
  * Rows are left-padded to one length S: pad columns have mask 0 and zero keys/values.
+ * The cache is float32, or raw float16 / bfloat16 bits (Uint16Array) from a GPU build's graphs.
  */
+export type CacheArray = Float32Array | Uint16Array;
+
 export interface RowBatch {
   rows: number;
   /** S: cached positions per row, padding included. */
@@ -14,16 +17,17 @@ export interface RowBatch {
   logits: Float32Array; // [R, V]
   mask: BigInt64Array; // [R, S]
   positions: BigInt64Array; // [R] position of each row's next token
-  keys: Float32Array[]; // per layer [R, Hkv, S, D]
-  values: Float32Array[];
+  keys: CacheArray[]; // per layer [R, Hkv, S, D]
+  values: CacheArray[];
 }
 
-export function emptyBatch(layers: number, vocab: number, heads: number, headDim: number): RowBatch {
+export function emptyBatch(layers: number, vocab: number, heads: number, headDim: number, halfCache = false): RowBatch {
+  const cache = () => (halfCache ? new Uint16Array(0) : new Float32Array(0));
   return {
     rows: 0, length: 0, vocab, heads, headDim,
     logits: new Float32Array(0), mask: new BigInt64Array(0), positions: new BigInt64Array(0),
-    keys: Array.from({ length: layers }, () => new Float32Array(0)),
-    values: Array.from({ length: layers }, () => new Float32Array(0)),
+    keys: Array.from({ length: layers }, cache),
+    values: Array.from({ length: layers }, cache),
   };
 }
 
@@ -39,8 +43,9 @@ function gather(sources: { batch: RowBatch; row: number }[], length: number, tem
     mask: new BigInt64Array(R * length),
     positions: new BigInt64Array(R),
   };
-  out.keys = template.keys.map(() => new Float32Array(R * H * length * D));
-  out.values = template.values.map(() => new Float32Array(R * H * length * D));
+  const cache = () => (template.keys[0] instanceof Uint16Array ? new Uint16Array(R * H * length * D) : new Float32Array(R * H * length * D));
+  out.keys = template.keys.map(cache);
+  out.values = template.values.map(cache);
   sources.forEach(({ batch: src, row }, r) => {
     const S = src.length;
     // copy the last min(S, length) columns; a longer target gets zero columns on the left
@@ -54,8 +59,8 @@ function gather(sources: { batch: RowBatch; row: number }[], length: number, tem
       for (let h = 0; h < H; h++) {
         const srcStart = ((row * H + h) * S + from) * D;
         const dstStart = ((r * H + h) * length + to) * D;
-        out.keys[l].set(src.keys[l].subarray(srcStart, srcStart + keep * D), dstStart);
-        out.values[l].set(src.values[l].subarray(srcStart, srcStart + keep * D), dstStart);
+        (out.keys[l] as Float32Array).set(src.keys[l].subarray(srcStart, srcStart + keep * D) as Float32Array, dstStart);
+        (out.values[l] as Float32Array).set(src.values[l].subarray(srcStart, srcStart + keep * D) as Float32Array, dstStart);
       }
     }
   });

@@ -48,7 +48,7 @@ export class TextModel {
     readonly config: AnoleConfig,
     private readonly session: ort.InferenceSession,
     /** The KV cache's element type (float32, or float16 / bfloat16 in a GPU build). */
-    private readonly cacheType: 'float32' | 'float16' | 'bfloat16',
+    readonly cacheType: 'float32' | 'float16' | 'bfloat16',
   ) {}
 
   /** From a checkpoint (graph built here) or a model source such as a bundle (graph prebuilt). */

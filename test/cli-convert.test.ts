@@ -1,0 +1,52 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const FIXTURE = 'test/fixtures/anole-tiny';
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-cli-convert-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+async function anole(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['bin/anole.js', ...args], { env: { ...process.env, ANOLE_MODEL: '' } });
+    return { stdout, stderr, code: 0 };
+  } catch (e) {
+    const err = e as { stdout: string; stderr: string; code: number };
+    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
+  }
+}
+
+describe('anole convert', () => {
+  it('writes an int8 bundle that forward loads in place of the HF directory', async () => {
+    const bundle = path.join(tmp, 'int8');
+    const r = await anole('convert', '--from', FIXTURE, '--out', bundle, '--dtype', 'int8');
+    expect(r.stderr).not.toMatch(/anole:/);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split('\n').pop()).toBe(bundle);
+    const manifest = JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 'utf8'));
+    expect(manifest.precision).toEqual({ dtype: 'int8', target: 'cpu' });
+    expect(manifest.quantization).toEqual({ bits: 8, blockSize: 32, accuracyLevel: 0 });
+
+    const input = path.join(tmp, 'in.json');
+    fs.writeFileSync(input, JSON.stringify({ input_ids: [[0, 16400, 16500]] }));
+    const f = await anole('forward', '--model', bundle, '--input', input, '--output', path.join(tmp, 'logits.bin'));
+    expect(f.code).toBe(0);
+    expect(fs.statSync(path.join(tmp, 'logits.bin')).size).toBe(3 * 65536 * 4);
+
+  });
+
+  it('refuses an unknown dtype and a non-empty output directory with one clear line', async () => {
+    const bad = await anole('convert', '--from', FIXTURE, '--out', path.join(tmp, 'x'), '--dtype', 'int3');
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/int3/);
+    fs.mkdirSync(path.join(tmp, 'full'));
+    fs.writeFileSync(path.join(tmp, 'full', 'keep.txt'), 'x');
+    const busy = await anole('convert', '--from', FIXTURE, '--out', path.join(tmp, 'full'));
+    expect(busy.code).toBe(1);
+    expect(busy.stderr).toMatch(/anole: .*full is not empty; refusing to overwrite it/);
+  });
+});
