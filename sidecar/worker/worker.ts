@@ -240,8 +240,12 @@ export class Worker implements HealthSource {
       return claim;
     } catch (e) {
       await lease?.release().catch(() => {});
-      await this.retryLater(msg, e);
-      return undefined;
+      if (isTransientError(e) && msg.receiveCount < this.opts.maxAttempts) return this.retryLater(msg, e);
+      try {
+        return await this.settleUnrun(msg, 'failed', `the job could not be started: ${(e as Error).message}`);
+      } catch (again) {
+        return this.retryLater(msg, again);
+      }
     }
   }
 
