@@ -33,7 +33,7 @@ describe('SqsJobQueue', () => {
   it('carries a QueuedJob with its delivery details', async () => {
     const before = Date.now();
     const id = await queue.send({ predictionId: 'p1', jobKey: 'jobs/p1.json' });
-    const [m, ...rest] = await queue.receive(10, 1);
+    const [m, ...rest] = await queue.receive(1, 1);
     expect(rest).toEqual([]);
     expect(m.messageId).toBe(id);
     expect(m.job).toEqual({ predictionId: 'p1', jobKey: 'jobs/p1.json' });
