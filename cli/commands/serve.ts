@@ -6,6 +6,7 @@ import { createApp } from '../../functions/api/app.ts';
 import { apiDepsFromEnv } from '../../functions/api/deps-from-env.ts';
 import { renderPrediction } from '../../functions/api/prediction-view.ts';
 import { serveApi, type ServedApi } from '../../functions/api/serve.ts';
+import { playgroundPage } from '../../functions/playground/build-page.ts';
 import { startWorker, workerConfigFromEnv, type StartedWorker } from '../../sidecar/worker/start-worker.ts';
 import { resolveModelDir } from '../default-model.ts';
 
@@ -54,6 +55,7 @@ export async function startLocalService(env: NodeJS.ProcessEnv = process.env): P
     await stack?.stop();
   };
   try {
+    const page = playgroundPage(); // built (esbuild) while the rest starts; GET / is then instant
     stack = await startLocalStack({ dir: s3Dir });
     // listen first: presigned URLs need the port, which may be any free one (PORT=0)
     let handle: (r: Request) => Response | Promise<Response> = () => new Response('starting', { status: 503, headers: { 'retry-after': '1' } });
@@ -70,6 +72,7 @@ export async function startLocalService(env: NodeJS.ProcessEnv = process.env): P
     // webhooks carry the prediction exactly as the API shows it
     config.present = (r) => renderPrediction(r, { presignGet: (k, s) => deps.store.presignGet(k, s), origin: api!.url, urlExpirySeconds: 3600 });
     worker = await startWorker(config);
+    await page;
 
     return { url: api.url, modelDir, dataDir, workerHealth: worker.health.url, keysOn: (deps.apiKeys ?? []).length > 0, stop: stopAll };
   } catch (e) {

@@ -6,6 +6,7 @@ import { ApiError, errorResponse, fromZodError, onError, onNotFound } from './er
 import { healthRoutes } from './health.ts';
 import { openAiRoutes } from './openai.ts';
 import { openApiRoute } from './openapi.ts';
+import { playgroundRoute } from './playground.ts';
 import { predictionRoutes } from './predictions.ts';
 import { uploadRoutes } from './uploads.ts';
 
@@ -15,7 +16,7 @@ import { uploadRoutes } from './uploads.ts';
  *
  *   every request   body ≤ maxBodyBytes (413), errors as {error: {code, message, param}}
  *   /v1/*           Bearer key → owner (401), then the routes; schemas reject unknown fields
- *   /healthz, /openapi.json   open
+ *   /healthz, /openapi.json, / (the playground page)   open
  */
 export function createApp(deps: ApiDeps): OpenAPIHono<AuthEnv> {
   const ctx = withDefaults(deps);
@@ -41,6 +42,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<AuthEnv> {
   uploadRoutes(app, ctx);
   openAiRoutes(app, ctx);
   openApiRoute(app as unknown as OpenAPIHono);
+  playgroundRoute(app, ctx);
   app.onError(onError);
   app.notFound(onNotFound);
   return app;

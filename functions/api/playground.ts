@@ -1,0 +1,67 @@
+import type { OpenAPIHono } from '@hono/zod-openapi';
+import type { PlaygroundConfig } from '../playground/page-config.ts';
+import { LIMITS } from '../prepare-job.ts';
+import { DEFAULT_SAMPLING } from '../../sidecar/engine/generation-request.ts';
+import type { AuthEnv } from './auth.ts';
+import type { ApiContext } from './deps.ts';
+import { ApiError, errorResponse } from './errors.ts';
+import { UPLOAD_CONTENT_TYPES } from './schemas.ts';
+
+/**
+ * GET /: the playground page (functions/playground/), open like /healthz (the page asks for the
+ * key itself when keys are on). Its CSP allows requests to this origin and to the bucket's (where
+ * presigned URLs point; the same origin under `anole serve`), and nothing else.
+ */
+export function playgroundRoute(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): void {
+  let page: Promise<{ html: string; csp: string }> | undefined;
+  app.get('/', async (c) => {
+    page ??= render(ctx).catch((e) => {
+      page = undefined;
+      throw e;
+    });
+    let html: string, csp: string;
+    try {
+      ({ html, csp } = await page);
+    } catch (e) {
+      return errorResponse(c, new ApiError(503, 'playground_unavailable', `the playground page could not be built here: ${(e as Error).message}`));
+    }
+    return c.html(html, 200, {
+      'content-security-policy': csp,
+      'cache-control': 'no-store',
+      'referrer-policy': 'no-referrer',
+      'x-content-type-options': 'nosniff',
+    });
+  });
+}
+
+async function render(ctx: ApiContext): Promise<{ html: string; csp: string }> {
+  // the page's source and esbuild are read only when the page is first asked for
+  const { playgroundPage } = await import('../playground/build-page.ts');
+  const built = await playgroundPage();
+  const config: PlaygroundConfig = {
+    keysOn: ctx.apiKeys.length > 0,
+    imageToken: ctx.processor.config.imageToken,
+    defaults: {
+      temperature: { text: DEFAULT_SAMPLING.text.temperature, image: DEFAULT_SAMPLING.image.temperature },
+      topP: DEFAULT_SAMPLING.text.topP,
+      topK: DEFAULT_SAMPLING.text.topK,
+      repetitionPenalty: DEFAULT_SAMPLING.repetitionPenalty,
+      guidance: { ...DEFAULT_SAMPLING.guidance },
+    },
+    limits: { maxImages: LIMITS.maxImages, maxImageBytes: ctx.limits.image.maxBytes, maxN: LIMITS.maxN, uploadTypes: UPLOAD_CONTENT_TYPES },
+  };
+  // presigning makes no request: it only tells where the bucket's URLs point
+  const bucket = new URL((await ctx.store.presignGet('playground-origin-probe', 60)).url).origin;
+  const sources = (...more: string[]) => [...new Set(["'self'", ...more])].join(' ');
+  const csp = [
+    "default-src 'none'",
+    `script-src ${built.scriptHash}`,
+    `style-src ${built.styleHash}`,
+    `img-src ${sources('blob:', 'data:', bucket)}`,
+    `connect-src ${sources(bucket)}`,
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+  return { html: built.html(config), csp };
+}

@@ -1,0 +1,66 @@
+import { createParser } from 'eventsource-parser';
+import { failureOf, ApiFailure } from './api-client.ts';
+
+/** The stream endpoint's events (functions/api/predictions.ts renderEvent), image keys already presigned. */
+export type StreamEvent =
+  | { type: 'status'; status: string }
+  | { type: 'text'; sequence: number; delta: string }
+  | { type: 'image_rows'; sequence: number; image: number; rows: number; total_rows: number; preview_url?: string }
+  | { type: 'image'; sequence: number; image: number; url: string; width: number; height: number }
+  | { type: 'error'; message: string }
+  | { type: 'done'; status: string };
+
+const RETRIES = 3;
+
+/**
+ * GET /v1/predictions/{id}/stream read with fetch (EventSource cannot send an Authorization
+ * header), parsed by eventsource-parser. A dropped connection is resumed with Last-Event-ID, so
+ * no event is seen twice; it ends at `done` or when `signal` aborts.
+ */
+export async function followStream(
+  id: string,
+  headers: Record<string, string>,
+  onEvent: (e: StreamEvent) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  let lastId: string | undefined;
+  let done = false;
+  for (let attempt = 0; !done && !signal.aborted; attempt++) {
+    let res: Response;
+    try {
+      res = await fetch(`/v1/predictions/${encodeURIComponent(id)}/stream`, {
+        headers: { ...headers, accept: 'text/event-stream', ...(lastId ? { 'last-event-id': lastId } : {}) },
+        signal,
+        cache: 'no-store',
+      });
+    } catch (e) {
+      if (signal.aborted) return;
+      if (attempt >= RETRIES) throw new ApiFailure('Following the prediction failed: the server could not be reached.', null, null);
+      await pause(500 * (attempt + 1));
+      continue;
+    }
+    if (!res.ok || !res.body) throw await failureOf(res, 'Following the prediction');
+    const parser = createParser({
+      onEvent(message) {
+        if (message.id) lastId = message.id;
+        const event = { type: message.event ?? 'message', ...JSON.parse(message.data) } as StreamEvent;
+        if (event.type === 'done') done = true;
+        onEvent(event);
+      },
+    });
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    try {
+      for (;;) {
+        const { value, done: ended } = await reader.read();
+        if (ended) break;
+        parser.feed(value);
+      }
+    } catch {
+      if (signal.aborted) return;
+      // dropped mid-stream: resume after the last event seen
+    }
+    if (!done && attempt >= RETRIES) throw new ApiFailure('The connection to the server kept dropping before the prediction finished.', null, null);
+  }
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
