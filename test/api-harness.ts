@@ -1,14 +1,20 @@
 import fs from 'node:fs';
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { SqsJobQueue } from '../contract/job-queue.ts';
 import { PredictionStore } from '../contract/prediction-store.ts';
 import { createS3Client } from '../contract/s3.ts';
 import { S3BlobStore } from '../contract/s3-blob-store.ts';
 import { createSqsClient } from '../contract/sqs.ts';
 import { startLocalStack, type LocalStack } from '../dev/local-stack.ts';
+import { checkUrlResolves, type AddressPolicy } from '../functions/api/address-policy.ts';
 import { createApp } from '../functions/api/app.ts';
 import type { ApiDeps } from '../functions/api/deps.ts';
+import { renderPrediction } from '../functions/api/prediction-view.ts';
+import { serveApi, type ServedApi } from '../functions/api/serve.ts';
 import { AnoleProcessor } from '../functions/preprocess/processor.ts';
 import { parseAnoleConfig, type AnoleConfig } from '../model/config.ts';
+import { startWorker, type StartedWorker } from '../sidecar/worker/start-worker.ts';
+import type { WorkerOptions } from '../sidecar/worker/worker.ts';
 
 /** The API on the real local stack (s3rver behind the conditional-write front, local-aws-sqs) and the fixture model's processor. */
 export const FIXTURE_MODEL = 'test/fixtures/anole-tiny';
@@ -84,4 +90,48 @@ export async function* readSse(res: Response): AsyncGenerator<SseEvent> {
       yield e;
     }
   }
+}
+
+export interface ServiceHarness extends ApiHarness {
+  api: ServedApi;
+  worker: StartedWorker;
+  /** Messages in the job queue (visible, in flight or delayed) and in its dead-letter queue. */
+  queueDepth(): Promise<{ queued: number; dead: number }>;
+}
+
+/**
+ * The whole service on loopback: the API over real HTTP and the real worker (the fixture model on
+ * ONNX Runtime), both on the local stack. `policy` says where image URLs and webhooks may point
+ * (tests serve them on 127.0.0.1).
+ */
+export async function startServiceHarness(opts: { policy: AddressPolicy; pollMs?: number; worker?: WorkerOptions }): Promise<ServiceHarness> {
+  const h = await startApiHarness({ addressPolicy: opts.policy, limits: { pollMs: opts.pollMs ?? 100 } });
+  const api = await serveApi(h.app);
+  const worker = await startWorker({
+    modelDir: FIXTURE_MODEL,
+    s3: h.stack.s3,
+    queue: h.stack.queue,
+    health: { port: 0 },
+    webhook: { baseDelayMs: 20, checkUrl: async (url) => void (await checkUrlResolves(url, opts.policy)) },
+    worker: { waitSeconds: 1, batchWindowMs: 20, cancelPollMs: 100, visibilitySeconds: 20, ...opts.worker },
+    // webhooks carry the prediction as the API shows it
+    present: (r) => renderPrediction(r, { presignGet: (k, s) => h.store.presignGet(k, s), origin: api.url, urlExpirySeconds: 600 }),
+    intraOpNumThreads: 1,
+  });
+  const count = async (url: string) => {
+    const names = ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'] as const;
+    const a = (await h.queue.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: [...names] }))).Attributes ?? {};
+    return names.reduce((n, k) => n + Number(a[k] ?? 0), 0);
+  };
+  return {
+    ...h,
+    api,
+    worker,
+    queueDepth: async () => ({ queued: await count(h.stack.queue.queueUrl), dead: await count(h.stack.dlqUrl) }),
+    async stop() {
+      await worker.stop();
+      await api.close();
+      await h.stop();
+    },
+  };
 }

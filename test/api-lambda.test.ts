@@ -36,7 +36,7 @@ beforeAll(async () => {
       },
     },
   };
-  ({ handler } = await import('../functions/lambda.ts'));
+  handler = (await import('../functions/lambda.ts')).handler as unknown as typeof handler;
 });
 
 afterAll(async () => {

@@ -38,7 +38,20 @@ export interface TokenConstraints {
   pad: number;
 }
 
+// Compiling reads the whole 65536-entry vocabulary map (~0.3 s); a service compiles per request, so
+// the result is kept per config and mode, and each caller gets its own copy.
+const compiled = new WeakMap<AnoleConfig, Map<string, TokenConstraints>>();
+
 export function compileConstraints(config: AnoleConfig, mode: GenerationMode, suppress: readonly number[] = []): TokenConstraints {
+  const key = `${mode}:${suppress.join(',')}`;
+  let perConfig = compiled.get(config);
+  if (!perConfig) compiled.set(config, (perConfig = new Map()));
+  let constraints = perConfig.get(key);
+  if (!constraints) perConfig.set(key, (constraints = compileUncached(config, mode, suppress)));
+  return structuredClone(constraints);
+}
+
+function compileUncached(config: AnoleConfig, mode: GenerationMode, suppress: readonly number[]): TokenConstraints {
   const vocab = imageVocabulary(config);
   const image = rangesOf(Array.from(vocab.codeToToken));
   const excluded = new Set<number>([...vocab.codeToToken, config.boiTokenId, config.eoiTokenId, ...suppress]);
