@@ -94,7 +94,7 @@ program
   .addOption(new Option('--dtype <dtype>', 'decoder weights').choices(['fp32', 'fp16', 'bf16', 'int8', 'int4']).default('fp32'))
   .addOption(new Option('--target <ep>', 'execution provider the graphs are built for').choices(['cpu', 'cuda']).default('cpu'))
   .option('--block-size <n>', 'int8/int4 quantization block size', int('--block-size'))
-  .option('--accuracy-level <n>', 'MatMulNBits accuracy_level (0 float math, 4 int8 activations on CPU)', int('--accuracy-level'))
+  .option('--accuracy-level <n>', 'MatMulNBits accuracy_level (default: 4 = int8 activations on CPU, 0 on CUDA)', int('--accuracy-level'))
   .action(convertCommand);
 
 program.command('serve').description('the whole service locally: S3 and SQS stand-ins, the worker, the API and playground on $PORT (default 8787)').action(async () => (await import('./commands/serve.ts')).serveCommand());

@@ -29,7 +29,7 @@ describe('anole convert', () => {
     expect(r.stdout.trim().split('\n').pop()).toBe(bundle);
     const manifest = JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 'utf8'));
     expect(manifest.precision).toEqual({ dtype: 'int8', target: 'cpu' });
-    expect(manifest.quantization).toEqual({ bits: 8, blockSize: 32, accuracyLevel: 0 });
+    expect(manifest.quantization).toEqual({ bits: 8, blockSize: 32, accuracyLevel: 4 }); // CPU default
 
     const input = path.join(tmp, 'in.json');
     fs.writeFileSync(input, JSON.stringify({ input_ids: [[0, 16400, 16500]] }));

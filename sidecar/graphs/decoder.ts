@@ -3,7 +3,7 @@ import type { AnoleConfig } from '../../model/config.ts';
 import { DataType, GraphBuilder, type BuiltModel, type DataTypeId } from '../onnx/graph-builder.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
 import { CheckpointError } from '../weights/checkpoint-error.ts';
-import { checkpointMatrix, isQuantized, type Matrix } from '../weights/quantized-tensors.ts';
+import { checkpointMatrix, isQuantized, isTransposed, type Matrix } from '../weights/quantized-tensors.ts';
 import type { TensorEntry } from '../weights/safetensors.ts';
 import {
   applyRotary,
@@ -237,7 +237,10 @@ function emitSelfAttention(
 
 /** y = x·Wᵀ (+ b) for a float or a quantized matrix. x: [..., in] → [..., out] */
 function project(g: GraphBuilder, x: string, weight: Matrix, bias?: string): string {
-  return isQuantized(weight) ? quantizedLinear(g, x, weight, { bias }) : linear(g, x, g.weight(weight), bias);
+  if (isQuantized(weight)) return quantizedLinear(g, x, weight, { bias });
+  if (!isTransposed(weight)) return linear(g, x, g.weight(weight), bias);
+  const y = g.op('MatMul', [x, g.weight(weight.transposed)]);
+  return bias ? g.op('Add', [y, bias]) : y;
 }
 
 /**
@@ -258,6 +261,14 @@ export function emitLmHead(g: GraphBuilder, w: DecoderWeights, hidden: string, o
   let logits: string;
   if (isQuantized(w.lmHead)) {
     logits = quantizedLinear(g, hidden, w.lmHead, { rows: opts.rows, ...(asFloat32 ? named : {}) });
+  } else if (isTransposed(w.lmHead)) {
+    const full = g.weight(w.lmHead.transposed); // [C, V]
+    let head = full;
+    if (opts.rows) {
+      const [start, end] = opts.rows;
+      head = weightDerived(g, `columns:${start}:${end}:${full}`, (root) => root.op('Slice', [full, root.int64s([start]), root.int64s([end]), root.int64s([1])])); // [C, end - start]
+    }
+    logits = g.op('MatMul', [hidden, head], {}, asFloat32 ? named : {});
   } else {
     const full = g.weight(w.lmHead); // [V, C]
     let head = full;

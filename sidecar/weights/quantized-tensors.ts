@@ -4,11 +4,15 @@ import { blobBytes, blocksPerRow, type NBits } from './quantize-nbits.ts';
 import type { TensorEntry } from './safetensors.ts';
 
 /**
- * How a bundle stores a quantized Linear weight `NAME` [N, K] (quantize-nbits.ts layout):
- *   NAME.packed  U8 [N, kBlocks, blockSize·bits/8]
- *   NAME.scales  F32 / F16 / BF16 [N, kBlocks]
+ * How a bundle stores a Linear weight `NAME` [N, K] instead of the HF tensor:
+ *   NAME.t       [K, N], already transposed (and in the graph's float type), so that ONNX Runtime
+ *                has no Transpose / Cast to fold at load, which took 13-16 s per session on the
+ *                small preset (folded results are re-serialised as initializers);
+ *   NAME.packed  U8 [N, kBlocks, blockSize·bits/8] and
+ *   NAME.scales  F32 / F16 / BF16 [N, kBlocks] when quantized (quantize-nbits.ts layout).
  * Bits and block size follow from those shapes and K, so nothing else needs recording.
  */
+export const transposedName = (name: string) => `${name}.t`;
 export const packedName = (name: string) => `${name}.packed`;
 export const scalesName = (name: string) => `${name}.scales`;
 
@@ -25,16 +29,24 @@ export interface QuantizedMatrix {
   accuracyLevel: number;
 }
 
-/** A decoder matrix: the float weight as stored, or its quantized form. */
-export type Matrix = TensorEntry | QuantizedMatrix;
+/** A float matrix stored transposed, [K, N]: what MatMul's B wants as it is. */
+export interface TransposedMatrix {
+  name: string;
+  transposed: TensorEntry;
+}
+
+/** A decoder matrix: the float weight as stored ([N, K]), stored transposed, or quantized. */
+export type Matrix = TensorEntry | TransposedMatrix | QuantizedMatrix;
 
 export const isQuantized = (m: Matrix): m is QuantizedMatrix => 'packed' in m;
+export const isTransposed = (m: Matrix): m is TransposedMatrix => 'transposed' in m;
 
 /**
  * The matrix `name` of shape [rows, cols]: the float tensor when present, else its quantized form.
  * Missing or misshapen tensors throw the CheckpointError naming the file.
  */
 export function checkpointMatrix(ckpt: Checkpoint, name: string, rows: number, cols: number, accuracyLevel = 0): Matrix {
+  if (ckpt.tensors.has(transposedName(name))) return { name, transposed: ckpt.tensor(transposedName(name), [cols, rows]) };
   if (ckpt.tensors.has(name) || !ckpt.tensors.has(packedName(name))) return ckpt.tensor(name, [rows, cols]);
   const packed = ckpt.tensor(packedName(name));
   const scales = ckpt.tensor(scalesName(name));
