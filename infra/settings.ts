@@ -1,0 +1,130 @@
+/**
+ * The deployment's knobs, from CDK context (`cdk deploy -c anole:maxInstances=4`, or cdk.json) or from
+ * props in code. Context arrives as strings from the command line and as JSON values from cdk.json, so
+ * every value is parsed and checked here, once, with an error that names the key.
+ */
+
+export type ApiAuth = 'iam' | 'api-keys';
+
+export interface AnoleSettings {
+  /** GPU instance types, preferred first (a mixed-instances ASG falls back when one has no capacity). */
+  instanceTypes: string[];
+  /** The ceiling of the Auto Scaling group and of the worker service (one GPU task per instance). */
+  maxInstances: number;
+  /** `s3://bucket/prefix/` of the model bundle; unset = `models/anole/` in the stack's own bucket. */
+  modelUri?: string;
+  /** Minutes with an empty queue before the workers scale to zero (their instances follow). */
+  idleMinutes: number;
+  /** Stopped, pre-initialised instances kept in an ASG warm pool (0 = none). Idle cost: their EBS volumes. */
+  warmPoolSize: number;
+  /**
+   * 'iam': the Function URL takes SigV4-signed calls only (attach the ApiCallers policy to who may call).
+   * 'api-keys': the URL is open and the app checks Bearer keys kept in Secrets Manager (for OpenAI clients).
+   */
+  apiAuth: ApiAuth;
+  /** The longest a job may run; the queue's visibility timeout sits above it. */
+  maxJobMinutes: number;
+  /** Deliveries of a job before its message moves to the dead-letter queue (3–5). */
+  maxReceiveCount: number;
+  /** Jobs one worker takes at a time (its batch); the backlog per task the scaling steps count with. */
+  jobsPerTask: number;
+  /** An alarm fires when the oldest job has waited this long (default: the longest job plus a cold start). */
+  jobAgeAlarmMinutes: number;
+  logRetentionDays: number;
+  /** Days before outputs (PNGs, previews, events) and finished prediction records expire. */
+  outputsExpireDays: number;
+  /** Days before user uploads and request objects expire. */
+  uploadsExpireDays: number;
+  /** Root volume of each GPU instance: the image layers and the model bundle live here. */
+  volumeGiB: number;
+  /** Memory reserved for the worker task (soft limit; the container may use what the instance has). */
+  workerMemoryMiB: number;
+  /** Email for alarm notifications (optional; the alarms exist either way). */
+  alarmEmail?: string;
+}
+
+export const DEFAULT_SETTINGS: AnoleSettings = {
+  instanceTypes: ['g6.xlarge'],
+  maxInstances: 2,
+  idleMinutes: 15,
+  warmPoolSize: 0,
+  apiAuth: 'iam',
+  maxJobMinutes: 30,
+  maxReceiveCount: 3,
+  jobsPerTask: 4,
+  jobAgeAlarmMinutes: 45,
+  logRetentionDays: 30,
+  outputsExpireDays: 30,
+  uploadsExpireDays: 1,
+  volumeGiB: 200,
+  workerMemoryMiB: 12 * 1024,
+};
+
+/** Context keys are the setting names under this prefix: `anole:instanceTypes`, `anole:maxInstances`, … */
+export const CONTEXT_PREFIX = 'anole:';
+
+export class SettingsError extends Error {}
+
+/** Settings from a context lookup, over the defaults; throws SettingsError naming the bad key. */
+export function settingsFromContext(get: (key: string) => unknown): AnoleSettings {
+  const raw = (name: keyof AnoleSettings) => get(CONTEXT_PREFIX + name);
+  const s: AnoleSettings = { ...DEFAULT_SETTINGS };
+  const int = (name: keyof AnoleSettings, min: number, max: number): number | undefined => {
+    const v = raw(name);
+    if (v === undefined || v === '') return undefined;
+    const n = typeof v === 'number' ? v : Number(String(v));
+    if (!Number.isInteger(n) || n < min || n > max) throw new SettingsError(`${CONTEXT_PREFIX}${name} must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
+    return n;
+  };
+  const str = (name: keyof AnoleSettings): string | undefined => {
+    const v = raw(name);
+    return v === undefined || v === '' ? undefined : String(v);
+  };
+
+  const types = raw('instanceTypes');
+  if (types !== undefined && types !== '') {
+    const list = (Array.isArray(types) ? types.map(String) : String(types).split(',')).map((t) => t.trim()).filter(Boolean);
+    for (const t of list) {
+      if (!/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(t)) throw new SettingsError(`${CONTEXT_PREFIX}instanceTypes: "${t}" is not an EC2 instance type like g6.xlarge`);
+    }
+    if (list.length === 0) throw new SettingsError(`${CONTEXT_PREFIX}instanceTypes is empty`);
+    s.instanceTypes = list;
+  }
+  s.maxInstances = int('maxInstances', 1, 100) ?? s.maxInstances;
+  s.idleMinutes = int('idleMinutes', 1, 24 * 60) ?? s.idleMinutes;
+  s.warmPoolSize = int('warmPoolSize', 0, 100) ?? s.warmPoolSize;
+  s.maxJobMinutes = int('maxJobMinutes', 1, 12 * 60) ?? s.maxJobMinutes;
+  s.maxReceiveCount = int('maxReceiveCount', 3, 5) ?? s.maxReceiveCount;
+  s.jobsPerTask = int('jobsPerTask', 1, 64) ?? s.jobsPerTask;
+  s.jobAgeAlarmMinutes = int('jobAgeAlarmMinutes', 1, 24 * 60) ?? s.jobAgeAlarmMinutes;
+  s.logRetentionDays = int('logRetentionDays', 1, 3653) ?? s.logRetentionDays;
+  s.outputsExpireDays = int('outputsExpireDays', 1, 3650) ?? s.outputsExpireDays;
+  s.uploadsExpireDays = int('uploadsExpireDays', 1, 3650) ?? s.uploadsExpireDays;
+  s.volumeGiB = int('volumeGiB', 30, 16384) ?? s.volumeGiB;
+  s.workerMemoryMiB = int('workerMemoryMiB', 1024, 2 * 1024 * 1024) ?? s.workerMemoryMiB;
+
+  const auth = str('apiAuth');
+  if (auth !== undefined) {
+    if (auth !== 'iam' && auth !== 'api-keys') throw new SettingsError(`${CONTEXT_PREFIX}apiAuth must be "iam" or "api-keys", got "${auth}"`);
+    s.apiAuth = auth;
+  }
+  const modelUri = str('modelUri');
+  if (modelUri !== undefined) {
+    parseS3Uri(modelUri, `${CONTEXT_PREFIX}modelUri`);
+    s.modelUri = modelUri;
+  }
+  const email = str('alarmEmail');
+  if (email !== undefined) {
+    if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) throw new SettingsError(`${CONTEXT_PREFIX}alarmEmail is not an email address: "${email}"`);
+    s.alarmEmail = email;
+  }
+  return s;
+}
+
+/** `s3://bucket/some/prefix` → bucket and a prefix that ends in "/" (or is empty for a whole bucket). */
+export function parseS3Uri(uri: string, what = 'S3 URI'): { bucket: string; prefix: string } {
+  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(uri);
+  if (!m) throw new SettingsError(`${what} must look like s3://bucket/prefix/, got "${uri}"`);
+  const prefix = (m[2] ?? '').replace(/\/*$/, '');
+  return { bucket: m[1], prefix: prefix ? `${prefix}/` : '' };
+}
