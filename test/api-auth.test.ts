@@ -73,6 +73,27 @@ describe('API keys', () => {
     expect((await h.predictions.get(id))!.value.cancel_requested).toBe(false);
   });
 
+  it("lists a key's predictions newest first, page by page, and no one else's", async () => {
+    const C = 'key-carol-000000000';
+    const carol = h.makeApp({ apiKeys: [C] });
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await carol.request('/v1/predictions', { method: 'POST', body: JSON.stringify({ input: { prompt: `p${i}` } }), headers: { 'content-type': 'application/json', authorization: `Bearer ${C}` } });
+      ids.push((await res.json()).id);
+      await new Promise((r) => setTimeout(r, 5)); // distinct creation times
+    }
+    const seen: string[] = [];
+    let pages = 0;
+    for (let next: string | null = 'http://localhost/v1/predictions?limit=2'; next; pages++) {
+      const page: { results: { id: string }[]; next: string | null } = await (await carol.request(next, { headers: { authorization: `Bearer ${C}` } })).json();
+      expect(page.results.length).toBeLessThanOrEqual(2);
+      seen.push(...page.results.map((r) => r.id));
+      next = page.next;
+    }
+    expect(seen).toEqual([...ids].reverse());
+    expect(pages).toBe(3);
+  });
+
   it("a key cannot use another key's upload", async () => {
     const png = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#f80' } }).png().toBuffer();
     const upload = await (await call('/v1/uploads', A, { body: { content_type: 'image/png' } })).json();

@@ -218,3 +218,28 @@ describe('GET /openapi.json', () => {
     expect((await app.request('/openapi.json')).status).toBe(200);
   });
 });
+
+describe('when storage is down', () => {
+  it('answers 503 with Retry-After (not a 500, not a 4xx), and works again once it is back', async () => {
+    await h.stack.s3Front.stop();
+    try {
+      for (const [path, init] of [
+        ['/v1/predictions', { method: 'POST', body: JSON.stringify(input({})) }],
+        ['/v1/predictions/aaaaaaaaaaaaaaaaaaaaaaaaaa', { method: 'GET' }],
+        ['/v1/predictions', { method: 'GET' }],
+      ] as const) {
+        const res = await h.app.request(path, { ...init, headers: { 'content-type': 'application/json' } });
+        expect(res.status, `${init.method} ${path}`).toBe(503);
+        expect(res.headers.get('retry-after')).toBe('1');
+        expect((await res.json()).error.code).toBe('service_unavailable');
+      }
+    } finally {
+      await h.stack.s3Front.start();
+    }
+    const res = await send({ name: '', body: input({}), status: 201 });
+    expect(res.status).toBe(201);
+    const [message] = await h.queue.receive(10, 1);
+    expect(message.job!.predictionId).toBe((await res.json()).id); // only the request made after the outage was queued
+    await h.queue.delete(message.receiptHandle);
+  });
+});

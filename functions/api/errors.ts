@@ -2,6 +2,7 @@ import type { Context, ErrorHandler, NotFoundHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ZodError } from 'zod';
+import { isTransientError } from '../../sidecar/worker/transient-error.ts';
 import { ImageInputError } from '../preprocess/image-processor.ts';
 import { InvalidInputError } from '../prepare-job.ts';
 
@@ -16,6 +17,7 @@ import { InvalidInputError } from '../prepare-job.ts';
  *   415 body not JSON, or an image no decoder reads
  *   422 well-formed but unacceptable: a value out of range, too many tokens, a token outside the
  *       vocabulary, an image URL we refuse to fetch, an Idempotency-Key reused with another body
+ *   503 storage or queue unreachable (Retry-After): the same request may succeed later
  */
 export type ErrorStatus = 400 | 401 | 404 | 409 | 413 | 415 | 422 | 500 | 503 | 504;
 
@@ -40,7 +42,7 @@ export class ApiError extends Error {
 }
 
 export function errorResponse(c: Context, e: ApiError): Response {
-  const headers: Record<string, string> = e.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {};
+  const headers: Record<string, string> = e.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : e.status === 503 ? { 'Retry-After': '1' } : {};
   return c.json(e.body, e.status as ContentfulStatusCode, headers);
 }
 
@@ -114,6 +116,7 @@ export const onError: ErrorHandler = (err, c) => {
     const message = status === 415 ? 'the request body must be JSON (Content-Type: application/json)' : err.message || 'bad request';
     return errorResponse(c, new ApiError(s, code, message));
   }
+  if (isTransientError(err)) return errorResponse(c, new ApiError(503, 'service_unavailable', `storage or queue unavailable, retry later: ${err.message}`));
   console.error('unhandled error', err);
   return errorResponse(c, new ApiError(500, 'internal_error', 'internal error'));
 };
