@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { Stack } from 'aws-cdk-lib';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -250,6 +252,41 @@ describe('GPU workers', () => {
     expect(userData).toContain('s3://team-models/anole-7b-fp16/');
     expect(userData).toContain('complete-lifecycle-action');
     expect(userData).not.toMatch(/__[A-Z_]+__/); // every placeholder of warm-pool-boot.sh was filled
+  });
+});
+
+describe('the worker image', () => {
+  /** Every file reachable from bin/anole.js by relative imports (static and literal dynamic ones). */
+  function importClosure(entry: string): string[] {
+    const seen = new Set<string>();
+    const visit = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const text = fs.readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)) {
+        const target = path.normalize(path.join(path.dirname(file), m[1]));
+        // the image has no benchmarks: `anole bench` is a development command
+        if (target.startsWith('bench/')) continue;
+        visit(target);
+      }
+    };
+    visit(entry);
+    return [...seen];
+  }
+
+  it('the build context CDK stages (after .dockerignore) holds every module the CLI and worker import, and no node_modules or models', () => {
+    const assembly = base.app.synth();
+    const manifest = JSON.parse(fs.readFileSync(path.join(assembly.directory, `${base.stack.artifactId}.assets.json`), 'utf8'));
+    const images = Object.values(manifest.dockerImages) as { source: { directory: string; dockerFile: string } }[];
+    expect(images).toHaveLength(1);
+    expect(images[0].source.dockerFile).toBe('sidecar/Dockerfile');
+    const context = path.join(assembly.directory, images[0].source.directory);
+    const files = importClosure('bin/anole.js');
+    expect(files.length).toBeGreaterThan(20);
+    expect(files).toContain('cli/main.ts');
+    expect(files.filter((f) => !fs.existsSync(path.join(context, f)))).toEqual([]);
+    for (const f of ['package.json', 'package-lock.json', '.npmrc', 'sidecar/Dockerfile', 'sidecar/worker/start-worker.ts']) expect(fs.existsSync(path.join(context, f)), f).toBe(true);
+    for (const d of ['node_modules', 'test', '.cache', 'cdk.out', 'tmp']) expect(fs.existsSync(path.join(context, d)), d).toBe(false);
   });
 });
 

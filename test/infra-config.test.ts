@@ -1,0 +1,161 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { resolveModelDir } from '../cli/default-model.ts';
+import { s3SettingsFromEnv } from '../contract/s3.ts';
+import { queueSettingsFromEnv } from '../contract/sqs.ts';
+import { apiKeysFromEnv } from '../functions/api/auth.ts';
+import { apiDepsFromEnv } from '../functions/api/deps-from-env.ts';
+import { CONTAINER, ENV } from '../infra/config.ts';
+import { HEALTH_PROBE } from '../infra/gpu-worker.ts';
+import { DEFAULT_SETTINGS, parseS3Uri, settingsFromContext, SettingsError } from '../infra/settings.ts';
+import { workerConfigFromEnv } from '../sidecar/worker/start-worker.ts';
+
+const context = (values: Record<string, unknown>) => (key: string) => values[key];
+
+describe('settings from CDK context', () => {
+  it('defaults: g6.xlarge, up to 2 instances, 15 idle minutes, no warm pool, IAM auth, model in the stack bucket', () => {
+    expect(settingsFromContext(context({}))).toEqual(DEFAULT_SETTINGS);
+    expect(DEFAULT_SETTINGS).toMatchObject({ instanceTypes: ['g6.xlarge'], maxInstances: 2, idleMinutes: 15, warmPoolSize: 0, apiAuth: 'iam', maxReceiveCount: 3 });
+    expect(DEFAULT_SETTINGS.modelUri).toBeUndefined();
+  });
+
+  it('reads strings from the command line and JSON values from cdk.json alike', () => {
+    const fromCli = settingsFromContext(context({ 'anole:instanceTypes': 'g5.xlarge, g6e.2xlarge', 'anole:maxInstances': '8', 'anole:idleMinutes': '5', 'anole:modelUri': 's3://models/anole' }));
+    const fromJson = settingsFromContext(context({ 'anole:instanceTypes': ['g5.xlarge', 'g6e.2xlarge'], 'anole:maxInstances': 8, 'anole:idleMinutes': 5, 'anole:modelUri': 's3://models/anole' }));
+    expect(fromCli).toEqual(fromJson);
+    expect(fromCli).toMatchObject({ instanceTypes: ['g5.xlarge', 'g6e.2xlarge'], maxInstances: 8, idleMinutes: 5, modelUri: 's3://models/anole' });
+  });
+
+  it('refuses bad values with an error naming the key', () => {
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ 'anole:instanceTypes': 'g6xlarge' }, /anole:instanceTypes: "g6xlarge" is not an EC2 instance type/],
+      [{ 'anole:instanceTypes': ' , ' }, /anole:instanceTypes is empty/],
+      [{ 'anole:maxInstances': '0' }, /anole:maxInstances must be an integer in \[1, 100\], got "0"/],
+      [{ 'anole:maxInstances': 'two' }, /anole:maxInstances/],
+      [{ 'anole:idleMinutes': 2.5 }, /anole:idleMinutes/],
+      [{ 'anole:maxReceiveCount': '6' }, /anole:maxReceiveCount must be an integer in \[3, 5\]/],
+      [{ 'anole:apiAuth': 'token' }, /anole:apiAuth must be "iam" or "api-keys"/],
+      [{ 'anole:modelUri': 'https://example.com/model' }, /anole:modelUri must look like s3:\/\/bucket\/prefix\//],
+      [{ 'anole:alarmEmail': 'ops' }, /anole:alarmEmail is not an email address/],
+    ];
+    for (const [values, message] of bad) expect(() => settingsFromContext(context(values))).toThrow(message);
+    expect(() => settingsFromContext(context({ 'anole:maxInstances': '-1' }))).toThrow(SettingsError);
+  });
+
+  it('S3 URIs: the prefix always ends in one "/" (or is empty for a whole bucket)', () => {
+    expect(parseS3Uri('s3://models/anole-7b')).toEqual({ bucket: 'models', prefix: 'anole-7b/' });
+    expect(parseS3Uri('s3://models/a/b//')).toEqual({ bucket: 'models', prefix: 'a/b/' });
+    expect(parseS3Uri('s3://models')).toEqual({ bucket: 'models', prefix: '' });
+    expect(() => parseS3Uri('s3://Models/x')).toThrow(SettingsError);
+  });
+});
+
+describe('the environment names in infra/config.ts are the ones the code reads', () => {
+  it('bucket and queue (contract/s3.ts, contract/sqs.ts)', () => {
+    expect(s3SettingsFromEnv({ [ENV.bucket]: 'data-bucket' }).bucket).toBe('data-bucket');
+    expect(queueSettingsFromEnv({ [ENV.queueUrl]: 'https://sqs.example/q' }).queueUrl).toBe('https://sqs.example/q');
+  });
+
+  it('the worker: webhook secret, health port, attempts (sidecar/worker/start-worker.ts)', () => {
+    const config = workerConfigFromEnv('/opt/anole/model', {
+      [ENV.bucket]: 'b',
+      [ENV.queueUrl]: 'q',
+      [ENV.webhookSecret]: 'whsec_abc',
+      [ENV.healthPort]: String(CONTAINER.healthPort),
+      [ENV.maxAttempts]: '5',
+      [ENV.visibilitySeconds]: '90',
+    });
+    expect(config.webhookSecret).toBe('whsec_abc');
+    expect(config.health?.port).toBe(CONTAINER.healthPort);
+    expect(config.worker).toMatchObject({ maxAttempts: 5, visibilitySeconds: 90 });
+  });
+
+  it('the API: keys (functions/api/auth.ts) and the model directory (deps-from-env.ts, cli/default-model.ts)', async () => {
+    expect(apiKeysFromEnv({ [ENV.apiKeys]: 'k1, k2' })).toEqual(['k1', 'k2']);
+    await expect(apiDepsFromEnv({ [ENV.bucket]: 'b', [ENV.queueUrl]: 'q' })).rejects.toThrow(new RegExp(`^${ENV.model} is not set`));
+    const saved = process.env[ENV.model];
+    process.env[ENV.model] = CONTAINER.modelDir;
+    try {
+      expect(await resolveModelDir(undefined)).toBe(CONTAINER.modelDir);
+    } finally {
+      if (saved === undefined) delete process.env[ENV.model];
+      else process.env[ENV.model] = saved;
+    }
+  });
+});
+
+describe('sidecar/Dockerfile', () => {
+  const dockerfile = fs.readFileSync('sidecar/Dockerfile', 'utf8');
+  // one logical line per instruction (continuations joined), comments dropped
+  const instructions = dockerfile
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  const args = Object.fromEntries(instructions.filter((l) => l.startsWith('ARG ')).map((l) => l.slice(4).split('=') as [string, string]));
+  const expand = (s: string) => s.replace(/\$\{(\w+)\}/g, (_, name: string) => args[name] ?? `<unset ${name}>`);
+  const froms = instructions.filter((l) => l.startsWith('FROM ')).map((l) => expand(l.slice(5)).split(/\s+/));
+  const lastStage = instructions.slice(instructions.lastIndexOf(instructions.filter((l) => l.startsWith('FROM ')).at(-1)!));
+  const runs = instructions.filter((l) => l.startsWith('RUN ')).join('\n');
+
+  it('runs on a CUDA 12 + cuDNN runtime base, with Node 22 copied in', () => {
+    const [runtime] = froms.at(-1)!;
+    expect(runtime).toMatch(/^nvidia\/cuda:12\.\d+\.\d+-cudnn-runtime-ubuntu\d{2}\.04$/);
+    expect(froms[0]).toEqual([expect.stringMatching(/^node:22(-|$)/), 'AS', 'node']);
+    expect(lastStage).toContain('COPY --from=node /usr/local/bin/node /usr/local/bin/node');
+  });
+
+  it("installs production packages, then onnxruntime-node's CUDA 12 binaries with its install flag, and checks they arrived", () => {
+    expect(runs).toContain('npm ci --omit=dev');
+    const install = /ONNXRUNTIME_NODE_INSTALL=(\S+) node (node_modules\/onnxruntime-node\/script\/install\.js)/.exec(runs);
+    expect(install).not.toBeNull();
+    const [, flag, script] = install!;
+    // the flag is one the installed onnxruntime-node knows for linux/x64, and it fetches the CUDA provider
+    expect(fs.existsSync(script)).toBe(true);
+    const metadata = createRequire(import.meta.url)(path.resolve('node_modules/onnxruntime-node/script/install-metadata.js'));
+    expect(metadata.requirements['linux/x64']).toContain(flag);
+    const files = Object.keys(metadata.manifests[`linux/x64:${flag}`]).map((f) => path.basename(f));
+    expect(files).toContain('libonnxruntime_providers_cuda.so');
+    for (const f of ['libonnxruntime_providers_cuda.so', 'libonnxruntime_providers_shared.so']) {
+      expect(files).toContain(f);
+      expect(runs).toContain(`test -f node_modules/onnxruntime-node/bin/napi-v6/linux/x64/${f}`);
+    }
+  });
+
+  it('has a healthcheck on /healthz (the same probe as the ECS task), runs `anole worker` as a non-root user', () => {
+    const health = instructions.find((l) => l.startsWith('HEALTHCHECK '))!;
+    expect(health).toMatch(/--start-period=300s/);
+    const command = JSON.parse(health.slice(health.indexOf('CMD ') + 4)) as string[];
+    expect(command).toEqual(['node', '-e', HEALTH_PROBE]);
+    expect(instructions.at(-1)).toBe('CMD ["node", "bin/anole.js", "worker"]');
+    expect(lastStage.find((l) => l.startsWith('USER '))).toBe('USER anole');
+    const env = lastStage.filter((l) => l.startsWith('ENV ')).flatMap((l) => l.slice(4).split(/\s+/));
+    expect(env).toContain(`${ENV.healthPort}=${CONTAINER.healthPort}`);
+  });
+
+  it('keeps the model out of the image: nothing copies model weights, .dockerignore admits code only', () => {
+    const copies = lastStage.filter((l) => l.startsWith('COPY ') && !l.startsWith('COPY --from'));
+    for (const c of copies) expect(c).not.toMatch(/safetensors|\.onnx|\.cache|models\b/);
+    const ignore = fs.readFileSync('.dockerignore', 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(ignore[0]).toBe('*');
+    expect(ignore.filter((l) => !l.startsWith('!'))).toEqual(['*']);
+  });
+});
+
+describe('infra under plain tsx (as cdk.json runs it, not vitest)', () => {
+  it('finds the repository root from import.meta.url (ESM has no __dirname)', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '-e',
+      "const m = await import('./infra/service-function.ts'); console.log(m.REPO_ROOT)",
+    ]);
+    expect(stdout.trim()).toBe(process.cwd());
+    expect(JSON.parse(fs.readFileSync('cdk.json', 'utf8')).app).toBe('npx tsx infra/main.ts');
+  });
+});
