@@ -73,7 +73,6 @@ describe('image-head loop', () => {
     const a = await run(withHead, requests);
     const b = await run(fullOnly, requests);
     expect(a.tokens).toEqual(b.tokens);
-    expect(a.runs).toBe(b.runs);
     // the image chunks hand back image logits only: [rows, 8192] instead of [rows, 65536]
     expect(a.bytesOut).toBeLessThan(b.bytesOut / 2);
   });

@@ -104,6 +104,7 @@ export class Generator {
     if (requests.length === 0) return; // nothing to prefill (an empty batch is not an error)
     const sequences = requests.map((r, i) => this.start(r, i));
     const events: GenerationEvent[] = [];
+    let chunks = 0;
 
     // first rows: every prompt, plus the guidance rows of sequences that start inside an image
     let owners: { seq: Sequence; role: RowRole }[] = [];
@@ -123,7 +124,8 @@ export class Generator {
       if (batch.rows === 0) break;
 
       const active = [...new Set(owners.map((o) => o.seq))];
-      const out = await this.runChunk(batch, owners, active, chunkSize);
+      // The first chunk is one token: a client sees the first token after one step, not after K.
+      const out = await this.runChunk(batch, owners, active, chunks++ === 0 ? 1 : chunkSize);
       batch = out.batch;
 
       // replay the chunk's tokens per sequence (the graph ran the same state machine)
