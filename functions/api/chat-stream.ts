@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { streamSSE } from 'hono/streaming';
-import type { PredictionRecord } from '../../contract/prediction.ts';
+import { TERMINAL, type PredictionRecord } from '../../contract/prediction.ts';
 import type { ApiContext } from './deps.ts';
 import { followEvents } from './follow-prediction.ts';
 import { requestCancel } from './cancel-prediction.ts';
@@ -44,7 +44,8 @@ export function streamChat(c: Context, ctx: ApiContext, info: ChatStreamInfo): R
     let attempts = 0;
     let failure: string | null = null;
 
-    for await (const { event } of followEvents(ctx.predictions, info.predictionId, { afterSeq: -1, pollMs: ctx.limits.pollMs, signal: hungUp.signal })) {
+    const signal = AbortSignal.any([hungUp.signal, AbortSignal.timeout(ctx.limits.openaiWaitSeconds * 1000)]);
+    for await (const { event } of followEvents(ctx.predictions, info.predictionId, { afterSeq: -1, pollMs: ctx.limits.pollMs, signal })) {
       if (event.type === 'status' && event.status === 'processing' && ++attempts > 1) attempt = new Array<string>(n).fill('');
       if (event.type === 'error') failure = event.message;
       if (event.type !== 'text') continue;
@@ -66,7 +67,12 @@ export function streamChat(c: Context, ctx: ApiContext, info: ChatStreamInfo): R
 
     const record = (await ctx.predictions.get(info.predictionId))?.value;
     if (failure || !record || record.status !== 'succeeded') {
-      const message = failure ?? record?.error ?? `the prediction ended ${record?.status ?? 'without a record'}`;
+      const unfinished = record && !TERMINAL.has(record.status);
+      const message =
+        failure ??
+        (unfinished ? `not finished within ${ctx.limits.openaiWaitSeconds} s; it continues as prediction ${info.predictionId}` : null) ??
+        record?.error ??
+        `the prediction ended ${record?.status ?? 'without a record'}`;
       await send({ error: { message, type: 'server_error', code: `prediction_${record?.status ?? 'failed'}`, param: null } });
     } else {
       for (let k = 0; k < n; k++) await chunk([{ index: k, delta: {}, finish_reason: finishReason(record, k) }]);

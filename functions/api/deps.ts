@@ -41,6 +41,8 @@ export interface ApiLimits {
   idempotencyLeaseMs: number;
   /** How often waits and streams look at the store. */
   pollMs: number;
+  /** An event stream ends after this (under Lambda's 15 minutes); the client resumes with Last-Event-ID. */
+  maxStreamSeconds: number;
 }
 
 export const DEFAULT_LIMITS: ApiLimits = {
@@ -54,6 +56,7 @@ export const DEFAULT_LIMITS: ApiLimits = {
   idempotencyTtlMs: 24 * 3600 * 1000,
   idempotencyLeaseMs: 10 * 60 * 1000,
   pollMs: 200,
+  maxStreamSeconds: 840,
 };
 
 /** The deps with every default filled in. */

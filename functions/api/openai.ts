@@ -109,7 +109,7 @@ export function openAiRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): void {
       promptTokens: job.promptIds.length,
       includeUsage: body.stream_options?.include_usage ?? false,
     };
-    if (body.stream) return streamChat(c, ctx, info) as never;
+    if (body.stream) return streamChat(c, ctx, info);
 
     const done = await awaitResult(c, ctx, record.id);
     const texts = (done.output ?? []).map((parts) => parts.map((p) => (p.type === 'text' ? p.text : '')).join(''));

@@ -155,7 +155,8 @@ export function predictionRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): vo
       stream.onAbort(() => aborted.abort());
       try {
         await stream.writeSSE({ event: 'status', data: JSON.stringify({ status: record.status }) });
-        const events = followEvents(ctx.predictions, id, { afterSeq: lastEventId ? Number(lastEventId) : -1, pollMs: ctx.limits.pollMs, signal: aborted.signal });
+        const signal = AbortSignal.any([aborted.signal, AbortSignal.timeout(ctx.limits.maxStreamSeconds * 1000)]);
+        const events = followEvents(ctx.predictions, id, { afterSeq: lastEventId ? Number(lastEventId) : -1, pollMs: ctx.limits.pollMs, signal });
         for await (const { seq, event } of events) {
           const { type, ...data } = await renderEvent(event, view);
           await stream.writeSSE({ event: type, data: JSON.stringify(data), ...(seq !== null ? { id: String(seq) } : {}) });
@@ -163,7 +164,7 @@ export function predictionRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): vo
       } finally {
         clearInterval(keepAlive);
       }
-    }) as unknown as Response as never;
+    });
   });
 }
 
