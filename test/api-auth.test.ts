@@ -108,5 +108,15 @@ describe('API keys', () => {
     expect(asA.status).toBe(201);
     const prediction = await asA.json();
     expect(prediction.input.images).toEqual([`inputs/${prediction.id}/image-0.f32`]);
+
+    // a presigned PUT cannot bound its size: the bound holds when the upload is used
+    const strict = h.makeApp({ apiKeys: [A], limits: { image: { maxBytes: png.length - 1, maxPixels: 1 << 20, timeoutMs: 1000, maxRedirects: 0 } } });
+    const tooBig = await strict.request('/v1/predictions', {
+      method: 'POST',
+      body: JSON.stringify({ input: { prompt: '<image>', images: [upload.upload_id] } }),
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${A}` },
+    });
+    expect(tooBig.status).toBe(413);
+    expect((await tooBig.json()).error).toMatchObject({ code: 'image_too_large', param: 'input.images[0]' });
   });
 });
