@@ -4,8 +4,9 @@ import type { StreamEvent } from './event-stream.ts';
  * One run's output as it arrives: per sequence, its parts in order. Text deltas append to the
  * sequence's current paragraph; an image appears at its first row event as an empty square and
  * grows: each preview (the rows finished so far, decoded) replaces the last, then the final PNG
- * replaces the preview once it has loaded. Each figure's data-state says where it is
- * (`rows 2/4`, `preview 2/4`, `final`), for people and for tests alike.
+ * replaces the preview once it has loaded. Each figure's data-state says what it shows
+ * (`rows 2/4`, `preview 2/4`, `final`) and data-received the last event that reached it
+ * (`rows 2/4`, `preview 2/4`, `image`), for people and for tests alike.
  */
 export class OutputView {
   private readonly sequences = new Map<number, HTMLElement>();
@@ -70,7 +71,8 @@ class ImageSlot {
   private readonly img = document.createElement('img');
   private readonly caption = document.createElement('figcaption');
   private shownRows = 0;
-  private isFinal = false;
+  /** The final PNG is on screen: nothing replaces it. Previews may still show while it loads. */
+  private finalShown = false;
   private blobUrl: string | undefined;
 
   constructor(sequence: number, image: number) {
@@ -84,36 +86,43 @@ class ImageSlot {
   }
 
   rows(rows: number, total: number, previewUrl: string | undefined): void {
-    if (this.isFinal) return;
+    this.el.dataset.received = `${previewUrl ? 'preview' : 'rows'} ${rows}/${total}`;
+    if (this.finalShown) return;
     this.frame.style.setProperty('--progress', String(rows / total));
     if (!previewUrl) {
       if (this.shownRows === 0) this.el.dataset.state = `rows ${rows}/${total}`;
       this.caption.textContent = `Row ${rows} of ${total}`;
       return;
     }
-    // previews share one key, so each is fetched fresh and shown in arrival order, newest wins
+    // a preview is the finished rows, cropped: its height says how many it shows. Previews share
+    // one key (a later one may already be there), so each is fetched fresh and the most rows win.
     void fetch(previewUrl, { cache: 'no-store' })
       .then((r) => (r.ok ? r.blob() : Promise.reject(new Error(String(r.status)))))
-      .then((blob) => {
-        if (this.isFinal || rows <= this.shownRows) return;
-        this.shownRows = rows;
+      .then(async (blob) => {
         const url = URL.createObjectURL(blob);
+        const probe = new Image();
+        probe.src = url;
+        await probe.decode();
+        const shows = Math.round((probe.naturalHeight * total) / probe.naturalWidth);
+        if (this.finalShown || shows <= this.shownRows) return URL.revokeObjectURL(url);
+        this.shownRows = shows;
         this.img.src = url;
         this.img.hidden = false;
         if (this.blobUrl) URL.revokeObjectURL(this.blobUrl);
         this.blobUrl = url;
-        this.el.dataset.state = `preview ${rows}/${total}`;
-        this.caption.textContent = `Preview: ${rows} of ${total} rows`;
+        this.el.dataset.state = `preview ${shows}/${total}`;
+        this.caption.textContent = `Preview: ${shows} of ${total} rows`;
       })
       .catch(() => {
-        if (!this.isFinal) this.caption.textContent = `Row ${rows} of ${total} (the preview could not be loaded)`;
+        if (!this.finalShown) this.caption.textContent = `Row ${rows} of ${total} (the preview could not be loaded)`;
       });
   }
 
   final(url: string, width: number, height: number): void {
-    this.isFinal = true;
+    this.el.dataset.received = 'image';
     const done = new Image(width, height);
     done.onload = () => {
+      this.finalShown = true;
       this.img.src = url;
       this.img.width = width;
       this.img.height = height;
