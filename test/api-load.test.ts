@@ -19,7 +19,7 @@ const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math
 describe('a bounded load on loopback', () => {
   it('50 concurrent predictions all complete, none lost or duplicated', async () => {
     const inputs = Array.from({ length: 50 }, (_, i) =>
-      i % 5 === 4 ? { prompt: `picture ${i}`, mode: 'image', sampling: { seed: i } } : { prompt: `story ${i}`, max_new_tokens: 8, sampling: { seed: i } },
+      i % 5 === 4 ? { prompt: `picture ${i}`, mode: 'image', sampling: { seed: i } } : { prompt: `story ${i}`, max_new_tokens: 4, sampling: { seed: i } },
     );
     // half wait on the server (Prefer: wait), half are created asynchronously and polled
     const runs = await Promise.all(
@@ -66,7 +66,7 @@ describe('a bounded load on loopback', () => {
     const fmt = (xs: number[]) => `p50 ${quantile(xs, 0.5).toFixed(0)} ms, p95 ${quantile(xs, 0.95).toFixed(0)} ms`;
     console.log(
       [
-        'load: 50 concurrent predictions (40 text × 8 tokens, 10 images of 16 tokens), one worker',
+        'load: 50 concurrent predictions (40 text × 4 tokens, 10 images of 16 tokens), one worker',
         `  latency (request → result)               ${fmt(latency)}`,
         `  everything but generation (− predict_time) ${fmt(overhead)}`,
         `  of which waiting in the queue            ${fmt(queued)}`,
