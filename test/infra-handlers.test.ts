@@ -32,7 +32,12 @@ let queue: SqsJobQueue;
 let published: ServiceEvent[];
 let intake: IntakeDeps;
 
-const tmp = (prefix: string) => fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+const made: string[] = [];
+const tmp = (prefix: string) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+};
 
 function objectCreated(key: string, etag?: string): S3ObjectCreatedEvent {
   return { id: `evt-${key}`, source: 'aws.s3', 'detail-type': 'Object Created', detail: { bucket: { name: 'anole' }, object: { key, ...(etag ? { etag } : {}) } } };
@@ -66,6 +71,7 @@ afterAll(async () => {
   queue?.sqs.destroy();
   store?.s3.destroy();
   await stack?.stop();
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
 });
 
 describe('model files for the Lambdas', () => {

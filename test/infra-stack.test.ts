@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Stack } from 'aws-cdk-lib';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONTAINER, ENV, EVENTS, KEYS } from '../infra/config.ts';
 import { AWS_CLI_IMAGE, WARM_POOL_HOOK } from '../infra/gpu-capacity.ts';
 import { DEFAULT_SETTINGS } from '../infra/settings.ts';
@@ -34,6 +34,10 @@ beforeAll(() => {
   base = synthAnole();
   tuned = synthAnole(TUNED);
 }, 120_000);
+
+afterAll(() => {
+  for (const s of [base, tuned]) if (s) fs.rmSync(s.outdir, { recursive: true, force: true });
+});
 
 const only = <T>(rs: Record<string, T>): [string, T] => {
   const entries = Object.entries(rs);

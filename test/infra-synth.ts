@@ -16,6 +16,8 @@ import type { AnoleStack } from '../infra/anole-stack.ts';
  */
 export interface Synthesized {
   app: App;
+  /** The cloud assembly directory (a fresh temporary one): remove it when done. */
+  outdir: string;
   stack: AnoleStack;
   template: Template;
   /** Resources of one CloudFormation type, by logical id. */
@@ -24,13 +26,14 @@ export interface Synthesized {
 
 export function synthAnole(context: Record<string, unknown> = {}): Synthesized {
   const cdkJson = JSON.parse(fs.readFileSync('cdk.json', 'utf8')) as { context: Record<string, unknown> };
+  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-cdk-'));
   const { app, stack } = createAnoleApp({
     context: { ...cdkJson.context, 'aws:cdk:bundling-stacks': [], ...context },
-    outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'anole-cdk-')),
+    outdir,
     builtinCloudFormationValidation: false,
   });
   const template = Template.fromStack(stack);
-  return { app, stack, template, resources: (type) => template.findResources(type) as ReturnType<Synthesized['resources']> };
+  return { app, outdir, stack, template, resources: (type) => template.findResources(type) as ReturnType<Synthesized['resources']> };
 }
 
 export interface NagAudit {
