@@ -97,6 +97,7 @@ program
   .option('--accuracy-level <n>', 'MatMulNBits accuracy_level (default: 4 = int8 activations on CPU, 0 on CUDA)', int('--accuracy-level'))
   .action(convertCommand);
 
+program.command('worker').description('the queue worker (sidecar): jobs from SQS, results to S3; configured by the environment').action(async () => void (await import('../sidecar/worker/main.ts')));
 program.command('serve').description('the whole service locally: S3 and SQS stand-ins, the worker, the API and playground on $PORT (default 8787)').action(async () => (await import('./commands/serve.ts')).serveCommand());
 program.command('bench').description('time the random tiny and small models (last stdout line: JSON)').option('--preset <names>', 'comma-separated presets', 'tiny,small').action(async (o) => (await import('../bench/run-bench.ts')).runBench({ presets: o.preset.split(',') }));
 
