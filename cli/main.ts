@@ -89,7 +89,7 @@ program
 program
   .command('convert')
   .description('build a model bundle (graphs, weights in the chosen dtype, tokenizer, manifest with hashes) from a Hugging Face checkpoint')
-  .requiredOption('--from <dir>', 'Hugging Face checkpoint directory')
+  .requiredOption('--from <dir|repo>', 'Hugging Face checkpoint directory, or a Hub repo id (owner/name[@revision]; $HF_TOKEN, $HF_ENDPOINT, cache in $ANOLE_HUB_CACHE)')
   .requiredOption('--out <dir>', 'bundle directory to create')
   .addOption(new Option('--dtype <dtype>', 'decoder weights').choices(['fp32', 'fp16', 'bf16', 'int8', 'int4']).default('fp32'))
   .addOption(new Option('--target <ep>', 'execution provider the graphs are built for').choices(['cpu', 'cuda']).default('cpu'))
