@@ -5,7 +5,8 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveApi } from '../functions/api/serve.ts';
-import { startApiHarness } from './api-harness.ts';
+import { startWorker } from '../sidecar/worker/start-worker.ts';
+import { FIXTURE_MODEL, startApiHarness } from './api-harness.ts';
 import { startServe, type ServedProcess } from './serve-harness.ts';
 
 /**
@@ -255,32 +256,48 @@ describe('the playground page', () => {
     await page.close();
   }, 90_000);
 
-  it('asks for the API key when keys are on, and shows the 401 in plain words without one', async () => {
-    // the API alone (no worker needed) with a key, on its own local stack
-    const h = await startApiHarness();
+  it('asks for the API key when keys are on (401 in plain words without one), and resumes streams the server ends', async () => {
+    // the API with a key and quarter-second streams, and a worker, on their own local stack
+    const h = await startApiHarness({ limits: { pollMs: 50, maxStreamSeconds: 0.25 } });
     const api = await serveApi(h.makeApp({ apiKeys: ['sesame'] }));
+    const worker = await startWorker({
+      modelDir: FIXTURE_MODEL,
+      s3: h.stack.s3,
+      queue: h.stack.queue,
+      health: { port: 0 },
+      worker: { waitSeconds: 1, batchWindowMs: 20, cancelPollMs: 100 },
+      intraOpNumThreads: 1,
+    });
     try {
       const page = await openPage(undefined, api.url);
       expect(await page.locator('#api-key').isVisible()).toBe(true);
       await page.fill('#prompt', 'Hello');
+      await page.click('#settings summary');
+      await page.fill('#max_new_tokens', '300');
       await page.click('#run');
       await expect.poll(() => page.getByRole('alert').textContent()).toBe(
         'Starting the prediction failed — the API key is missing or wrong: missing API key: send Authorization: Bearer <key>',
       );
+      await shot(page, 'keys-on');
+
       await page.fill('#api-key', 'sesame');
       await page.click('#run');
-      await expect.poll(() => page.locator('#status').textContent()).toBe('Waiting for the worker…'); // accepted; no worker here
+      await page.waitForFunction(() => document.getElementById('status')!.textContent!.startsWith('Done in'), undefined, { timeout: 60_000 });
       const id = await page.locator('#output').getAttribute('data-prediction');
-      const res = await fetch(`${api.url}/v1/predictions/${id}`, { headers: { authorization: 'Bearer sesame' } });
-      expect((await res.json()).input.prompt).toBe('Hello');
-      await shot(page, 'keys-on');
+      const streams = requested.filter((r) => r.url === `${api.url}/v1/predictions/${id}/stream`);
+      expect(streams.length).toBeGreaterThanOrEqual(2); // the server ended the first after 0.25 s; the page came back
+      const stored = await (await fetch(`${api.url}/v1/predictions/${id}`, { headers: { authorization: 'Bearer sesame' } })).json();
+      const storedText = stored.output.map((p: { text?: string }) => p.text ?? '').join('');
+      expect(storedText.length).toBeGreaterThan(0);
+      expect(await page.locator('#output .text').textContent()).toBe(storedText); // nothing lost or repeated across streams
+      expect(await page.getByRole('alert').isHidden()).toBe(true);
       await page.close();
     } finally {
+      await worker.stop();
       await api.close();
-      await new Promise((r) => setTimeout(r, 300)); // the closed stream's last poll of the store finishes first
       await h.stop();
     }
-  });
+  }, 90_000);
 
   it('fits a phone: one column, nothing wider than the screen', async () => {
     const page = await openPage({ width: 375, height: 740 });

@@ -14,8 +14,10 @@ const RETRIES = 3;
 
 /**
  * GET /v1/predictions/{id}/stream read with fetch (EventSource cannot send an Authorization
- * header), parsed by eventsource-parser. A dropped connection is resumed with Last-Event-ID, so
- * no event is seen twice; it ends at `done` or when `signal` aborts.
+ * header), parsed by eventsource-parser. A stream that ends before `done` (the server ends long
+ * ones on purpose, or the connection dropped) is resumed with Last-Event-ID, so no event is seen
+ * twice; only RETRIES ends in a row with nothing new count as a failure. It ends at `done` or
+ * when `signal` aborts.
  */
 export async function followStream(
   id: string,
@@ -25,7 +27,8 @@ export async function followStream(
 ): Promise<void> {
   let lastId: string | undefined;
   let done = false;
-  for (let attempt = 0; !done && !signal.aborted; attempt++) {
+  let fruitless = 0; // connections in a row that brought no new event
+  while (!done && !signal.aborted) {
     let res: Response;
     try {
       res = await fetch(`/v1/predictions/${encodeURIComponent(id)}/stream`, {
@@ -33,13 +36,14 @@ export async function followStream(
         signal,
         cache: 'no-store',
       });
-    } catch (e) {
+    } catch {
       if (signal.aborted) return;
-      if (attempt >= RETRIES) throw new ApiFailure('Following the prediction failed: the server could not be reached.', null, null);
-      await pause(500 * (attempt + 1));
+      if (++fruitless > RETRIES) throw new ApiFailure('Following the prediction failed: the server could not be reached.', null, null);
+      await pause(500 * fruitless);
       continue;
     }
     if (!res.ok || !res.body) throw await failureOf(res, 'Following the prediction');
+    const seenBefore = lastId;
     const parser = createParser({
       onEvent(message) {
         if (message.id) lastId = message.id;
@@ -59,7 +63,10 @@ export async function followStream(
       if (signal.aborted) return;
       // dropped mid-stream: resume after the last event seen
     }
-    if (!done && attempt >= RETRIES) throw new ApiFailure('The connection to the server kept dropping before the prediction finished.', null, null);
+    if (done) break;
+    fruitless = lastId !== seenBefore ? 0 : fruitless + 1;
+    if (fruitless > RETRIES) throw new ApiFailure('The connection to the server kept dropping before the prediction finished.', null, null);
+    if (fruitless > 0) await pause(500 * fruitless);
   }
 }
 
