@@ -28,7 +28,8 @@ export function entryOf(p: PredictionView, prompt: string, mode: string): Galler
     prompt,
     mode,
     status: p.status,
-    text: output.map((part) => (part.type === 'text' ? part.text : '')).join('').slice(0, MAX_TEXT),
+    // each sequence's text, a blank line between sequences
+    text: output.reduce((text, part, k) => (part.type !== 'text' ? text : text + (k > 0 && output[k - 1].sequence !== part.sequence && text ? '\n\n' : '') + part.text), '').slice(0, MAX_TEXT),
     images: output.flatMap((part) => (part.type === 'image' ? [{ url: part.url, width: part.width, height: part.height, expires_at: part.expires_at }] : [])),
     error: p.error,
   };
