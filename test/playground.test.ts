@@ -62,18 +62,14 @@ const shot = (page: Page, name: string) => page.screenshot({ path: path.join(ART
 describe('the playground page', () => {
   it('grows an image row by row from previews, then shows the final PNG (not blank), and keeps it in the gallery', async () => {
     const page = await openPage();
-    // in order: the events that reached the figure (data-received) and what it showed (data-state)
+    // in order: the events that reached the figure (data-received) and what it showed (data-state).
+    // Records come in batches, so each keeps the value it replaced; the current value ends the list.
     await page.evaluate(() => {
-      const w = window as unknown as { received: string[]; states: string[] };
-      w.received = [];
-      w.states = [];
+      const w = window as unknown as { replaced: Record<string, string[]> };
+      w.replaced = { 'data-received': [], 'data-state': [] };
       new MutationObserver((records) => {
-        for (const r of records) {
-          if (!(r.target instanceof HTMLElement) || r.target.tagName !== 'FIGURE') continue;
-          if (r.attributeName === 'data-received') w.received.push(r.target.dataset.received ?? '');
-          else w.states.push(r.target.dataset.state ?? '');
-        }
-      }).observe(document.getElementById('output')!, { subtree: true, attributes: true, attributeFilter: ['data-state', 'data-received'] });
+        for (const r of records) if (r.target instanceof HTMLElement && r.target.tagName === 'FIGURE' && r.oldValue !== null) w.replaced[r.attributeName!].push(r.oldValue);
+      }).observe(document.getElementById('output')!, { subtree: true, attributes: true, attributeOldValue: true, attributeFilter: ['data-state', 'data-received'] });
     });
     // hold the final PNG until a preview is on screen and photographed (on the tiny model the
     // events come in one burst, and a fast final PNG would replace the preview before any screenshot)
@@ -98,8 +94,9 @@ describe('the playground page', () => {
     await shot(page, 'image-final');
 
     const { received, states } = await page.evaluate(() => {
-      const w = window as unknown as { received: string[]; states: string[] };
-      return { received: w.received, states: w.states };
+      const { replaced } = window as unknown as { replaced: Record<string, string[]> };
+      const figure = document.querySelector('#output figure') as HTMLElement;
+      return { received: [...replaced['data-received'], figure.dataset.received!], states: [...replaced['data-state'], figure.dataset.state!] };
     });
     // the stream delivered at least one row preview before the final image
     const firstPreviewEvent = received.findIndex((s) => /^preview [1-3]\/4$/.test(s));
