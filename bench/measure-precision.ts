@@ -2,7 +2,7 @@
  * fp32 vs int8 / int4 (MatMulNBits, block 32) on one checkpoint, CPU: converts the checkpoint into
  * bundles in a temporary directory, then over a fixed set of prompts compares every next-token
  * distribution with fp32's (top-1 agreement, mean KL(fp32 ‖ quantized)), and times greedy text
- * generation. Prints one JSON line.
+ * generation (batch 1, interleaved rounds, median). Prints one JSON line.
  *
  *   npx tsx bench/measure-precision.ts <HF checkpoint dir>
  */
@@ -95,7 +95,7 @@ const mb = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
 const dirBytes = (dir: string) => fs.readdirSync(dir).reduce((sum, f) => sum + fs.statSync(path.join(dir, f)).size, 0);
 const weightBytes = (dir: string) => fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors') && !f.startsWith('goldens')).reduce((sum, f) => sum + fs.statSync(path.join(dir, f)).size, 0);
 
-export async function measurePrecision(hfDir: string, opts: { tokens?: number } = {}): Promise<PrecisionFigures[]> {
+export async function measurePrecision(hfDir: string, opts: { tokens?: number; rounds?: number } = {}): Promise<PrecisionFigures[]> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-precision-'));
   try {
     const config = openModel(hfDir).checkpoint.config!;
@@ -109,22 +109,32 @@ export async function measurePrecision(hfDir: string, opts: { tokens?: number } 
       { variant: 'int4 (accuracy_level 4)', dtype: 'int4', accuracyLevel: 4 },
       { variant: 'int4 (accuracy_level 0)', dtype: 'int4', accuracyLevel: 0 },
     ];
-    const out: PrecisionFigures[] = [];
+    const dirs: string[] = [];
+    const quality: { kl: number; top1: number }[] = [];
     for (const v of variants) {
       const dir = path.join(tmp, v.variant.replace(/\W+/g, '-'));
       await writeBundle({ from: hfDir, out: dir, precision: { dtype: v.dtype, target: 'cpu' }, accuracyLevel: v.accuracyLevel });
-      const { kl, top1 } = compare(reference, await distributions(dir, batch), V);
-      out.push({
-        variant: v.variant,
-        weights_mb: mb(weightBytes(dir)),
-        bundle_mb: mb(dirBytes(dir)),
-        top1_agreement: top1,
-        mean_kl: kl,
-        text_tokens_per_s: Math.round((await textSpeed(dir, opts.tokens ?? 64, batch[0])) * 10) / 10,
-      });
-      fs.rmSync(dir, { recursive: true, force: true });
+      dirs.push(dir);
+      quality.push(compare(reference, await distributions(dir, batch), V));
     }
-    out.unshift({ variant: 'HF directory (bf16 → fp32 at load)', weights_mb: mb(weightBytes(hfDir)), bundle_mb: mb(dirBytes(hfDir)), top1_agreement: 1, mean_kl: 0, text_tokens_per_s: Math.round((await textSpeed(hfDir, opts.tokens ?? 64, batch[0])) * 10) / 10 });
+    // speed in interleaved rounds (every variant once per round, median over rounds): the machine is shared
+    const all = [hfDir, ...dirs];
+    const speeds: number[][] = all.map(() => []);
+    for (let round = 0; round < (opts.rounds ?? 3); round++) {
+      for (let i = 0; i < all.length; i++) speeds[i].push(await textSpeed(all[i], opts.tokens ?? 32, batch[0]));
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const out: PrecisionFigures[] = [
+      { variant: 'HF directory (bf16 → fp32 at load)', weights_mb: mb(weightBytes(hfDir)), bundle_mb: mb(dirBytes(hfDir)), top1_agreement: 1, mean_kl: 0, text_tokens_per_s: Math.round(median(speeds[0]) * 10) / 10 },
+      ...variants.map((v, i) => ({
+        variant: v.variant,
+        weights_mb: mb(weightBytes(dirs[i])),
+        bundle_mb: mb(dirBytes(dirs[i])),
+        top1_agreement: quality[i].top1,
+        mean_kl: quality[i].kl,
+        text_tokens_per_s: Math.round(median(speeds[i + 1]) * 10) / 10,
+      })),
+    ];
     return out;
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
