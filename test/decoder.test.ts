@@ -320,9 +320,18 @@ describe('checkpoint problems surface before ONNX Runtime', () => {
     expect(tied.lmHead.name).toBe('model.embed_tokens.weight');
   });
 
-  it('rope_scaling dynamic is rejected with a clear error', () => {
-    const dir = writeRandomDecoder({ hidden: 16, heads: 2, kvHeads: 2, ropeScaling: { type: 'dynamic', factor: 2 } }, 4);
-    expect(() => decoderWeights(openCheckpoint(dir))).toThrow(/config\.json: rope_scaling type "dynamic" is not implemented/);
+  it('rope_scaling dynamic is the unscaled rotary within the context, and positions beyond it are refused', async () => {
+    const spec: RandomDecoder = { hidden: 16, heads: 2, kvHeads: 2 };
+    const plain = await TextModel.load(openCheckpoint(writeRandomDecoder(spec, 4)), { intraOpNumThreads: 1 });
+    const dynamicDir = writeRandomDecoder({ ...spec, ropeScaling: { type: 'dynamic', factor: 2 } }, 4);
+    const dynamic = await TextModel.load(openCheckpoint(dynamicDir), { intraOpNumThreads: 1 });
+    const inputIds = [[0, 7, 8, 9]];
+    const positionIds = [[0, 1, 2, 4095]]; // the last one is the context's last position
+    const a = await plain.forward({ inputIds, positionIds });
+    const b = await dynamic.forward({ inputIds, positionIds });
+    expect(Array.from(b.logits)).toEqual(Array.from(a.logits));
+    await expect(dynamic.forward({ inputIds: [[0]], positionIds: [[4096]] })).rejects.toThrow(/position 4096 is beyond the context length \(max_position_embeddings 4096\)/);
+    await Promise.all([plain.release(), dynamic.release()]);
   });
 });
 

@@ -79,6 +79,12 @@ export class TextModel {
     if (positionIds.length !== batch || positionIds.some((row) => row.length !== fresh)) {
       throw new Error(`positionIds must be [${batch}, ${fresh}]`);
     }
+    // the context length is the model's: beyond it positions were never trained (and dynamic
+    // rope_scaling would need a different base, which this graph does not compute)
+    const maxPosition = Math.max(...positionIds.flat());
+    if (maxPosition >= this.config.maxPositionEmbeddings) {
+      throw new Error(`position ${maxPosition} is beyond the context length (max_position_embeddings ${this.config.maxPositionEmbeddings})`);
+    }
 
     const int64 = (rows: number[][]) => new ort.Tensor('int64', BigInt64Array.from(rows.flat(), BigInt), [rows.length, rows[0].length]);
     const emptyCache = () =>

@@ -84,13 +84,11 @@ export function decoderWeights(ckpt: Checkpoint, opts: DecoderWeightOptions = {}
   const config = ckpt.config;
   if (!config) throw new CheckpointError(configFile, 'is a VQ-VAE checkpoint: it has no text decoder');
   const { hiddenSize: C, intermediateSize: I, numAttentionHeads: H, numKeyValueHeads: Hkv, headDim: D, vocabSize: V } = config;
-  let ropeLinearFactor = 1;
-  if (config.ropeScaling) {
-    if (config.ropeScaling.type !== 'linear') {
-      throw new CheckpointError(configFile, `rope_scaling type "${config.ropeScaling.type}" is not implemented (only "linear")`);
-    }
-    ropeLinearFactor = config.ropeScaling.factor;
-  }
+  // rope_scaling: linear divides every position by the factor. dynamic (NTK) changes the base
+  // only for sequences longer than max_position_embeddings (HF recomputes inv_freq when
+  // max(position_ids) + 1 exceeds it), and positions never reach that here (TextModel and the
+  // generator refuse them), so within the context it is exactly the unscaled rotary.
+  const ropeLinearFactor = config.ropeScaling?.type === 'linear' ? config.ropeScaling.factor : 1;
   // HF main stores the q/k norm affine per head [H, D]; GAIR's fork stores one [D] (§2.4).
   const qkNormLayout: QKNormLayout = ckpt.tensor('model.layers.0.self_attn.q_norm.weight').shape.length === 1 ? 'shared' : 'per-head';
   const normShape = (heads: number) => (qkNormLayout === 'shared' ? [D] : [heads, D]);
