@@ -29,15 +29,6 @@ export function quantizedBits(dtype: WeightDtype): 4 | 8 | undefined {
   return dtype === 'int4' ? 4 : dtype === 'int8' ? 8 : undefined;
 }
 
-/** Safetensors dtype the float tensors of a bundle are stored in for this precision. */
-export function storedFloatDtype(p: Precision): 'F32' | 'F16' | 'BF16' {
-  const t = activationType(p);
-  if (t === DataType.FLOAT16) return 'F16';
-  if (t === DataType.BFLOAT16) return 'BF16';
-  // CPU computes in float32 whatever is stored: fp16 / bf16 only halve the files
-  return p.dtype === 'fp16' ? 'F16' : p.dtype === 'bf16' ? 'BF16' : 'F32';
-}
-
 /**
  * The additive mask's "closed" value in the activation type. float32 and bf16 use their lowest
  * finite value as HF does; fp16 uses half of its lowest (-65504) so that adding a score can never
