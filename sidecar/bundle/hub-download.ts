@@ -92,7 +92,7 @@ async function downloadOne(common: HubCall, entry: ListFileEntry, target: string
       await pipeline(body, out);
     } catch (e) {
       // let writes already handed to the OS land, so the next call resumes from the true size
-      if (!out.closed) await new Promise((resolve) => out.once('close', resolve));
+      if (!out.closed) await new Promise<void>((resolve) => out.once('close', () => resolve()));
       throw e;
     }
   }
