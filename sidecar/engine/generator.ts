@@ -4,13 +4,16 @@ import type { AnoleConfig } from '../../model/config.ts';
 import { imageVocabulary } from '../../model/vocabulary.ts';
 import { cacheNames } from '../graphs/decoder.ts';
 import { imageTokenRange, LOOP_INPUTS as I, LOOP_OUTPUTS as O, outputName } from '../graphs/generation-loop.ts';
+import { PHASE } from '../graphs/generator-graph.ts';
+import { activationType } from '../graphs/precision.ts';
+import { DataType } from '../onnx/graph-builder.ts';
 import { createSession, type SessionConfig } from '../onnx/session.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
 import { guidanceEnabled, type SequenceRequest } from './generation-request.ts';
 import { leftPad } from './greedy-generate.ts';
 import { asModelSource, type ModelSource } from './model-source.ts';
 import { appendRows, emptyBatch, selectRows, type RowBatch } from './row-batch.ts';
-import { TextModel } from './text-model.ts';
+import { positionsFromMask } from './text-model.ts';
 import { UniformStream } from './uniform-stream.ts';
 
 /** What a running generation reports, in order, per sequence (the index into the requests). */
@@ -71,10 +74,12 @@ export class Generator {
 
   private constructor(
     readonly config: AnoleConfig,
-    private readonly prefill: TextModel,
-    private readonly loop: ort.InferenceSession,
-    /** The image-head loop, for chunks in which every sequence is drawing an image. */
-    private readonly imageLoop: { session: ort.InferenceSession; columns: [number, number] } | undefined,
+    /** The generator graph (generator-graph.ts): prefill and both chunk loops, one copy of the weights. */
+    private readonly session: ort.InferenceSession,
+    /** The image-head loop's lm-head columns, for chunks in which every sequence is drawing an image. */
+    private readonly imageColumns: [number, number] | undefined,
+    /** The KV cache's element type (float32, or float16 / bfloat16 in a GPU build). */
+    private readonly cacheType: 'float32' | 'float16' | 'bfloat16',
   ) {
     const vocab = imageVocabulary(config);
     this.imageIds = new Set(vocab.codeToToken);
@@ -84,16 +89,12 @@ export class Generator {
   /** From a checkpoint (graphs built here) or a model source such as a bundle (graphs prebuilt). */
   static async load(model: Checkpoint | ModelSource, opts: SessionConfig & { imageHead?: boolean } = {}): Promise<Generator> {
     const source = asModelSource(model);
-    const loopGraph = source.graph('loop-full')!; // a bad checkpoint throws its CheckpointError here
+    const graph = source.graph('generator')!; // a bad checkpoint throws its CheckpointError here
     const config = source.checkpoint.config!;
     const columns = imageTokenRange(imageVocabulary(config).codeToToken);
-    const imageGraph = (opts.imageHead ?? true) && columns !== undefined ? source.graph('loop-image') : undefined;
-    const [prefill, loop, imageLoop] = await Promise.all([
-      TextModel.load(source, { ...opts, logits: 'last' }),
-      createSession(loopGraph, opts),
-      imageGraph ? createSession(imageGraph, opts) : undefined,
-    ]);
-    return new Generator(config, prefill, loop, imageLoop && columns ? { session: imageLoop, columns } : undefined);
+    const type = activationType(source.precision);
+    const cacheType = type === DataType.FLOAT16 ? 'float16' : type === DataType.BFLOAT16 ? 'bfloat16' : 'float32';
+    return new Generator(config, await createSession(graph, opts), (opts.imageHead ?? true) ? columns : undefined, cacheType);
   }
 
   /** Generates every request; yields events as chunks complete. */
@@ -108,7 +109,7 @@ export class Generator {
 
     // first rows: every prompt, plus the guidance rows of sequences that start inside an image
     let owners: { seq: Sequence; role: RowRole }[] = [];
-    let batch = emptyBatch(c.numHiddenLayers, c.vocabSize, c.numKeyValueHeads, c.headDim, this.prefill.cacheType !== 'float32');
+    let batch = emptyBatch(c.numHiddenLayers, c.vocabSize, c.numKeyValueHeads, c.headDim, this.cacheType !== 'float32');
     const initial = sequences.flatMap((s) => this.rowsFor(s, s.hasGuidanceRows ? ['full', 'image', 'uncond'] : ['full']));
     batch = appendRows(batch, await this.prefillRows(initial.map((r) => r.prompt)));
     owners = initial.map(({ seq, role }) => ({ seq, role }));
@@ -218,21 +219,79 @@ export class Generator {
   private async prefillRows(prompts: number[][]): Promise<RowBatch> {
     const c = this.config;
     const padded = leftPad(prompts, c.padTokenId);
-    const out = await this.prefill.forward(padded);
-    this.stats.runs++;
+    const B = prompts.length;
     const S = padded.attentionMask[0].length;
+    const int64 = (rows: number[][]) => new ort.Tensor('int64', BigInt64Array.from(rows.flat(), BigInt), [rows.length, rows[0].length]);
+    const feeds = this.idleFeeds(PHASE.prefill);
+    feeds.input_ids = int64(padded.inputIds);
+    feeds[I.attentionMask] = int64(padded.attentionMask);
+    feeds[I.positionIds] = int64(positionsFromMask(padded.attentionMask, S));
+    const empty = this.cacheType === 'float32' ? new Float32Array(0) : new Uint16Array(0);
+    for (let l = 0; l < c.numHiddenLayers; l++) {
+      feeds[cacheNames(l).pastKey] = cacheTensor(this.cacheType, empty, [B, c.numKeyValueHeads, 0, c.headDim]);
+      feeds[cacheNames(l).pastValue] = cacheTensor(this.cacheType, empty, [B, c.numKeyValueHeads, 0, c.headDim]);
+    }
+    const out = await this.session.run(feeds);
+    this.stats.runs++;
     return {
-      rows: prompts.length,
+      rows: B,
       length: S,
       vocab: c.vocabSize,
       heads: c.numKeyValueHeads,
       headDim: c.headDim,
-      logits: out.logits,
+      logits: out[O.logits].data as Float32Array,
       mask: BigInt64Array.from(padded.attentionMask.flat(), BigInt),
       positions: BigInt64Array.from(prompts.map((p) => BigInt(p.length))),
-      keys: out.cache.keys.map((t) => t.data as Float32Array | Uint16Array),
-      values: out.cache.values.map((t) => t.data as Float32Array | Uint16Array),
+      keys: Array.from({ length: c.numHiddenLayers }, (_, l) => out[outputName(cacheNames(l).pastKey)].data as Float32Array | Uint16Array),
+      values: Array.from({ length: c.numHiddenLayers }, (_, l) => out[outputName(cacheNames(l).pastValue)].data as Float32Array | Uint16Array),
     };
+  }
+
+  /**
+   * Feeds of every generator-graph input, empty, and the phase: the graph takes all of them on every
+   * run, and the branch a phase does not take never reads them.
+   */
+  private idleFeeds(phase: number): Record<string, ort.Tensor> {
+    const c = this.config;
+    const V = c.vocabSize;
+    const i64 = (dims: number[]) => new ort.Tensor('int64', new BigInt64Array(0), dims);
+    const f32 = (dims: number[]) => new ort.Tensor('float32', new Float32Array(0), dims);
+    const bool = (dims: number[]) => new ort.Tensor('bool', new Uint8Array(0), dims);
+    const feeds: Record<string, ort.Tensor> = {
+      phase: new ort.Tensor('int64', BigInt64Array.from([BigInt(phase)]), []),
+      input_ids: i64([0, 0]),
+      [I.steps]: new ort.Tensor('int64', BigInt64Array.from([0n]), []),
+      [I.uniforms]: f32([0, 0]),
+      [I.logits]: f32([0, 0]),
+      [I.attentionMask]: i64([0, 0]),
+      [I.positionIds]: i64([0, 0]),
+      [I.imageCount]: i64([0]),
+      [I.done]: bool([0]),
+      [I.remaining]: i64([0]),
+      [I.seen]: bool([0, V]),
+      [I.rowGroup]: i64([0]),
+      [I.rowFull]: i64([0]),
+      [I.rowImage]: i64([0]),
+      [I.rowUncond]: i64([0]),
+      [I.guided]: bool([0]),
+      [I.scaleImage]: f32([0]),
+      [I.scaleText]: f32([0]),
+      [I.textAllowed]: bool([0, V]),
+      [I.allowBoi]: bool([0]),
+      [I.stopAfterImage]: bool([0]),
+      [I.temperature]: f32([0, 2]),
+      [I.topP]: f32([0, 2]),
+      [I.topK]: i64([0, 2]),
+      [I.greedy]: bool([0, 2]),
+      [I.penalty]: f32([0]),
+      [I.bias]: f32([0, 0]),
+    };
+    const empty = this.cacheType === 'float32' ? new Float32Array(0) : new Uint16Array(0);
+    for (let l = 0; l < c.numHiddenLayers; l++) {
+      feeds[cacheNames(l).pastKey] = cacheTensor(this.cacheType, empty, [0, c.numKeyValueHeads, 0, c.headDim]);
+      feeds[cacheNames(l).pastValue] = cacheTensor(this.cacheType, empty, [0, c.numKeyValueHeads, 0, c.headDim]);
+    }
+    return feeds;
   }
 
   private dropRows(batch: RowBatch, owners: { seq: Sequence; role: RowRole }[], keep: (o: { seq: Sequence; role: RowRole }) => boolean) {
@@ -248,8 +307,8 @@ export class Generator {
     const R = batch.rows;
     const G = active.length;
     // Every sequence inside an image: the image-head loop, for as many steps as no image completes.
-    const drawing = this.imageLoop !== undefined && active.every((s) => s.imageCount >= 0 && s.imageCount < N);
-    const [first, end] = drawing ? this.imageLoop!.columns : [0, V];
+    const drawing = this.imageColumns !== undefined && active.every((s) => s.imageCount >= 0 && s.imageCount < N);
+    const [first, end] = drawing ? this.imageColumns! : [0, V];
     const W = end - first;
     const steps = drawing ? Math.min(maxSteps, ...active.map((s) => N - s.imageCount)) : maxSteps;
 
@@ -266,6 +325,7 @@ export class Generator {
     const settings = (s: Sequence) => [s.request.text, s.request.image];
 
     const feeds: Record<string, ort.Tensor> = {
+      ...this.idleFeeds(drawing ? PHASE.loopImage : PHASE.loopFull),
       [I.steps]: new ort.Tensor('int64', BigInt64Array.from([BigInt(steps)]), []),
       [I.uniforms]: f32(transpose(active.map((s) => s.uniforms.peek(steps))).flat(), [steps, G]),
       [I.logits]: new ort.Tensor('float32', drawing ? columnsOf(batch.logits, R, V, first, end) : batch.logits, [R, W]),
@@ -294,10 +354,10 @@ export class Generator {
     if (!drawing) feeds[I.textAllowed] = new ort.Tensor('bool', perGroup((s) => s.textAllowed, new Uint8Array(G * V)), [G, V]);
     for (let l = 0; l < c.numHiddenLayers; l++) {
       const dims = [R, batch.heads, batch.length, batch.headDim];
-      feeds[cacheNames(l).pastKey] = cacheTensor(this.prefill.cacheType, batch.keys[l], dims);
-      feeds[cacheNames(l).pastValue] = cacheTensor(this.prefill.cacheType, batch.values[l], dims);
+      feeds[cacheNames(l).pastKey] = cacheTensor(this.cacheType, batch.keys[l], dims);
+      feeds[cacheNames(l).pastValue] = cacheTensor(this.cacheType, batch.values[l], dims);
     }
-    const out = await (drawing ? this.imageLoop!.session : this.loop).run(feeds);
+    const out = await this.session.run(feeds);
     this.stats.runs++;
     for (const t of Object.values(feeds)) this.stats.bytesIn += (t.data as ArrayBufferView).byteLength;
     for (const t of Object.values(out)) this.stats.bytesOut += (t.data as ArrayBufferView).byteLength;
@@ -363,7 +423,7 @@ export class Generator {
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.prefill.release(), this.loop.release(), this.imageLoop?.session.release()]);
+    await this.session.release();
   }
 }
 

@@ -79,6 +79,31 @@ export interface GenerationLoopOptions {
 }
 
 export function buildGenerationLoop(w: DecoderWeights, head: LoopHead = 'full', opts: GenerationLoopOptions = {}): BuiltModel {
+  const g = new GraphBuilder(`anole_generation_loop_${head}`);
+  g.floatType = opts.floatType ?? DataType.FLOAT;
+  const outputs = emitGenerationLoop(g, g, w, head, { declareInputs: true });
+  for (const [name, type, dims] of outputs) g.output(name, type as never, dims);
+  return g.build();
+}
+
+/** A value's name, element type and dims. */
+export type ValueSpec = [string, number, (number | string)[]];
+
+/**
+ * Emits the chunk Loop into `at` (the root graph, or a branch of a graph that also holds other
+ * phases, generator-graph.ts): its inputs are the root graph's (declared here with
+ * `declareInputs`), its outputs get the names LOOP_OUTPUTS / present.* unless `rename` maps them.
+ * `symbolicWidths` declares the logits / bias widths and the positions' second dim symbolic, for
+ * a graph whose inputs also serve the image head and the prefill.
+ * Returns the outputs in order.
+ */
+export function emitGenerationLoop(
+  g: GraphBuilder,
+  at: GraphBuilder,
+  w: DecoderWeights,
+  head: LoopHead,
+  opts: { declareInputs: boolean; rename?: (name: string) => string; symbolicWidths?: boolean },
+): ValueSpec[] {
   const c = w.config;
   const V = c.vocabSize;
   const codeToToken = imageVocabulary(c).codeToToken;
@@ -89,17 +114,17 @@ export function buildGenerationLoop(w: DecoderWeights, head: LoopHead = 'full', 
   const L = c.numHiddenLayers;
   const I = LOOP_INPUTS;
   const O = LOOP_OUTPUTS;
-  const g = new GraphBuilder(`anole_generation_loop_${head}`);
-  const T = (g.floatType = opts.floatType ?? DataType.FLOAT);
+  const T = g.floatType;
   const cacheDims = ['rows', c.numKeyValueHeads, 'past', c.headDim];
 
   // ---- main graph inputs -------------------------------------------------------------------
-  g.input(I.steps, DataType.INT64, []);
-  g.input(I.uniforms, DataType.FLOAT, ['steps', 'groups']);
+  const input = (name: string, type: number, dims: (number | string)[]) => opts.declareInputs && g.input(name, type as never, dims);
+  input(I.steps, DataType.INT64, []);
+  input(I.uniforms, DataType.FLOAT, ['steps', 'groups']);
   const carried: [string, number, (number | string)[]][] = [
-    [I.logits, DataType.FLOAT, ['rows', W]],
+    [I.logits, DataType.FLOAT, ['rows', opts.symbolicWidths ? 'width' : W]],
     [I.attentionMask, DataType.INT64, ['rows', 'past']],
-    [I.positionIds, DataType.INT64, ['rows', 1]],
+    [I.positionIds, DataType.INT64, ['rows', opts.symbolicWidths ? 'positions' : 1]],
     ...Array.from({ length: L }, (_, i): [string, number, (number | string)[]][] => [
       [cacheNames(i).pastKey, T, cacheDims],
       [cacheNames(i).pastValue, T, cacheDims],
@@ -109,7 +134,7 @@ export function buildGenerationLoop(w: DecoderWeights, head: LoopHead = 'full', 
     [I.remaining, DataType.INT64, ['groups']],
     [I.seen, DataType.BOOL, ['groups', V]],
   ];
-  for (const [name, type, dims] of carried) g.input(name, type as never, dims);
+  for (const [name, type, dims] of carried) input(name, type, dims);
   const perGroup: [string, number, (number | string)[]][] = [
     [I.rowGroup, DataType.INT64, ['rows']],
     [I.rowFull, DataType.INT64, ['groups']],
@@ -126,12 +151,12 @@ export function buildGenerationLoop(w: DecoderWeights, head: LoopHead = 'full', 
     [I.topK, DataType.INT64, ['groups', 2]],
     [I.greedy, DataType.BOOL, ['groups', 2]],
     [I.penalty, DataType.FLOAT, ['groups']],
-    [I.bias, DataType.FLOAT, ['groups', W]],
+    [I.bias, DataType.FLOAT, ['groups', opts.symbolicWidths ? 'width' : W]],
   ];
-  for (const [name, type, dims] of perGroup) g.input(name, type as never, dims);
+  for (const [name, type, dims] of perGroup) input(name, type, dims);
 
   // ---- loop body ----------------------------------------------------------------------------
-  const b = g.subgraph('step');
+  const b = at.subgraph('step');
   const iter = b.input('iter', DataType.INT64, []);
   b.input('cond_in', DataType.BOOL, []);
   const state = Object.fromEntries(carried.map(([name, type, dims]) => [name, b.input(`in.${name}`, type as never, dims)]));
@@ -252,11 +277,13 @@ export function buildGenerationLoop(w: DecoderWeights, head: LoopHead = 'full', 
   b.output(token, DataType.INT64, ['groups']);
 
   // ---- the Loop node and the main graph outputs ----------------------------------------------
-  const outputNames = carried.map(([name]) => outputName(name));
-  g.node('Loop', [I.steps, '', ...carried.map(([name]) => name)], { body: { graph: b } }, { outputs: [...outputNames, O.tokens] });
-  carried.forEach(([name, type, dims]) => g.output(outputName(name), type as never, dims.map((d) => (d === 'past' ? 'next_past' : d))));
-  g.output(O.tokens, DataType.INT64, ['steps_run', 'groups']);
-  return g.build();
+  const rename = opts.rename ?? ((name: string) => name);
+  const outputs: ValueSpec[] = [
+    ...carried.map(([name, type, dims]): ValueSpec => [rename(outputName(name)), type, dims.map((d) => (d === 'past' ? 'next_past' : d))]),
+    [rename(O.tokens), DataType.INT64, ['steps_run', 'groups']],
+  ];
+  at.node('Loop', [I.steps, '', ...carried.map(([name]) => name)], { body: { graph: b } }, { outputs: outputs.map(([name]) => name) });
+  return outputs;
 }
 
 /** The main-graph output that carries input `name` into the next chunk. */

@@ -3,17 +3,19 @@ import type { BuiltModel } from '../onnx/graph-builder.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
 import { buildDecoderGraph, decoderWeights, type DecoderWeightOptions, type DecoderWeights } from './decoder.ts';
 import { buildGenerationLoop, imageTokenRange } from './generation-loop.ts';
+import { buildGeneratorGraph } from './generator-graph.ts';
 import { activationType, DEFAULT_PRECISION, type Precision } from './precision.ts';
 import { buildVQDecoder, buildVQEncoder } from './vqvae.ts';
 
 /** Every ONNX graph a loaded model runs, by the file name a bundle stores it under (without .onnx). */
-export const GRAPH_NAMES = ['decoder', 'prefill', 'loop-full', 'loop-image', 'vq-encoder', 'vq-decoder'] as const;
+export const GRAPH_NAMES = ['decoder', 'prefill', 'loop-full', 'loop-image', 'generator', 'vq-encoder', 'vq-decoder'] as const;
 export type GraphName = (typeof GRAPH_NAMES)[number];
 
 /**
  * One graph of a checkpoint for one precision: the decoder with all logits (forward), the prefill
- * (last position's logits), the two generation loops, and the VQ-VAE, which stays float32 on every
- * target. `loop-image` is undefined when the image tokens are not one id range.
+ * (last position's logits), the two generation loops, the generator (prefill and both loops in one
+ * graph, what the Generator runs), and the VQ-VAE, which stays float32 on every target.
+ * `loop-image` is undefined when the image tokens are not one id range.
  */
 export function buildModelGraph(ckpt: Checkpoint, name: GraphName, precision: Precision = DEFAULT_PRECISION, weights?: DecoderWeights | DecoderWeightOptions): BuiltModel | undefined {
   if (name === 'vq-encoder') return buildVQEncoder(ckpt);
@@ -29,6 +31,8 @@ export function buildModelGraph(ckpt: Checkpoint, name: GraphName, precision: Pr
       return buildGenerationLoop(w, 'full', { floatType });
     case 'loop-image':
       return imageTokenRange(imageVocabulary(w.config).codeToToken) ? buildGenerationLoop(w, 'image', { floatType }) : undefined;
+    case 'generator':
+      return buildGeneratorGraph(w, { floatType, imageHead: imageTokenRange(imageVocabulary(w.config).codeToToken) !== undefined });
   }
 }
 

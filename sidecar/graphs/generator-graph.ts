@@ -1,0 +1,80 @@
+import { DataType, GraphBuilder, type BuiltModel, type DataTypeId } from '../onnx/graph-builder.ts';
+import { cacheNames, emitDecoderForward, emitLmHead, type DecoderWeights } from './decoder.ts';
+import { emitGenerationLoop, LOOP_INPUTS as I, type ValueSpec } from './generation-loop.ts';
+
+/** Which phase a run of the generator graph performs (its `phase` input). */
+export const PHASE = { prefill: 0, loopFull: 1, loopImage: 2 } as const;
+
+/**
+ * Everything the generator runs, as ONE graph, so one ONNX Runtime session holds the weights once:
+ * with a session per phase, each read, cast and prepacked its own copy (three copies of the
+ * decoder in memory, three times the load time; on a GPU, three copies in device memory).
+ *
+ *   phase 0  prefill: input_ids, attention_mask, position_ids, empty past → the last position's
+ *            logits [B, V] and the caches (the other outputs echo their inputs);
+ *   phase 1  a chunk of the full-vocabulary Loop (generation-loop.ts);
+ *   phase 2  a chunk of the image-head Loop (when the image tokens are one id range).
+ *
+ * Nested If nodes pick the phase; ONNX Runtime runs only the chosen branch. Every input must be
+ * fed on every run (the unused ones may be empty); outputs keep the Loop's names (LOOP_OUTPUTS,
+ * present.*) in every phase.
+ */
+export function buildGeneratorGraph(w: DecoderWeights, opts: { floatType?: DataTypeId; imageHead?: boolean } = {}): BuiltModel {
+  const g = new GraphBuilder('anole_generator');
+  g.floatType = opts.floatType ?? DataType.FLOAT;
+  const phase = g.input('phase', DataType.INT64, []);
+  const inputIds = g.input('input_ids', DataType.INT64, ['batch', 'sequence']);
+
+  // the chunk loops, which also declare the shared inputs (logits and bias take either width)
+  const loops = g.subgraph('loops');
+  const full = (opts.imageHead ?? true) ? loops.subgraph('full') : loops;
+  const fullOut = emitGenerationLoop(g, full, w, 'full', { declareInputs: true, symbolicWidths: true, rename: (n) => full.fresh(n) });
+  const final = fullOut.map(([name, type, dims]): ValueSpec => [finalName(name), type, dims]);
+  let loopOut = fullOut.map(([name]) => name);
+  if (full !== loops) {
+    declareOutputs(full, fullOut);
+    const image = loops.subgraph('image');
+    const imageOut = emitGenerationLoop(g, image, w, 'image', { declareInputs: false, symbolicWidths: true, rename: (n) => image.fresh(n) });
+    declareOutputs(image, imageOut);
+    loopOut = loops.node('If', [loops.op('Equal', [phase, loops.int64(PHASE.loopFull)])], { then_branch: { graph: full }, else_branch: { graph: image } }, { outputs: fullOut.length });
+  }
+  loopOut.forEach((name, i) => loops.output(name, final[i][1] as never, final[i][2]));
+
+  // the prefill branch, with the loop's output layout
+  const prefill = g.subgraph('prefill');
+  const L = w.config.numHiddenLayers;
+  const forward = emitDecoderForward(prefill, w, {
+    inputIds,
+    attentionMask: I.attentionMask,
+    positionIds: I.positionIds,
+    pastKeys: Array.from({ length: L }, (_, i) => cacheNames(i).pastKey),
+    pastValues: Array.from({ length: L }, (_, i) => cacheNames(i).pastValue),
+  });
+  const last = prefill.op('Slice', [forward.hidden, prefill.int64s([-1]), prefill.int64s([2 ** 53]), prefill.int64s([1])]); // [B, 1, C]
+  const echo = (name: string) => prefill.op('Identity', [name]);
+  const prefillOut = [
+    prefill.op('Squeeze', [emitLmHead(prefill, w, last), prefill.int64s([1])]), // [B, V]
+    echo(I.attentionMask),
+    echo(I.positionIds),
+    ...forward.presentKeys.flatMap((k, i) => [k, forward.presentValues[i]]),
+    echo(I.imageCount),
+    echo(I.done),
+    echo(I.remaining),
+    echo(I.seen),
+    prefill.op('Identity', [g.constant('no_tokens', DataType.INT64, [0, 1], [])]),
+  ];
+  prefillOut.forEach((name, i) => prefill.output(name, final[i][1] as never, final[i][2]));
+
+  g.node('If', [g.op('Equal', [phase, g.int64(PHASE.prefill)])], { then_branch: { graph: prefill }, else_branch: { graph: loops } }, { outputs: final.map(([name]) => name) });
+  for (const [name, type, dims] of final) g.output(name, type as never, dims);
+  return g.build();
+}
+
+/** A branch-local output name (`…/name_<n>`) back to the graph output it stands for. */
+function finalName(branchName: string): string {
+  return branchName.slice(branchName.lastIndexOf('/') + 1).replace(/_\d+$/, '');
+}
+
+function declareOutputs(b: GraphBuilder, specs: ValueSpec[]): void {
+  for (const [name, type, dims] of specs) b.output(name, type as never, dims);
+}
