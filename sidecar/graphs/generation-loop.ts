@@ -240,9 +240,11 @@ export function emitGenerationLoop(
   const nextDone = or(done, finishes);
   const nextSeen = b.op('ScatterElements', [state[I.seen], col(token), b.op('Expand', [b.constant('true', DataType.BOOL, [1, 1], [1]), b.op('Shape', [col(token)])])], { axis: 1 });
 
-  // the chunk ends when the engine has work to do: a sequence finished, or guidance rows come or go
-  const guidanceChange = and(I.guided, or(opensImage, and(imageComplete, not(done))));
-  const event = or(finishes, guidanceChange);
+  // The chunk ends when the engine has work to do: a sequence finished, opened an image (its
+  // guidance rows join, and a batch that is all images moves to the image-head loop), or a guided
+  // image closed (its guidance rows leave).
+  const guidanceLeaves = and(I.guided, and(imageComplete, not(done)));
+  const event = or(finishes, or(opensImage, guidanceLeaves));
   const anyEvent = b.op('Cast', [b.op('ReduceMax', [b.op('Cast', [event], { to: DataType.INT64 })], { keepdims: 0 })], { to: DataType.BOOL });
   b.op('Not', [anyEvent], {}, { output: 'cond_out' });
 
