@@ -1,7 +1,7 @@
 /**
  * Child of measure-cold-start.ts, started fresh for every figure:
- *   load <dir>  loads the model as the sidecar's engine does (openModel, Generator: prefill and
- *               loop sessions; ImageCodec: graphs, sessions on first use) and prints
+ *   load <dir>  loads the model as the sidecar's engine does (openModel, Generator: its one
+ *               session; ImageCodec: graphs, sessions on first use) and prints
  *               {"ready_ms": …} — milliseconds since this process started;
  *   read <dir>  reads every weight file of <dir> once, start to end, and prints {"read_ms": …}.
  */
