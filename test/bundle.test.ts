@@ -8,6 +8,8 @@ import { Generator } from '../sidecar/engine/generator.ts';
 import { ImageCodec } from '../sidecar/engine/image-codec.ts';
 import { openModel } from '../sidecar/engine/model-source.ts';
 import { TextModel } from '../sidecar/engine/text-model.ts';
+import { loadRuntime } from '../sidecar/worker/load-runtime.ts';
+import { DirectoryBlobStore } from '../contract/blob-store.ts';
 import type { GraphName } from '../sidecar/graphs/model-graphs.ts';
 import { missingCudaKernel } from '../sidecar/onnx/cuda-kernels.ts';
 import { DEFAULT_OPSETS } from '../sidecar/onnx/graph-builder.ts';
@@ -136,6 +138,15 @@ describe('model bundles (anole convert)', () => {
     expect(pixels.length).toBe(3 * 64 * 64);
     await generator.release();
     await codec.release();
+  });
+
+  it('loadRuntime loads a bundle in process and on the engine thread', async () => {
+    for (const thread of [false, true]) {
+      const runtime = await loadRuntime(bundles.int4, new DirectoryBlobStore(path.join(tmp, 'store')), { thread, intraOpNumThreads: 1 });
+      expect(runtime.generator.config.vocabSize).toBe(65536);
+      expect(await runtime.decodeText([16400])).toBeTypeOf('string');
+      await Promise.all([runtime.generator.release(), runtime.codec.release()]);
+    }
   });
 
   it('a CUDA fp16 bundle gives the fp32 logits to fp16 precision (run here on CPU, which has fp16 kernels for its ops)', async () => {

@@ -4,9 +4,8 @@ import { AnoleTokenizer } from '../../functions/preprocess/tokenizer.ts';
 import { EngineThread } from '../engine/engine-thread.ts';
 import { Generator } from '../engine/generator.ts';
 import { ImageCodec } from '../engine/image-codec.ts';
+import { openModel } from '../engine/model-source.ts';
 import type { SessionConfig } from '../onnx/session.ts';
-import { openCheckpoint } from '../weights/checkpoint.ts';
-import { validateCheckpoint } from '../weights/validate-checkpoint.ts';
 import type { JobRuntime } from './run-jobs.ts';
 
 export interface RuntimeOptions extends SessionConfig {
@@ -14,7 +13,10 @@ export interface RuntimeOptions extends SessionConfig {
   thread?: boolean;
 }
 
-/** Loads a checkpoint once for many jobs: a bad checkpoint fails here, with one CheckpointError. */
+/**
+ * Loads a model once for many jobs, from a Hugging Face checkpoint directory or a bundle made by
+ * `anole convert`: a bad checkpoint fails here, with one CheckpointError.
+ */
 export async function loadRuntime(modelDir: string, store: BlobStore, opts: RuntimeOptions = {}): Promise<JobRuntime> {
   const { thread = true, ...session } = opts;
   const tokenizer = await AnoleTokenizer.load(modelDir);
@@ -22,9 +24,8 @@ export async function loadRuntime(modelDir: string, store: BlobStore, opts: Runt
   if (thread) {
     engine = await EngineThread.start(modelDir, session);
   } else {
-    const ckpt = openCheckpoint(modelDir);
-    validateCheckpoint(ckpt);
-    const [generator, codec] = await Promise.all([Generator.load(ckpt, session), ImageCodec.load(ckpt, session)]);
+    const model = openModel(modelDir);
+    const [generator, codec] = await Promise.all([Generator.load(model, session), ImageCodec.load(model, session)]);
     engine = { generator, codec };
   }
   return {
