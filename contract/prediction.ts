@@ -46,6 +46,27 @@ export interface PredictionRecord {
   job: string;
 }
 
+/** A prediction as it is created: starting, nothing run yet. `job` defaults to `jobs/{id}.json`. */
+export function newPrediction(
+  fields: Pick<PredictionRecord, 'id' | 'owner' | 'input'> & Partial<Omit<PredictionRecord, 'id' | 'owner' | 'input'>>,
+): PredictionRecord {
+  return {
+    status: 'starting',
+    output: null,
+    error: null,
+    created_at: new Date().toISOString(),
+    started_at: null,
+    completed_at: null,
+    deadline: null,
+    cancel_requested: false,
+    webhook: null,
+    webhook_events_filter: [],
+    metrics: {},
+    job: `jobs/${fields.id}.json`,
+    ...fields,
+  };
+}
+
 /** Events of a running prediction, appended in order for the stream endpoint (`predictions/{id}/events/{seq}`). */
 export type PredictionEvent =
   | { type: 'status'; status: PredictionStatus }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PredictionEvent, PredictionRecord } from '../contract/prediction.ts';
+import { newPrediction, type PredictionEvent, type PredictionRecord } from '../contract/prediction.ts';
 import { InvalidCursorError, InvalidTransitionError, PredictionExistsError, PredictionNotFoundError, PredictionStore } from '../contract/prediction-store.ts';
 import { createS3Client } from '../contract/s3.ts';
 import { BlobNotFoundError, PreconditionFailedError, S3BlobStore } from '../contract/s3-blob-store.ts';
@@ -28,24 +28,7 @@ afterAll(async () => {
 let serial = 0;
 function record(extra: Partial<PredictionRecord> = {}): PredictionRecord {
   const id = `p${++serial}-${Math.random().toString(36).slice(2, 8)}`;
-  return {
-    id,
-    owner: 'alice',
-    status: 'starting',
-    input: { prompt: 'hi' },
-    output: null,
-    error: null,
-    created_at: new Date().toISOString(),
-    started_at: null,
-    completed_at: null,
-    deadline: null,
-    cancel_requested: false,
-    webhook: null,
-    webhook_events_filter: [],
-    metrics: {},
-    job: `jobs/${id}.json`,
-    ...extra,
-  };
+  return newPrediction({ id, owner: 'alice', input: { prompt: 'hi' }, ...extra });
 }
 
 describe('conditional writes through the S3 front', () => {

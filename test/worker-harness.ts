@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { SqsJobQueue } from '../contract/job-queue.ts';
-import type { PredictionRecord } from '../contract/prediction.ts';
+import { newPrediction, type PredictionRecord } from '../contract/prediction.ts';
 import { PredictionStore } from '../contract/prediction-store.ts';
 import { createS3Client } from '../contract/s3.ts';
 import { S3BlobStore } from '../contract/s3-blob-store.ts';
@@ -66,24 +66,7 @@ export async function startHarness(stackOptions: LocalStackOptions = {}): Promis
       const job = await prepareJob(input, { id, config, processor, store: blobs });
       const jobKey = `jobs/${id}.json`;
       await blobs.put(jobKey, JSON.stringify(job), 'application/json');
-      await predictions.create({
-        id,
-        owner: 'test',
-        status: 'starting',
-        input: { prompt: input.prompt, mode: input.mode ?? 'text' },
-        output: null,
-        error: null,
-        created_at: new Date().toISOString(),
-        started_at: null,
-        completed_at: null,
-        deadline: null,
-        cancel_requested: false,
-        webhook: null,
-        webhook_events_filter: [],
-        metrics: {},
-        job: jobKey,
-        ...record,
-      });
+      await predictions.create(newPrediction({ id, owner: 'test', input: { prompt: input.prompt, mode: input.mode ?? 'text' }, job: jobKey, ...record }));
       await queue.send({ predictionId: id, jobKey });
       return id;
     },

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { GenerationJob } from '../../contract/job.ts';
-import type { PredictionRecord, WebhookEvent } from '../../contract/prediction.ts';
+import { newPrediction, type PredictionRecord, type WebhookEvent } from '../../contract/prediction.ts';
 import { ImageInputError } from '../preprocess/image-processor.ts';
 import { InvalidInputError, prepareJob, type PredictionInput } from '../prepare-job.ts';
 import { checkUrlResolves, AddressRefusedError } from './address-policy.ts';
@@ -64,23 +64,16 @@ export async function createPrediction(ctx: ApiContext, owner: string, req: NewP
   const jobKey = `jobs/${id}.json`;
   await ctx.store.put(jobKey, JSON.stringify(job), 'application/json');
 
-  const record: PredictionRecord = {
+  const record = newPrediction({
     id,
     owner,
-    status: 'starting',
     input: { ...req.shownInput, ...(req.images.length > 0 ? { images: job.images } : {}) },
-    output: null,
-    error: null,
     created_at: new Date(ctx.now()).toISOString(),
-    started_at: null,
-    completed_at: null,
     deadline: req.deadline,
-    cancel_requested: false,
     webhook: req.webhook,
     webhook_events_filter: req.webhookEventsFilter,
-    metrics: {},
     job: jobKey,
-  };
+  });
   await ctx.predictions.create(record);
   try {
     await ctx.queue.send({ predictionId: id, jobKey });
