@@ -1,24 +1,12 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { anole } from './cli-harness.ts';
 
-const run = promisify(execFile);
 const FIXTURE = 'test/fixtures/anole-tiny';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-cli-convert-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-async function anole(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['bin/anole.js', ...args], { env: { ...process.env, ANOLE_MODEL: '' } });
-    return { stdout, stderr, code: 0 };
-  } catch (e) {
-    const err = e as { stdout: string; stderr: string; code: number };
-    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
-  }
-}
 
 describe('anole convert', () => {
   it('writes an int8 bundle that forward loads in place of the HF directory', async () => {

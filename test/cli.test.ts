@@ -1,28 +1,15 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { anole } from './cli-harness.ts';
 import { readSafetensorsHeader, readTensorAsFloat32 } from '../sidecar/weights/safetensors.ts';
 
-const run = promisify(execFile);
 const FIXTURE = 'test/fixtures/anole-tiny';
 const golden = JSON.parse(fs.readFileSync(`${FIXTURE}/goldens.json`, 'utf8'));
 const goldenTensor = (name: string) => readTensorAsFloat32(readSafetensorsHeader(`${FIXTURE}/goldens.safetensors`).tensors.get(name)!);
 let tmp: string;
-
-/** Runs `npx anole …` as a user would; resolves with stdout/stderr and the exit code. */
-async function anole(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['bin/anole.js', ...args], { env: { ...process.env, ANOLE_MODEL: '' } });
-    return { stdout, stderr, code: 0 };
-  } catch (e) {
-    const err = e as { stdout: string; stderr: string; code: number };
-    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
-  }
-}
 
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-cli-'));
