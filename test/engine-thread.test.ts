@@ -2,9 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compileConstraints, type GenerationMode } from '../functions/generation/constraints.ts';
+import { sequenceRequest } from './generation-harness.ts';
+import type { GenerationMode } from '../functions/generation/constraints.ts';
 import { EngineThread } from '../sidecar/engine/engine-thread.ts';
-import { DEFAULT_SAMPLING, type SequenceRequest } from '../sidecar/engine/generation-request.ts';
+import type { SequenceRequest } from '../sidecar/engine/generation-request.ts';
 import { Generator } from '../sidecar/engine/generator.ts';
 import { ImageCodec } from '../sidecar/engine/image-codec.ts';
 import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
@@ -28,17 +29,7 @@ afterAll(async () => {
 });
 
 function request(mode: GenerationMode, maxNewTokens: number, seed: number, signal?: AbortSignal): SequenceRequest {
-  return {
-    promptIds: [0, 16900, 16801 + seed, 8710],
-    constraints: compileConstraints(local.config, mode),
-    maxNewTokens,
-    text: { ...DEFAULT_SAMPLING.text },
-    image: { ...DEFAULT_SAMPLING.image },
-    repetitionPenalty: DEFAULT_SAMPLING.repetitionPenalty,
-    guidance: { ...DEFAULT_SAMPLING.guidance },
-    seed,
-    signal,
-  };
+  return sequenceRequest(local.config, [0, 16900, 16801 + seed, 8710], mode, maxNewTokens, { seed, signal });
 }
 
 async function collect(generate: AsyncGenerator<{ type: string; sequence: number }>) {

@@ -2,8 +2,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compileConstraints, type GenerationMode } from '../functions/generation/constraints.ts';
-import { DEFAULT_SAMPLING, type SequenceRequest } from '../sidecar/engine/generation-request.ts';
+import { sequenceRequest } from './generation-harness.ts';
+import type { GenerationMode } from '../functions/generation/constraints.ts';
+import type { SequenceRequest } from '../sidecar/engine/generation-request.ts';
 import { Generator } from '../sidecar/engine/generator.ts';
 import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
 import { writeRandomCheckpoint } from '../sidecar/weights/random-checkpoint.ts';
@@ -28,17 +29,7 @@ afterAll(async () => {
 });
 
 function request(mode: GenerationMode, maxNewTokens: number, seed: number, extra: Partial<SequenceRequest> = {}): SequenceRequest {
-  return {
-    promptIds: [0, 16900 + seed, 16801, 8710],
-    constraints: compileConstraints(withHead.config, mode),
-    maxNewTokens,
-    text: { ...DEFAULT_SAMPLING.text },
-    image: { ...DEFAULT_SAMPLING.image },
-    repetitionPenalty: DEFAULT_SAMPLING.repetitionPenalty,
-    guidance: { ...DEFAULT_SAMPLING.guidance },
-    seed,
-    ...extra,
-  };
+  return sequenceRequest(withHead.config, [0, 16900 + seed, 16801, 8710], mode, maxNewTokens, { seed, ...extra });
 }
 
 async function run(generator: Generator, requests: SequenceRequest[], chunkSize?: number) {

@@ -2,9 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compileConstraints, type GenerationMode } from '../functions/generation/constraints.ts';
+import { sequenceRequest } from './generation-harness.ts';
+import type { GenerationMode } from '../functions/generation/constraints.ts';
 import { imageVocabulary } from '../model/vocabulary.ts';
-import { DEFAULT_SAMPLING, type SequenceRequest } from '../sidecar/engine/generation-request.ts';
+import type { SequenceRequest } from '../sidecar/engine/generation-request.ts';
 import { Generator, type FinishReason, type GenerateOptions, type GenerationEvent } from '../sidecar/engine/generator.ts';
 import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
 import { writeRandomCheckpoint } from '../sidecar/weights/random-checkpoint.ts';
@@ -40,17 +41,7 @@ const PROMPT_C = [0, 16420, 16421, 16422, 16423, 16424, 16425, 16426, 8710];
 const OFF = { text: 1, image: 1 };
 
 function request(promptIds: number[], mode: GenerationMode, maxNewTokens: number, extra: Partial<SequenceRequest> = {}): SequenceRequest {
-  return {
-    promptIds,
-    constraints: compileConstraints(config(), mode),
-    maxNewTokens,
-    text: { ...DEFAULT_SAMPLING.text },
-    image: { ...DEFAULT_SAMPLING.image },
-    repetitionPenalty: DEFAULT_SAMPLING.repetitionPenalty,
-    guidance: { ...DEFAULT_SAMPLING.guidance },
-    seed: 1,
-    ...extra,
-  };
+  return sequenceRequest(config(), promptIds, mode, maxNewTokens, extra);
 }
 const boiBias = () => ({ [config().boiTokenId]: 50 });
 

@@ -2,9 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compileConstraints, type GenerationMode } from '../functions/generation/constraints.ts';
+import { sequenceRequest } from './generation-harness.ts';
+import type { GenerationMode } from '../functions/generation/constraints.ts';
 import { imageVocabulary } from '../model/vocabulary.ts';
-import { DEFAULT_SAMPLING, type SequenceRequest } from '../sidecar/engine/generation-request.ts';
+import type { SequenceRequest } from '../sidecar/engine/generation-request.ts';
 import { Generator } from '../sidecar/engine/generator.ts';
 import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
 import { writeRandomCheckpoint } from '../sidecar/weights/random-checkpoint.ts';
@@ -28,17 +29,7 @@ afterAll(async () => {
 const PROMPT = [0, 16900, 16801, 16702, 8710];
 
 function request(mode: GenerationMode, maxNewTokens: number, extra: Partial<SequenceRequest> = {}): SequenceRequest {
-  return {
-    promptIds: PROMPT,
-    constraints: compileConstraints(generator.config, mode),
-    maxNewTokens,
-    text: { ...DEFAULT_SAMPLING.text },
-    image: { ...DEFAULT_SAMPLING.image },
-    repetitionPenalty: DEFAULT_SAMPLING.repetitionPenalty,
-    guidance: { ...DEFAULT_SAMPLING.guidance },
-    seed: 3,
-    ...extra,
-  };
+  return sequenceRequest(generator.config, PROMPT, mode, maxNewTokens, { seed: 3, ...extra });
 }
 
 async function tokensOf(requests: SequenceRequest[]): Promise<number[][]> {
