@@ -88,6 +88,10 @@ describe('worker', () => {
         await waitUntil(async () => (await Promise.all(Object.values(ids).map(events))).every((evs) => evs.at(-1)?.type === 'done'), 5000, 'the done events');
         const textEvents = await events(ids.text);
         expect(records.text.metrics.generated_tokens).toBe(12);
+        // why each sequence ended, for the OpenAI shims' finish_reason
+        expect(records.text.metrics.finish_reasons).toEqual(['length']);
+        expect(records.image.metrics.finish_reasons).toEqual(['image']);
+        expect(records.edit.metrics.finish_reasons).toEqual(['image', 'image']);
         expect(records.text.output).toEqual([[{ type: 'text', text: textOf(textEvents) }]]);
         expect(textEvents[0]).toEqual({ type: 'status', status: 'processing' });
         expect(textEvents.slice(-2)).toEqual([{ type: 'status', status: 'succeeded' }, { type: 'done', status: 'succeeded' }]);

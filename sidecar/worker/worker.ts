@@ -333,7 +333,12 @@ export class Worker implements HealthSource {
           output,
           error: c.stopReason === 'deadline' ? 'the deadline (Cancel-After) passed while the job ran' : null,
           completed_at: now,
-          metrics: { ...r.metrics, predict_time: result.metrics.predictTimeMs / 1000, generated_tokens: result.metrics.generatedTokens },
+          metrics: {
+            ...r.metrics,
+            predict_time: result.metrics.predictTimeMs / 1000,
+            generated_tokens: result.metrics.generatedTokens,
+            finish_reasons: result.sequences.map((q) => q.finishReason),
+          },
         };
       });
       if (mine) {
