@@ -271,7 +271,8 @@ export class Worker implements HealthSource {
             break;
           }
           case 'image_rows': {
-            const previewKey = ev.preview ? `${c.job.outputPrefix}preview-${ev.sequence}-${ev.image}.png` : undefined;
+            // one key per preview: a later preview must not replace the one an earlier event names
+            const previewKey = ev.preview ? `${c.job.outputPrefix}preview-${ev.sequence}-${ev.image}-${ev.rows}.png` : undefined;
             c.events.push(
               { type: 'image_rows', sequence: ev.sequence, image: ev.image, rows: ev.rows, total_rows: ev.totalRows, ...(previewKey ? { preview_key: previewKey } : {}) },
               ev.preview && previewKey ? { key: previewKey, body: ev.preview, contentType: 'image/png' } : undefined,
