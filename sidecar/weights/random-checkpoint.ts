@@ -3,7 +3,7 @@ import path from 'node:path';
 import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import type { RandomGenerator } from 'pure-rand/types/RandomGenerator';
-import { parseAnoleConfig } from '../../model/config.ts';
+import { parseAnoleConfig, type AnoleConfig, type VQConfig } from '../../model/config.ts';
 import { anoleTensors, type TensorSpec } from './expected-tensors.ts';
 import { writeSafetensors, type TensorToWrite } from './safetensors-writer.ts';
 import { syntheticTokenizer } from './synthetic-tokenizer.ts';
@@ -15,23 +15,12 @@ import { syntheticTokenizer } from './synthetic-tokenizer.ts';
  */
 
 /** The sizes that define a checkpoint; everything else is the real model's value. */
-export interface CheckpointShape {
-  vocabSize: number;
-  hiddenSize: number;
-  intermediateSize: number;
-  numHiddenLayers: number;
-  numAttentionHeads: number;
-  numKeyValueHeads: number;
-  vq: {
-    resolution: number;
-    baseChannels: number;
-    channelMultiplier: number[];
-    numResBlocks: number;
-    latentChannels: number;
-    embedDim: number;
-    numEmbeddings: number;
-  };
-}
+export type CheckpointShape = Pick<
+  AnoleConfig,
+  'vocabSize' | 'hiddenSize' | 'intermediateSize' | 'numHiddenLayers' | 'numAttentionHeads' | 'numKeyValueHeads'
+> & {
+  vq: Pick<VQConfig, 'resolution' | 'baseChannels' | 'channelMultiplier' | 'numResBlocks' | 'latentChannels' | 'embedDim' | 'numEmbeddings'>;
+};
 
 export const RANDOM_CHECKPOINT_PRESETS = {
   /** Fixture A's shapes: 64×64 images → 16 image tokens. Written in about a second. */
