@@ -71,6 +71,9 @@ export class Api extends Construct {
       timeout: Duration.minutes(15),
       logRetentionDays: settings.logRetentionDays,
       nodeModules: NATIVE_MODULES,
+      // GET / serves the playground: the bundle has no esbuild nor the page's sources, so the page
+      // is built now and shipped beside index.mjs (functions/playground/prebuilt-page.ts)
+      afterBundling: (outputDir) => [`npx tsx functions/playground/prebuild-page.ts "${outputDir}"`],
     });
     const fn = handler.fn;
     this.fn = fn;

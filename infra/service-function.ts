@@ -24,6 +24,8 @@ export interface ServiceFunctionProps {
   logRetentionDays: number;
   /** Native packages the entry imports (a subset of NATIVE_MODULES). */
   nodeModules?: readonly string[];
+  /** Shell commands (run from the repository root) that add files to the bundle in outputDir. */
+  afterBundling?: (outputDir: string) => string[];
   /** Asynchronously invoked functions: where an event goes after the retries fail. */
   deadLetterQueue?: sqs.IQueue;
 }
@@ -76,10 +78,12 @@ export class ServiceFunction extends Construct {
           beforeBundling: () => [],
           beforeInstall: () => [],
           // tokenizers ships every platform's binary in one package (64 MB): keep Lambda's.
-          afterBundling: (_inputDir, outputDir) =>
-            (props.nodeModules ?? []).includes('tokenizers')
+          afterBundling: (_inputDir, outputDir) => [
+            ...((props.nodeModules ?? []).includes('tokenizers')
               ? [`find "${outputDir}/node_modules/tokenizers" -name 'tokenizers.*.node' ! -name 'tokenizers.linux-x64-gnu.node' -delete`]
-              : [],
+              : []),
+            ...(props.afterBundling?.(outputDir) ?? []),
+          ],
         },
       },
     });

@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqsJobQueue } from '../contract/job-queue.ts';
 import { PredictionStore } from '../contract/prediction-store.ts';
@@ -7,71 +6,33 @@ import { S3BlobStore } from '../contract/s3-blob-store.ts';
 import { createSqsClient } from '../contract/sqs.ts';
 import { startLocalStack, type LocalStack } from '../dev/local-stack.ts';
 import { FIXTURE_MODEL } from './api-harness.ts';
+import { installLambdaGlobals, invokeFunctionUrl, type StreamingHandler } from './lambda-runtime.ts';
 
 /**
- * functions/lambda.ts as the Lambda runtime drives it: the handler module is imported with its
- * configuration in the environment (here pointing at the real local S3 and SQS), then invoked
- * with Function URL (payload v2) events and a response stream.
- *
- * The Lambda runtime itself cannot run here, so its two response-streaming primitives are
- * provided as it documents them: `awslambda.streamifyResponse(fn)` marks fn as a streaming
- * handler, and `HttpResponseStream.from(stream, metadata)` writes the metadata as JSON followed
- * by eight NUL bytes, then the body as it comes.
+ * functions/lambda.ts as the Lambda runtime drives it (test/lambda-runtime.ts): the handler module
+ * is imported with its configuration in the environment (here pointing at the real local S3 and
+ * SQS), then invoked with Function URL (payload v2) events and a response stream.
+ * test/infra-api-bundle.test.ts does the same with the bundle CDK builds.
  */
 let stack: LocalStack;
-let handler: (event: unknown, stream: Writable, context: unknown) => Promise<void>;
+let handler: StreamingHandler;
+let uninstall: () => void;
 const saved = { ...process.env };
-
-const DELIMITER = Buffer.alloc(8);
 
 beforeAll(async () => {
   stack = await startLocalStack();
   Object.assign(process.env, stack.env, { ANOLE_MODEL: FIXTURE_MODEL });
-  (globalThis as Record<string, unknown>).awslambda = {
-    streamifyResponse: (fn: unknown) => fn,
-    HttpResponseStream: {
-      from(stream: Writable, metadata: object) {
-        stream.write(Buffer.concat([Buffer.from(JSON.stringify(metadata)), DELIMITER]));
-        return stream;
-      },
-    },
-  };
-  handler = (await import('../functions/lambda.ts')).handler as unknown as typeof handler;
+  uninstall = installLambdaGlobals();
+  handler = (await import('../functions/lambda.ts')).handler as unknown as StreamingHandler;
 });
 
 afterAll(async () => {
   process.env = saved;
-  delete (globalThis as Record<string, unknown>).awslambda;
+  uninstall?.();
   await stack?.stop();
 });
 
-/** A Function URL event; resolves with the streamed metadata and body. */
-async function invoke(method: string, path: string, body?: unknown): Promise<{ statusCode: number; headers: Record<string, string>; body: string }> {
-  const [rawPath, rawQueryString = ''] = path.split('?');
-  const event = {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath,
-    rawQueryString,
-    headers: { host: 'abc.lambda-url.us-east-1.on.aws', 'content-type': 'application/json' },
-    requestContext: { domainName: 'abc.lambda-url.us-east-1.on.aws', http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '203.0.113.9', userAgent: 'test' } },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    isBase64Encoded: false,
-  };
-  const chunks: Buffer[] = [];
-  const stream = new Writable({
-    write(chunk, _, done) {
-      chunks.push(Buffer.from(chunk));
-      done();
-    },
-  });
-  await handler(event, stream, {});
-  const all = Buffer.concat(chunks);
-  const split = all.indexOf(DELIMITER);
-  expect(split).toBeGreaterThan(0);
-  const metadata = JSON.parse(all.subarray(0, split).toString());
-  return { ...metadata, body: all.subarray(split + DELIMITER.length).toString() };
-}
+const invoke = (method: string, path: string, body?: unknown) => invokeFunctionUrl(handler, method, path, body);
 
 describe('the Lambda handler (Function URL, response streaming)', () => {
   it('answers /healthz', async () => {

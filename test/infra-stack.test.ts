@@ -95,6 +95,22 @@ describe('storage', () => {
     }
     expect(rules['abort-incomplete-multipart'].AbortIncompleteMultipartUpload).toEqual({ DaysAfterInitiation: 1 });
   });
+
+  it("CORS lets the playground (on the Function URL's origin) PUT uploads with their Content-Type and fetch previews", () => {
+    const [, bucket] = Object.entries(base.resources('AWS::S3::Bucket')).find(([id]) => id.startsWith('StorageData'))!;
+    type Rule = { AllowedOrigins: string[]; AllowedMethods: string[]; AllowedHeaders?: string[] };
+    const rules: Rule[] = bucket.Properties.CorsConfiguration.CorsRules;
+    // S3's matching: an origin or header entry may hold one "*" wildcard; headers are case-insensitive
+    const matches = (patterns: string[] | undefined, value: string) =>
+      (patterns ?? []).some((p) => new RegExp(`^${p.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 'i').test(value));
+    const allows = (origin: string, method: string, headers: string[]) =>
+      rules.some((r) => matches(r.AllowedOrigins, origin) && r.AllowedMethods.includes(method) && headers.every((h) => matches(r.AllowedHeaders, h)));
+    const page = 'https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.eu-west-1.on.aws';
+    // what functions/playground sends: the upload's PUT with the headers POST /v1/uploads names, and plain GETs
+    expect(allows(page, 'PUT', ['content-type'])).toBe(true);
+    expect(allows(page, 'GET', [])).toBe(true);
+    expect(allows(page, 'DELETE', [])).toBe(false);
+  });
 });
 
 describe('queue', () => {

@@ -11,8 +11,9 @@ import type { AnoleStack } from '../infra/anole-stack.ts';
 /**
  * The CDK app as `npx cdk synth` builds it (cdk.json's feature flags and context, then the test's
  * context on top), without AWS credentials or network. Two things differ, both for speed: Lambda
- * bundling is skipped (the `aws:cdk:bundling-stacks: []` context; esbuild bundling is exercised by
- * `cdk synth`) and CDK's built-in CloudFormation schema validation is off (≈10–20 s per synth here).
+ * bundling is skipped (the `aws:cdk:bundling-stacks: []` context; pass BUNDLE_LAMBDAS to bundle as
+ * `cdk synth` does, ≈15 s) and CDK's built-in CloudFormation schema validation is off (≈10–20 s per
+ * synth here).
  */
 export interface Synthesized {
   app: App;
@@ -24,6 +25,9 @@ export interface Synthesized {
   resources(type: string): Record<string, { Properties: Record<string, any>; DependsOn?: string[] }>;
 }
 
+/** Context that makes the synth bundle every Lambda function (esbuild, npm ci of native modules, command hooks). */
+export const BUNDLE_LAMBDAS = { 'aws:cdk:bundling-stacks': ['**'] };
+
 export function synthAnole(context: Record<string, unknown> = {}): Synthesized {
   const cdkJson = JSON.parse(fs.readFileSync('cdk.json', 'utf8')) as { context: Record<string, unknown> };
   const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-cdk-'));
@@ -34,6 +38,18 @@ export function synthAnole(context: Record<string, unknown> = {}): Synthesized {
   });
   const template = Template.fromStack(stack);
   return { app, outdir, stack, template, resources: (type) => template.findResources(type) as ReturnType<Synthesized['resources']> };
+}
+
+/** The directory CDK staged a Lambda function's code in (what it zips and uploads), by the function's logical id. */
+export function functionAssetDir(s: Synthesized, logicalId: string): string {
+  const key: unknown = s.resources('AWS::Lambda::Function')[logicalId]?.Properties.Code?.S3Key;
+  if (typeof key !== 'string') throw new Error(`${logicalId}: no Lambda function with code in an S3 asset`);
+  const manifest = JSON.parse(fs.readFileSync(path.join(s.outdir, `${s.stack.artifactId}.assets.json`), 'utf8')) as {
+    files: Record<string, { source: { path: string } }>;
+  };
+  const asset = manifest.files[key.replace(/\.zip$/, '')];
+  if (!asset) throw new Error(`${logicalId}: asset ${key} is not in the manifest`);
+  return path.join(s.outdir, asset.source.path);
 }
 
 export interface NagAudit {

@@ -1,5 +1,6 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { PlaygroundConfig } from '../playground/page-config.ts';
+import { pageFromParts, readPrebuiltPage, type BuiltPage } from '../playground/prebuilt-page.ts';
 import { LIMITS } from '../prepare-job.ts';
 import { DEFAULT_SAMPLING } from '../../sidecar/engine/generation-request.ts';
 import type { AuthEnv } from './auth.ts';
@@ -10,7 +11,8 @@ import { UPLOAD_CONTENT_TYPES } from './schemas.ts';
 /**
  * GET /: the playground page (functions/playground/), open like /healthz (the page asks for the
  * key itself when keys are on). Its CSP allows requests to this origin and to the bucket's (where
- * presigned URLs point; the same origin under `anole serve`), and nothing else.
+ * presigned URLs point; the same origin under `anole serve`), and nothing else. The Lambda bundle
+ * carries the page prebuilt (functions/playground/prebuilt-page.ts); elsewhere it is built here.
  */
 export function playgroundRoute(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): void {
   let page: Promise<{ html: string; csp: string }> | undefined;
@@ -35,11 +37,7 @@ export function playgroundRoute(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): voi
 }
 
 async function render(ctx: ApiContext): Promise<{ html: string; csp: string }> {
-  // loaded when the page is first asked for, through a computed specifier so that bundlers (the
-  // Lambda's esbuild) leave esbuild and the page's sources out: there GET / answers 503
-  const builder = '../playground/build-page.ts';
-  const { playgroundPage } = (await import(/* @vite-ignore */ builder)) as typeof import('../playground/build-page.ts');
-  const built = await playgroundPage();
+  const built = await builtPage();
   const config: PlaygroundConfig = {
     keysOn: ctx.apiKeys.length > 0,
     imageToken: ctx.processor.config.imageToken,
@@ -66,4 +64,15 @@ async function render(ctx: ApiContext): Promise<{ html: string; csp: string }> {
     "frame-ancestors 'none'",
   ].join('; ');
   return { html: built.html(config), csp };
+}
+
+/** The prebuilt page beside this module (the Lambda bundle), else a build from the sources (esbuild). */
+async function builtPage(): Promise<BuiltPage> {
+  const prebuilt = await readPrebuiltPage(import.meta.url);
+  if (prebuilt) return pageFromParts(prebuilt);
+  // loaded only when there is no prebuilt page, through a computed specifier so that bundlers (the
+  // Lambda's esbuild) leave esbuild and the page's sources out of the bundle
+  const builder = '../playground/build-page.ts';
+  const { playgroundPage } = (await import(/* @vite-ignore */ builder)) as typeof import('../playground/build-page.ts');
+  return playgroundPage();
 }

@@ -2,21 +2,15 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
-import type { PlaygroundConfig } from './page-config.ts';
+import { pageFromParts, type BuiltPage, type PageParts } from './prebuilt-page.ts';
 
 /**
  * The playground as one HTML document: page.ts and its imports bundled by esbuild (minified, for
  * browsers of the last few years), styles.css minified, both inlined into index.html, so the page
  * is a single request. Built once per process from the sources (a few hundred ms), when the server
- * starts or at the first GET /. The config is filled in per app (keys on or off, defaults).
+ * starts or at the first GET /; the Lambda gets it prebuilt instead (prebuilt-page.ts). The config
+ * is filled in per app (keys on or off, defaults).
  */
-export interface BuiltPage {
-  html(config: PlaygroundConfig): string;
-  /** CSP source expressions for the inline script and style. */
-  scriptHash: string;
-  styleHash: string;
-}
-
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 const TARGET = ['chrome110', 'firefox115', 'safari16', 'edge110'];
 
@@ -24,14 +18,14 @@ let built: Promise<BuiltPage> | undefined;
 
 /** The build, once per process (a failed build is retried on the next call). */
 export function playgroundPage(): Promise<BuiltPage> {
-  built ??= buildPlaygroundPage().catch((e) => {
+  built ??= buildPageParts().then(pageFromParts, (e) => {
     built = undefined;
     throw e;
   });
   return built;
 }
 
-export async function buildPlaygroundPage(): Promise<BuiltPage> {
+export async function buildPageParts(): Promise<PageParts> {
   const [bundle, css, template] = await Promise.all([
     esbuild.build({
       entryPoints: [here('./page.ts')],
@@ -52,11 +46,7 @@ export async function buildPlaygroundPage(): Promise<BuiltPage> {
   const style = css.code.trim();
   const [before, after] = fill(template, '/*STYLES*/', style).split('/*CONFIG*/');
   const tail = fill(after, '/*SCRIPT*/', script);
-  return {
-    html: (config) => before + JSON.stringify(config).replaceAll('<', '\\u003c') + tail,
-    scriptHash: sha256(script),
-    styleHash: sha256(style),
-  };
+  return { head: before, tail, scriptHash: sha256(script), styleHash: sha256(style) };
 }
 
 function fill(template: string, marker: string, value: string): string {
