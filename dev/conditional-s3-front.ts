@@ -75,6 +75,17 @@ export async function startConditionalS3Front(opts: { upstream: string; host?: s
             ? untilReadable(objectKey, etag)
             : Promise.resolve();
           settle.then(() => {
+            // a client that left (a dropped connection, the front stopped) must not hold its key's
+            // lock: piping to its closed response would wait for a 'drain' that never comes
+            if (res.destroyed) {
+              upRes.destroy();
+              return resolve();
+            }
+            res.on('close', () => {
+              if (res.writableFinished) return;
+              upRes.destroy();
+              resolve();
+            });
             res.writeHead(upRes.statusCode ?? 502, upRes.headers);
             upRes.pipe(res);
             upRes.on('end', resolve);
