@@ -22,7 +22,7 @@ const bias = (v: string, map: Record<string, number>) => {
   if (!m) throw new InvalidArgumentError(`--logit-bias takes ID=BIAS, got ${v}`);
   return { ...map, [m[1]]: Number(m[2]) };
 };
-const modelOption = () => new Option('--model <dir>', 'Hugging Face checkpoint or model bundle directory (default: $ANOLE_MODEL, else a tiny random model)');
+const modelOption = () => new Option('--model <dir>', 'Hugging Face checkpoint or model bundle: a directory, s3://bucket/prefix/ or a Hub repo id (default: $ANOLE_MODEL, else a tiny random model)');
 
 const program = new Command('anole')
   .description('Anole (Chameleon-7B fine-tune) on ONNX Runtime, from Hugging Face safetensors')
@@ -89,8 +89,8 @@ program
 program
   .command('convert')
   .description('build a model bundle (graphs, weights in the chosen dtype, tokenizer, manifest with hashes) from a Hugging Face checkpoint')
-  .requiredOption('--from <dir|repo>', 'Hugging Face checkpoint directory, or a Hub repo id (owner/name[@revision]; $HF_TOKEN, $HF_ENDPOINT, cache in $ANOLE_HUB_CACHE)')
-  .requiredOption('--out <dir>', 'bundle directory to create')
+  .requiredOption('--from <dir|repo>', 'Hugging Face checkpoint directory, s3://bucket/prefix/ (cache in $ANOLE_S3_CACHE), or a Hub repo id (owner/name[@revision]; $HF_TOKEN, $HF_ENDPOINT, cache in $ANOLE_HUB_CACHE)')
+  .requiredOption('--out <dir>', 'bundle directory to create, or s3://bucket/prefix/ to upload it to (manifest.json last)')
   .addOption(new Option('--dtype <dtype>', 'decoder weights').choices(['fp32', 'fp16', 'bf16', 'int8', 'int4']).default('fp32'))
   .addOption(new Option('--target <ep>', 'execution provider the graphs are built for').choices(['cpu', 'cuda']).default('cpu'))
   .option('--block-size <n>', 'int8/int4 quantization block size', int('--block-size'))

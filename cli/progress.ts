@@ -50,3 +50,18 @@ export async function withProgress<T>(label: string, work: () => Promise<T>): Pr
     p.stop();
   }
 }
+
+/** A bar per file for downloads and uploads: pass `onProgress` to the transfer, `stop` when it ends. */
+export function fileProgress(verb: string): { onProgress: (file: string, done: number, size: number) => void; stop: () => void } {
+  let current: { file: string; bar: Progress } | undefined;
+  return {
+    onProgress(file, done, size) {
+      if (current?.file !== file) {
+        current?.bar.stop();
+        current = { file, bar: progress(`${verb} ${file}`, size) };
+      }
+      current.bar.update(done, size);
+    },
+    stop: () => current?.bar.stop(),
+  };
+}

@@ -3,6 +3,7 @@
  * props in code. Context arrives as strings from the command line and as JSON values from cdk.json, so
  * every value is parsed and checked here, once, with an error that names the key.
  */
+import { parseS3Uri as parseContractS3Uri, type S3Location } from '../contract/s3-uri.ts';
 
 export type ApiAuth = 'iam' | 'api-keys';
 
@@ -121,10 +122,11 @@ export function settingsFromContext(get: (key: string) => unknown): AnoleSetting
   return s;
 }
 
-/** `s3://bucket/some/prefix` → bucket and a prefix that ends in "/" (or is empty for a whole bucket). */
-export function parseS3Uri(uri: string, what = 'S3 URI'): { bucket: string; prefix: string } {
-  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(uri);
-  if (!m) throw new SettingsError(`${what} must look like s3://bucket/prefix/, got "${uri}"`);
-  const prefix = (m[2] ?? '').replace(/\/*$/, '');
-  return { bucket: m[1], prefix: prefix ? `${prefix}/` : '' };
+/** contract/s3-uri.ts's parseS3Uri, failing with a SettingsError (the deploy reports those by key). */
+export function parseS3Uri(uri: string, what = 'S3 URI'): S3Location {
+  try {
+    return parseContractS3Uri(uri, what);
+  } catch (e) {
+    throw new SettingsError((e as Error).message);
+  }
 }

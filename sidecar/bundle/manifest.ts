@@ -35,9 +35,19 @@ export function isBundle(dir: string): boolean {
 
 export function readManifest(dir: string): BundleManifest {
   const file = path.join(dir, MANIFEST);
-  const manifest = JSON.parse(fs.readFileSync(file, 'utf8')) as BundleManifest;
-  if (manifest.format !== BUNDLE_FORMAT || manifest.formatVersion !== BUNDLE_FORMAT_VERSION) {
-    throw new Error(`${file}: not an ${BUNDLE_FORMAT} v${BUNDLE_FORMAT_VERSION} manifest`);
+  return parseManifest(fs.readFileSync(file, 'utf8'), file);
+}
+
+/** A manifest's text (from a file or an S3 object named by `source`), checked for the format. */
+export function parseManifest(text: string, source: string): BundleManifest {
+  let manifest: BundleManifest;
+  try {
+    manifest = JSON.parse(text) as BundleManifest;
+  } catch (e) {
+    throw new Error(`${source}: not JSON (${(e as Error).message})`);
+  }
+  if (manifest?.format !== BUNDLE_FORMAT || manifest.formatVersion !== BUNDLE_FORMAT_VERSION) {
+    throw new Error(`${source}: not an ${BUNDLE_FORMAT} v${BUNDLE_FORMAT_VERSION} manifest`);
   }
   return manifest;
 }

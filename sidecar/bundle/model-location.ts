@@ -1,12 +1,21 @@
 import path from 'node:path';
+import { createS3Client, s3SettingsFromEnv } from '../../contract/s3.ts';
+import { isS3Uri, parseS3Uri } from '../../contract/s3-uri.ts';
 import { downloadHubRepo, isHubRepoId } from './hub-download.ts';
+import { downloadS3Model } from './s3-download.ts';
+
+export type DownloadProgress = (file: string, done: number, size: number) => void;
 
 /**
- * Where a model location points on disk: a directory as it is, or a Hugging Face Hub repo id
- * (`owner/name`, optionally `@revision`) downloaded first into $ANOLE_HUB_CACHE (default
- * .cache/hub) from $HF_ENDPOINT (default the Hub) with $HF_TOKEN; a later call reuses the cache.
+ * Where a model location points on disk: a directory as it is; `s3://bucket/prefix/` (a bundle or a
+ * Hugging Face directory) downloaded first into $ANOLE_S3_CACHE (default .cache/s3) with the S3
+ * settings of the environment (contract/s3.ts: ANOLE_S3_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID…);
+ * or a Hugging Face Hub repo id (`owner/name`, optionally `@revision`) downloaded first into
+ * $ANOLE_HUB_CACHE (default .cache/hub) from $HF_ENDPOINT (default the Hub) with $HF_TOKEN. A later
+ * call reuses the cache.
  */
-export async function resolveModelLocation(location: string, onProgress?: (file: string, done: number, size: number) => void): Promise<string> {
+export async function resolveModelLocation(location: string, onProgress?: DownloadProgress): Promise<string> {
+  if (isS3Uri(location)) return resolveS3Location(location, onProgress);
   const [repo, revision] = location.split('@');
   if (!isHubRepoId(repo)) return location;
   try {
@@ -20,5 +29,15 @@ export async function resolveModelLocation(location: string, onProgress?: (file:
   } catch (e) {
     // a mistyped relative directory looks like a repo id too: say both readings
     throw new Error(`${location} is no directory here, and downloading it as a Hub repo id failed: ${(e as Error).message}`);
+  }
+}
+
+async function resolveS3Location(location: string, onProgress?: DownloadProgress): Promise<string> {
+  const from = parseS3Uri(location, 'a model location');
+  const s3 = createS3Client(s3SettingsFromEnv());
+  try {
+    return await downloadS3Model({ s3, from, cacheDir: process.env.ANOLE_S3_CACHE || path.resolve('.cache/s3'), onProgress });
+  } finally {
+    s3.destroy();
   }
 }
