@@ -94,15 +94,15 @@ export type ValueSpec = [string, number, (number | string)[]];
  * phases, generator-graph.ts): its inputs are the root graph's (declared here with
  * `declareInputs`), its outputs get the names LOOP_OUTPUTS / present.* unless `rename` maps them.
  * `symbolicWidths` declares the logits / bias widths and the positions' second dim symbolic, for
- * a graph whose inputs also serve the image head and the prefill.
- * Returns the outputs in order.
+ * a graph whose inputs also serve the image head and the prefill. `steps` names the trip count
+ * (default the `steps` input). Returns the outputs in order.
  */
 export function emitGenerationLoop(
   g: GraphBuilder,
   at: GraphBuilder,
   w: DecoderWeights,
   head: LoopHead,
-  opts: { declareInputs: boolean; rename?: (name: string) => string; symbolicWidths?: boolean },
+  opts: { declareInputs: boolean; rename?: (name: string) => string; symbolicWidths?: boolean; steps?: string },
 ): ValueSpec[] {
   const c = w.config;
   const V = c.vocabSize;
@@ -284,7 +284,7 @@ export function emitGenerationLoop(
     ...carried.map(([name, type, dims]): ValueSpec => [rename(outputName(name)), type, dims.map((d) => (d === 'past' ? 'next_past' : d))]),
     [rename(O.tokens), DataType.INT64, ['steps_run', 'groups']],
   ];
-  at.node('Loop', [I.steps, '', ...carried.map(([name]) => name)], { body: { graph: b } }, { outputs: outputs.map(([name]) => name) });
+  at.node('Loop', [opts.steps ?? I.steps, '', ...carried.map(([name]) => name)], { body: { graph: b } }, { outputs: outputs.map(([name]) => name) });
   return outputs;
 }
 

@@ -15,30 +15,38 @@ export const PHASE = { prefill: 0, loopFull: 1, loopImage: 2 } as const;
  *   phase 1  a chunk of the full-vocabulary Loop (generation-loop.ts);
  *   phase 2  a chunk of the image-head Loop (when the image tokens are one id range).
  *
- * Nested If nodes pick the phase; ONNX Runtime runs only the chosen branch. Every input must be
- * fed on every run (the unused ones may be empty); outputs keep the Loop's names (LOOP_OUTPUTS,
- * present.*) in every phase.
+ * Both chunk Loops sit in the root graph, each with a trip count of 0 unless its phase runs, and
+ * an If picks the phase's outputs. A Loop inside an If would be simpler, but ONNX Runtime prepacks
+ * only the weights one graph level up: MatMulNBits two levels down dequantized every matrix on
+ * every call (about 1 s per int4 token on the small preset instead of 15 ms). The price is one copy
+ * of the carried state per chunk (the skipped Loop passes it through) and the If's copy of the
+ * outputs. Every input must be fed on every run (the unused ones may be empty); outputs keep the
+ * Loop's names (LOOP_OUTPUTS, present.*) in every phase.
  */
 export function buildGeneratorGraph(w: DecoderWeights, opts: { floatType?: DataTypeId; imageHead?: boolean } = {}): BuiltModel {
   const g = new GraphBuilder('anole_generator');
   g.floatType = opts.floatType ?? DataType.FLOAT;
   const phase = g.input('phase', DataType.INT64, []);
   const inputIds = g.input('input_ids', DataType.INT64, ['batch', 'sequence']);
+  const isPhase = (p: number) => g.op('Equal', [phase, g.int64(p)]);
+  const stepsIn = (p: number) => g.op('Where', [isPhase(p), I.steps, g.int64(0)]); // int64 scalar
 
   // the chunk loops, which also declare the shared inputs (logits and bias take either width)
-  const loops = g.subgraph('loops');
-  const full = (opts.imageHead ?? true) ? loops.subgraph('full') : loops;
-  const fullOut = emitGenerationLoop(g, full, w, 'full', { declareInputs: true, symbolicWidths: true, rename: (n) => full.fresh(n) });
+  const fullOut = emitGenerationLoop(g, g, w, 'full', { declareInputs: true, symbolicWidths: true, steps: stepsIn(PHASE.loopFull), rename: (n) => g.fresh(n) });
   const final = fullOut.map(([name, type, dims]): ValueSpec => [finalName(name), type, dims]);
-  let loopOut = fullOut.map(([name]) => name);
-  if (full !== loops) {
-    declareOutputs(full, fullOut);
+  const pick = (branch: GraphBuilder, specs: ValueSpec[]) => specs.forEach(([name], i) => branch.output(branch.op('Identity', [name]), final[i][1] as never, final[i][2]));
+  const loops = g.subgraph('loops');
+  if (opts.imageHead ?? true) {
+    const imageOut = emitGenerationLoop(g, g, w, 'image', { declareInputs: false, symbolicWidths: true, steps: stepsIn(PHASE.loopImage), rename: (n) => g.fresh(n) });
+    const full = loops.subgraph('full');
     const image = loops.subgraph('image');
-    const imageOut = emitGenerationLoop(g, image, w, 'image', { declareInputs: false, symbolicWidths: true, rename: (n) => image.fresh(n) });
-    declareOutputs(image, imageOut);
-    loopOut = loops.node('If', [loops.op('Equal', [phase, loops.int64(PHASE.loopFull)])], { then_branch: { graph: full }, else_branch: { graph: image } }, { outputs: fullOut.length });
+    pick(full, fullOut);
+    pick(image, imageOut);
+    const picked = loops.node('If', [isPhase(PHASE.loopFull)], { then_branch: { graph: full }, else_branch: { graph: image } }, { outputs: fullOut.length });
+    picked.forEach((name, i) => loops.output(name, final[i][1] as never, final[i][2]));
+  } else {
+    pick(loops, fullOut);
   }
-  loopOut.forEach((name, i) => loops.output(name, final[i][1] as never, final[i][2]));
 
   // the prefill branch, with the loop's output layout
   const prefill = g.subgraph('prefill');
@@ -65,7 +73,7 @@ export function buildGeneratorGraph(w: DecoderWeights, opts: { floatType?: DataT
   ];
   prefillOut.forEach((name, i) => prefill.output(name, final[i][1] as never, final[i][2]));
 
-  g.node('If', [g.op('Equal', [phase, g.int64(PHASE.prefill)])], { then_branch: { graph: prefill }, else_branch: { graph: loops } }, { outputs: final.map(([name]) => name) });
+  g.node('If', [isPhase(PHASE.prefill)], { then_branch: { graph: prefill }, else_branch: { graph: loops } }, { outputs: final.map(([name]) => name) });
   for (const [name, type, dims] of final) g.output(name, type as never, dims);
   return g.build();
 }
@@ -73,8 +81,4 @@ export function buildGeneratorGraph(w: DecoderWeights, opts: { floatType?: DataT
 /** A branch-local output name (`…/name_<n>`) back to the graph output it stands for. */
 function finalName(branchName: string): string {
   return branchName.slice(branchName.lastIndexOf('/') + 1).replace(/_\d+$/, '');
-}
-
-function declareOutputs(b: GraphBuilder, specs: ValueSpec[]): void {
-  for (const [name, type, dims] of specs) b.output(name, type as never, dims);
 }
