@@ -26,7 +26,7 @@ export const ENV = {
   healthPort: 'ANOLE_HEALTH_PORT',
   /** start-worker.ts: the lease a received job starts with; the worker extends it while it works. */
   visibilitySeconds: 'ANOLE_VISIBILITY_SECONDS',
-  /** start-worker.ts: deliveries before a job that keeps failing is given up; equal to the queue's maxReceiveCount. */
+  /** start-worker.ts: deliveries that may run a job; one less than the queue's maxReceiveCount (see WorkerOptions.maxAttempts). */
   maxAttempts: 'ANOLE_MAX_ATTEMPTS',
   /** infra/handlers/request-intake.ts: the API's public URL, so accepted requests carry their prediction's real URLs. */
   apiUrl: 'ANOLE_API_URL',

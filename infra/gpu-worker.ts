@@ -80,7 +80,8 @@ export class GpuWorker extends Construct {
         [ENV.queueUrl]: queue.queueUrl,
         [ENV.model]: CONTAINER.modelDir,
         [ENV.healthPort]: String(CONTAINER.healthPort),
-        [ENV.maxAttempts]: String(settings.maxReceiveCount),
+        // one delivery short of the queue's: the last delivery fails the job instead of dead-lettering it
+        [ENV.maxAttempts]: String(settings.maxReceiveCount - 1),
       },
       secrets: { [ENV.webhookSecret]: ecs.Secret.fromSecretsManager(this.webhookSecret) },
       healthCheck: {

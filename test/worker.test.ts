@@ -22,7 +22,7 @@ let runtime: JobRuntime;
 const secret = generateWebhookSecret();
 
 beforeAll(async () => {
-  h = await startHarness({ visibilityTimeoutSeconds: 3, maxReceiveCount: 3, queueName: 'worker-test' });
+  h = await startHarness({ visibilityTimeoutSeconds: 3, maxReceiveCount: 4, queueName: 'worker-test' });
   runtime = await loadRuntime(h.modelDir, h.blobs);
 });
 afterAll(async () => {
@@ -30,7 +30,7 @@ afterAll(async () => {
   await h?.close();
 });
 
-const FAST: WorkerOptions = { waitSeconds: 1, batchWindowMs: 50, visibilitySeconds: 3, cancelPollMs: 100 };
+const FAST: WorkerOptions = { waitSeconds: 1, batchWindowMs: 50, visibilitySeconds: 3, cancelPollMs: 100, maxAttempts: 3 }; // one short of the queue's maxReceiveCount
 
 /** Runs `body` with a worker on the queue, then drains it (and checks nothing is left behind). */
 async function withWorker<T>(opts: WorkerOptions, body: (w: Worker) => Promise<T>, rt: JobRuntime = runtime): Promise<T> {
@@ -191,6 +191,26 @@ describe('worker', () => {
       expect(await events(late)).toEqual([{ type: 'status', status: 'aborted' }, { type: 'done', status: 'aborted' }]);
       expect(await events(dropped)).toEqual([{ type: 'status', status: 'canceled' }, { type: 'done', status: 'canceled' }]);
       expect(worker.metrics()).toMatchObject({ jobsAborted: 1, jobsCanceled: 1, batches: 0 });
+    });
+    expect(await h.queueDepth()).toEqual({ queued: 0, dead: 0 });
+  });
+
+  it('fails a job whose every run died with its worker, instead of leaving it unfinished in the dead-letter queue', async () => {
+    const id = await h.submit({ prompt: 'poison', mode: 'text', maxNewTokens: 4 }, { status: 'processing', started_at: new Date().toISOString() });
+    // three deliveries that never finish, as if each worker that took the job was killed mid-run
+    // (counted by the queue: a previous worker's abandoned long poll may have taken one too)
+    for (let delivered = 0; delivered < 3; ) delivered = (await h.queue.receive(1, 1, { visibilitySeconds: 0 }))[0]?.receiveCount ?? delivered;
+    await withWorker({}, async (worker) => {
+      const r = await h.waitFor(id, finished);
+      expect(r.status).toBe('failed');
+      expect(r.error).toMatch(/did not finish in 3 attempts: each time, the worker running it stopped/);
+      await waitUntil(async () => (await events(id)).some((e) => e.type === 'done'), 5000, 'the done event');
+      expect(await events(id)).toEqual([
+        { type: 'error', message: r.error },
+        { type: 'status', status: 'failed' },
+        { type: 'done', status: 'failed' },
+      ]);
+      expect(worker.metrics()).toMatchObject({ jobsFailed: 1, batches: 0 });
     });
     expect(await h.queueDepth()).toEqual({ queued: 0, dead: 0 });
   });

@@ -35,7 +35,12 @@ export interface WorkerOptions {
   heartbeatMs?: number;
   /** How often running jobs' records are read for cancel_requested and the deadline. */
   cancelPollMs?: number;
-  /** Deliveries before a job that keeps hitting storage errors is failed (the queue's maxReceiveCount). */
+  /**
+   * Deliveries that may run a job: a job that keeps hitting storage errors is failed on the last,
+   * and a later delivery (every earlier run died with its worker) fails it without running. Keep
+   * the queue's maxReceiveCount above it, so that the worker sees such a job before the
+   * dead-letter queue takes it and its record would stay unfinished.
+   */
   maxAttempts?: number;
   chunkSize?: number;
   previewEveryRows?: number;
@@ -101,7 +106,7 @@ export class Worker implements HealthSource {
       visibilitySeconds,
       heartbeatMs: (visibilitySeconds * 1000) / 3,
       cancelPollMs: 1000,
-      maxAttempts: 3,
+      maxAttempts: 2, // the queues here and in infra/ default to maxReceiveCount 3
       previewEveryRows: 0,
       ...opts,
     };
@@ -195,6 +200,9 @@ export class Worker implements HealthSource {
       }
       const record = found.value;
       if (TERMINAL.has(record.status)) return this.drop(msg); // a duplicate or late delivery
+      if (msg.receiveCount > this.opts.maxAttempts) {
+        return this.settleUnrun(msg, 'failed', `the job did not finish in ${this.opts.maxAttempts} attempts: each time, the worker running it stopped (crashed, killed or out of memory)`);
+      }
       if (record.deadline && Date.parse(record.deadline) <= Date.now()) {
         const status = record.status === 'starting' ? 'aborted' : 'canceled';
         return this.settleUnrun(msg, status, 'the deadline (Cancel-After) passed before the job could finish');
