@@ -69,7 +69,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       QueueName: queueName,
       Attributes: {
         VisibilityTimeout: String(opts.visibilityTimeoutSeconds ?? 30),
-        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: opts.maxReceiveCount ?? 3 }),
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: opts.maxReceiveCount ?? 5 }),
       },
     }),
   );

@@ -25,7 +25,11 @@ export interface AnoleSettings {
   apiAuth: ApiAuth;
   /** The longest a job may run; the queue's visibility timeout sits above it. */
   maxJobMinutes: number;
-  /** Deliveries of a job before its message moves to the dead-letter queue (3–5). */
+  /**
+   * Deliveries of a job before its message moves to the dead-letter queue (3–10). Workers run a job on
+   * one fewer, and fail it on the last: a crash that also costs a delivery (a dead worker's pending
+   * long poll may still take the message) must not exhaust the budget.
+   */
   maxReceiveCount: number;
   /** Jobs one worker takes at a time (its batch); the backlog per task the scaling steps count with. */
   jobsPerTask: number;
@@ -51,7 +55,7 @@ export const DEFAULT_SETTINGS: AnoleSettings = {
   warmPoolSize: 0,
   apiAuth: 'iam',
   maxJobMinutes: 30,
-  maxReceiveCount: 3,
+  maxReceiveCount: 5,
   jobsPerTask: 4,
   jobAgeAlarmMinutes: 45,
   logRetentionDays: 30,
@@ -95,7 +99,7 @@ export function settingsFromContext(get: (key: string) => unknown): AnoleSetting
   s.idleMinutes = int('idleMinutes', 1, 24 * 60) ?? s.idleMinutes;
   s.warmPoolSize = int('warmPoolSize', 0, 100) ?? s.warmPoolSize;
   s.maxJobMinutes = int('maxJobMinutes', 1, 12 * 60) ?? s.maxJobMinutes;
-  s.maxReceiveCount = int('maxReceiveCount', 3, 5) ?? s.maxReceiveCount;
+  s.maxReceiveCount = int('maxReceiveCount', 3, 10) ?? s.maxReceiveCount;
   s.jobsPerTask = int('jobsPerTask', 1, 64) ?? s.jobsPerTask;
   s.jobAgeAlarmMinutes = int('jobAgeAlarmMinutes', 1, 24 * 60) ?? s.jobAgeAlarmMinutes;
   s.logRetentionDays = int('logRetentionDays', 1, 3653) ?? s.logRetentionDays;

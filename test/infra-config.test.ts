@@ -19,7 +19,7 @@ const context = (values: Record<string, unknown>) => (key: string) => values[key
 describe('settings from CDK context', () => {
   it('defaults: g6.xlarge, up to 2 instances, 15 idle minutes, no warm pool, IAM auth, model in the stack bucket', () => {
     expect(settingsFromContext(context({}))).toEqual(DEFAULT_SETTINGS);
-    expect(DEFAULT_SETTINGS).toMatchObject({ instanceTypes: ['g6.xlarge'], maxInstances: 2, idleMinutes: 15, warmPoolSize: 0, apiAuth: 'iam', maxReceiveCount: 3 });
+    expect(DEFAULT_SETTINGS).toMatchObject({ instanceTypes: ['g6.xlarge'], maxInstances: 2, idleMinutes: 15, warmPoolSize: 0, apiAuth: 'iam', maxReceiveCount: 5 });
     expect(DEFAULT_SETTINGS.modelUri).toBeUndefined();
   });
 
@@ -37,7 +37,7 @@ describe('settings from CDK context', () => {
       [{ 'anole:maxInstances': '0' }, /anole:maxInstances must be an integer in \[1, 100\], got "0"/],
       [{ 'anole:maxInstances': 'two' }, /anole:maxInstances/],
       [{ 'anole:idleMinutes': 2.5 }, /anole:idleMinutes/],
-      [{ 'anole:maxReceiveCount': '6' }, /anole:maxReceiveCount must be an integer in \[3, 5\]/],
+      [{ 'anole:maxReceiveCount': '11' }, /anole:maxReceiveCount must be an integer in \[3, 10\]/],
       [{ 'anole:apiAuth': 'token' }, /anole:apiAuth must be "iam" or "api-keys"/],
       [{ 'anole:modelUri': 'https://example.com/model' }, /anole:modelUri must look like s3:\/\/bucket\/prefix\//],
       [{ 'anole:alarmEmail': 'ops' }, /anole:alarmEmail is not an email address/],

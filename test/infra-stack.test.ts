@@ -25,7 +25,7 @@ const TUNED = {
   'anole:apiAuth': 'api-keys',
   'anole:jobsPerTask': '2',
   'anole:maxJobMinutes': '60',
-  'anole:maxReceiveCount': '5',
+  'anole:maxReceiveCount': '7',
   'anole:logRetentionDays': '14',
   'anole:alarmEmail': 'ops@example.com',
 };
@@ -118,16 +118,16 @@ describe('queue', () => {
     const queues = base.resources('AWS::SQS::Queue');
     const [, jobs] = Object.entries(queues).find(([id]) => id.startsWith('QueueJobs'))!;
     const [dlqId] = Object.entries(queues).find(([id]) => id.startsWith('QueueDeadLetters'))!;
-    expect(jobs.Properties.RedrivePolicy).toEqual({ deadLetterTargetArn: { 'Fn::GetAtt': [dlqId, 'Arn'] }, maxReceiveCount: 3 });
+    expect(jobs.Properties.RedrivePolicy).toEqual({ deadLetterTargetArn: { 'Fn::GetAtt': [dlqId, 'Arn'] }, maxReceiveCount: 5 });
     expect(jobs.Properties.VisibilityTimeout).toBeGreaterThan(DEFAULT_SETTINGS.maxJobMinutes * 60);
     expect(jobs.Properties.SqsManagedSseEnabled).toBe(true);
 
     const [, tunedJobs] = Object.entries(tuned.resources('AWS::SQS::Queue')).find(([id]) => id.startsWith('QueueJobs'))!;
-    expect(tunedJobs.Properties.RedrivePolicy.maxReceiveCount).toBe(5);
+    expect(tunedJobs.Properties.RedrivePolicy.maxReceiveCount).toBe(7);
     expect(tunedJobs.Properties.VisibilityTimeout).toBeGreaterThan(60 * 60);
     // the worker gives up after as many deliveries as the queue allows
     const worker = only(tuned.resources('AWS::ECS::TaskDefinition'))[1].Properties.ContainerDefinitions.find((c: { Name: string }) => c.Name === 'worker');
-    expect(worker.Environment).toContainEqual({ Name: ENV.maxAttempts, Value: '4' }); // one short of maxReceiveCount 5
+    expect(worker.Environment).toContainEqual({ Name: ENV.maxAttempts, Value: '6' }); // one short of maxReceiveCount 7
   });
 
   it('every queue refuses plain-HTTP access', () => {

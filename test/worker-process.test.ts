@@ -15,7 +15,7 @@ import { longTextInput, startHarness, type Harness } from './worker-harness.ts';
 let h: Harness;
 
 beforeAll(async () => {
-  h = await startHarness({ visibilityTimeoutSeconds: 2, maxReceiveCount: 3, queueName: 'worker-process-test' });
+  h = await startHarness({ visibilityTimeoutSeconds: 2, maxReceiveCount: 5, queueName: 'worker-process-test' });
 });
 afterAll(async () => {
   await h?.close();

@@ -106,7 +106,7 @@ export class Worker implements HealthSource {
       visibilitySeconds,
       heartbeatMs: (visibilitySeconds * 1000) / 3,
       cancelPollMs: 1000,
-      maxAttempts: 2, // the queues here and in infra/ default to maxReceiveCount 3
+      maxAttempts: 4, // the queues of dev/ and infra/ default to maxReceiveCount 5
       previewEveryRows: 0,
       ...opts,
     };
