@@ -72,6 +72,9 @@ export class ServiceFunction extends Construct {
         sourceMap: true,
         forceDockerBundling: false,
         nodeModules: [...(props.nodeModules ?? [])],
+        // Bundle the AWS SDK too (CDK leaves it to the runtime's copy by default): the code is tested with
+        // the lockfile's versions, conditional writes included, not with whatever the runtime ships.
+        externalModules: [],
         // Lambda's platform, whatever machine deploys: npm picks sharp's linux-x64 glibc binaries.
         environment: { npm_config_prefer_offline: 'true', npm_config_os: 'linux', npm_config_cpu: 'x64', npm_config_libc: 'glibc' },
         commandHooks: {

@@ -35,10 +35,6 @@ beforeAll(async () => {
   const [url] = Object.values(synth.resources('AWS::Lambda::Url'));
   apiLogicalId = url.Properties.TargetFunctionArn['Fn::GetAtt'][0];
   assetDir = functionAssetDir(synth, apiLogicalId);
-  // Lambda's Node.js runtime carries the AWS SDK v3 (NodejsFunction leaves @aws-sdk/* out of the
-  // bundle for it); the project's own stands in for it, found as the runtime's is, outside the asset
-  fs.mkdirSync(path.join(synth.outdir, 'node_modules'));
-  fs.symlinkSync(path.resolve('node_modules/@aws-sdk'), path.join(synth.outdir, 'node_modules/@aws-sdk'));
   functionEnv = resolveEnvironment(synth.resources('AWS::Lambda::Function')[apiLogicalId].Properties.Environment.Variables);
 
   const model = new URL(functionEnv.ANOLE_MODEL);
