@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqsJobQueue } from '../contract/job-queue.ts';
 import { PredictionStore } from '../contract/prediction-store.ts';
@@ -15,6 +14,7 @@ import type { ServiceEvent } from '../infra/handlers/event-publisher.ts';
 import { API_MODEL_FILES, modelFilesDir } from '../infra/handlers/model-files.ts';
 import { intakeDepsFromEnv, takeRequest, type IntakeDeps, type PredictionRequestedEvent } from '../infra/handlers/request-intake.ts';
 import type { S3ObjectCreatedEvent } from '../infra/handlers/s3-object-event.ts';
+import { installLambdaGlobals, invokeFunctionUrl, type StreamingHandler } from './lambda-runtime.ts';
 
 /**
  * The Lambda code of the event-driven side against the real local stack (s3rver behind the
@@ -210,52 +210,22 @@ describe('completion events', () => {
 
 describe('the API Lambda entry', () => {
   const saved = { ...process.env };
+  let uninstall = () => {};
   afterAll(() => {
     process.env = saved;
-    delete (globalThis as Record<string, unknown>).awslambda;
+    uninstall();
   });
 
   it('fetches the model files from the s3:// URI into /tmp, then serves functions/lambda.ts', async () => {
     const tmpdir = tmp('anole-lambda-tmp-');
     Object.assign(process.env, stack.env, { [ENV.model]: MODEL_URI, TMPDIR: tmpdir });
-    const DELIMITER = Buffer.alloc(8);
-    (globalThis as Record<string, unknown>).awslambda = {
-      streamifyResponse: (fn: unknown) => fn,
-      HttpResponseStream: {
-        from(stream: Writable, metadata: object) {
-          stream.write(Buffer.concat([Buffer.from(JSON.stringify(metadata)), DELIMITER]));
-          return stream;
-        },
-      },
-    };
-    const { handler } = (await import('../infra/handlers/api-entry.ts')) as unknown as { handler: (e: unknown, s: Writable, c: unknown) => Promise<void> };
+    uninstall = installLambdaGlobals();
+    const { handler } = (await import('../infra/handlers/api-entry.ts')) as unknown as { handler: StreamingHandler };
     expect(process.env[ENV.model]).toBe(path.join(tmpdir, 'anole-model'));
     expect(fs.existsSync(path.join(tmpdir, 'anole-model', 'tokenizer.json'))).toBe(true);
 
-    const chunks: Buffer[] = [];
-    const stream = new Writable({
-      write(chunk, _, done) {
-        chunks.push(Buffer.from(chunk));
-        done();
-      },
-    });
-    const rawPath = '/openapi.json';
-    await handler(
-      {
-        version: '2.0',
-        routeKey: '$default',
-        rawPath,
-        rawQueryString: '',
-        headers: { host: 'abc.lambda-url.us-east-1.on.aws' },
-        requestContext: { domainName: 'abc.lambda-url.us-east-1.on.aws', http: { method: 'GET', path: rawPath, protocol: 'HTTP/1.1', sourceIp: '203.0.113.9', userAgent: 'test' } },
-        isBase64Encoded: false,
-      },
-      stream,
-      {},
-    );
-    const all = Buffer.concat(chunks);
-    const split = all.indexOf(DELIMITER);
-    expect(JSON.parse(all.subarray(0, split).toString()).statusCode).toBe(200);
-    expect(JSON.parse(all.subarray(split + DELIMITER.length).toString()).paths['/v1/predictions']).toBeDefined();
+    const res = await invokeFunctionUrl(handler, 'GET', '/openapi.json');
+    expect(res.statusCode).toBe(200);
+    expect(JSON.parse(res.body).paths['/v1/predictions']).toBeDefined();
   });
 });
