@@ -1,11 +1,17 @@
 /**
  * Cold start of the model on one checkpoint: process start → engine ready (what the sidecar waits
  * for before taking jobs) from the Hugging Face directory and from bundles of it, next to the
- * time to read the weight files once, all in fresh processes in the same run. With `dropCaches`
- * (root on Linux) the page cache is emptied before every figure, so "cold" means from disk.
- * Prints one JSON line.
+ * time to read the weight files once, all in fresh processes (cold-start-child.ts) in the same
+ * run. With `dropCaches` (root on Linux; the default when this process may) the page cache is
+ * emptied before every figure, so "cold" means from disk.
  *
- *   npx tsx bench/measure-cold-start.ts <HF checkpoint dir> [--drop-caches]
+ * A fixed cost (node, tsx, imports, graph building) weighs on the plain ready/read ratio in
+ * proportion to how fast the disk is, so with `referenceDir` (a smaller checkpoint of the same
+ * family) every model is also measured from it, interleaved, and the figure gets a per-byte
+ * ratio: (ready − its ready) / (read − its read), what the load costs for each extra byte of
+ * weights relative to reading that byte. Prints one JSON line.
+ *
+ *   npx tsx bench/measure-cold-start.ts <HF checkpoint dir> [<smaller HF checkpoint dir>] [--no-drop-caches]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -14,73 +20,165 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeBundle } from '../sidecar/bundle/write-bundle.ts';
 import type { WeightDtype } from '../sidecar/graphs/precision.ts';
+import { FIXED_STAGES, type ColdStartStage } from './cold-start-stages.ts';
 
 const CHILD = fileURLToPath(new URL('./cold-start-child.ts', import.meta.url));
 const TSX = import.meta.resolve('tsx/esm');
+const DROP_CACHES = '/proc/sys/vm/drop_caches';
 
-export interface ColdStartFigure {
-  model: string;
+/** One checkpoint's model, the middle of its repeats. */
+export interface ColdStartRun {
   weights_mb: number;
   /** Reading the weight files once, in a fresh process. */
   read_ms: number;
-  /** Process start → engine ready (includes node + tsx start-up). */
+  /** Process start → engine ready, in process (includes node + tsx start-up). */
   ready_ms: number;
-  /** openModel + Generator.load + ImageCodec.load alone. */
-  load_ms: number;
   ready_over_read: number;
+  /** The same without the fixed stages: the ratio for a process that is already up with its modules loaded. */
+  load_over_read: number;
+  /** Where ready_ms went, from the run whose ready time was the median (so the stages add up to it). */
+  stages_ms: Record<ColdStartStage, number>;
 }
 
-function child(mode: 'load' | 'read', dir: string, dropCaches: boolean): Record<string, number> {
+export interface ColdStartFigure extends ColdStartRun {
+  /** The sidecar's own path (EngineThread.start: a worker thread that starts tsx and imports again). */
+  engine_thread_ready_ms: number;
+  engine_thread_over_read: number;
+  /** (ready − reference ready) / (read − reference read); absent without a reference or when the reads came out equal. */
+  per_byte_ratio?: number;
+  /** The same model made from the smaller checkpoint. */
+  reference?: ColdStartRun;
+}
+
+export interface ColdStartFigures {
+  /** Whether the page cache was emptied before every figure. */
+  dropped_caches: boolean;
+  /** By model: hf_dir, bundle_bf16, bundle_fp32, bundle_int4, … */
+  models: Record<string, ColdStartFigure>;
+}
+
+export interface ColdStartOptions {
+  referenceDir?: string;
+  dropCaches?: boolean;
+  repeats?: number;
+  dtypes?: WeightDtype[];
+}
+
+export const MODEL_LABELS: Record<string, string> = { hf_dir: 'HF directory' };
+export const modelLabel = (key: string) => MODEL_LABELS[key] ?? key.replace('_', ' ');
+
+/** Whether this process may empty the page cache (root on Linux). */
+export function canDropCaches(): boolean {
+  try {
+    fs.accessSync(DROP_CACHES, fs.constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function perByteRatio(run: ColdStartRun, reference: ColdStartRun): number | undefined {
+  const read = run.read_ms - reference.read_ms;
+  return read > 0 ? (run.ready_ms - reference.ready_ms) / read : undefined;
+}
+
+interface LoadSample {
+  ready_ms: number;
+  stages_ms: Record<ColdStartStage, number>;
+}
+
+interface Samples {
+  bytes: number;
+  reads: number[];
+  loads: LoadSample[];
+  threads: number[];
+}
+
+function child<T>(mode: 'load' | 'thread' | 'read', dir: string, dropCaches: boolean): T {
   if (dropCaches) {
     execFileSync('sync');
-    fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
+    fs.writeFileSync(DROP_CACHES, '3');
   }
   const run = spawnSync(process.execPath, ['--import', TSX, CHILD, mode, dir], { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`cold-start-child ${mode} ${dir}: ${run.stderr}`);
-  return JSON.parse(run.stdout.trim().split('\n').pop()!);
+  return JSON.parse(run.stdout.trim().split('\n').pop()!) as T;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const middle = <T>(xs: T[], by: (x: T) => number): T => [...xs].sort((a, b) => by(a) - by(b))[Math.floor(xs.length / 2)];
 
-export async function measureColdStart(hfDir: string, opts: { dropCaches?: boolean; repeats?: number; dtypes?: WeightDtype[] } = {}): Promise<ColdStartFigure[]> {
+/** The figures of one model from its samples: medians, and the stages of the median load. */
+export function summarizeRun(bytes: number, reads: number[], loads: LoadSample[]): ColdStartRun {
+  const read = middle(reads, (x) => x);
+  const load = middle(loads, (l) => l.ready_ms);
+  const fixed = FIXED_STAGES.reduce((sum, stage) => sum + load.stages_ms[stage], 0);
+  return {
+    weights_mb: bytes / 2 ** 20,
+    read_ms: read,
+    ready_ms: load.ready_ms,
+    ready_over_read: load.ready_ms / read,
+    load_over_read: (load.ready_ms - fixed) / read,
+    stages_ms: load.stages_ms,
+  };
+}
+
+/** The HF directory and a bundle per dtype, written into `into`. */
+async function modelsOf(hfDir: string, dtypes: WeightDtype[], into: string): Promise<[string, string][]> {
+  const models: [string, string][] = [['hf_dir', hfDir]];
+  for (const dtype of dtypes) {
+    const dir = path.join(into, dtype);
+    await writeBundle({ from: hfDir, out: dir, precision: { dtype, target: 'cpu' } });
+    models.push([`bundle_${dtype}`, dir]);
+  }
+  return models;
+}
+
+export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {}): Promise<ColdStartFigures> {
+  const dropCaches = opts.dropCaches ?? canDropCaches();
+  const dtypes = opts.dtypes ?? ['bf16', 'fp32', 'int4'];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-cold-'));
   try {
-    const models: [string, string][] = [['HF directory', hfDir]];
-    for (const dtype of opts.dtypes ?? ['bf16', 'fp32', 'int4']) {
-      const dir = path.join(tmp, dtype);
-      await writeBundle({ from: hfDir, out: dir, precision: { dtype, target: 'cpu' } });
-      models.push([`bundle ${dtype}`, dir]);
+    const main = await modelsOf(hfDir, dtypes, path.join(tmp, 'main'));
+    const reference = opts.referenceDir ? await modelsOf(opts.referenceDir, dtypes, path.join(tmp, 'reference')) : [];
+    const samples = new Map<string, Samples>();
+    const sample = (id: string, dir: string, withThread: boolean) => {
+      const s = samples.get(id) ?? { bytes: 0, reads: [], loads: [], threads: [] };
+      samples.set(id, s);
+      const read = child<{ read_ms: number; bytes: number }>('read', dir, dropCaches);
+      s.reads.push(read.read_ms);
+      s.bytes = read.bytes;
+      s.loads.push(child<LoadSample>('load', dir, dropCaches));
+      if (withThread) s.threads.push(child<{ ready_ms: number }>('thread', dir, dropCaches).ready_ms);
+    };
+    // Interleaved, every model once per round, so that whatever else runs on the machine meets
+    // each of them alike; the engine thread's cost over the in-process load is the same for any
+    // checkpoint, so only the main one measures it.
+    for (let round = 0; round < (opts.repeats ?? 3); round++) {
+      for (const [key, dir] of main) sample(key, dir, true);
+      for (const [key, dir] of reference) sample(`reference ${key}`, dir, false);
     }
-    const out: ColdStartFigure[] = [];
-    for (const [model, dir] of models) {
-      const reads: number[] = [];
-      const loads: Record<string, number>[] = [];
-      let bytes = 0;
-      for (let i = 0; i < (opts.repeats ?? 3); i++) {
-        const r = child('read', dir, !!opts.dropCaches);
-        reads.push(r.read_ms);
-        bytes = r.bytes;
-        loads.push(child('load', dir, !!opts.dropCaches));
+    const models: Record<string, ColdStartFigure> = {};
+    for (const [key] of main) {
+      const s = samples.get(key)!;
+      const run = summarizeRun(s.bytes, s.reads, s.loads);
+      const thread = middle(s.threads, (x) => x);
+      const figure: ColdStartFigure = { ...run, engine_thread_ready_ms: thread, engine_thread_over_read: thread / run.read_ms };
+      const r = samples.get(`reference ${key}`);
+      if (r) {
+        figure.reference = summarizeRun(r.bytes, r.reads, r.loads);
+        const perByte = perByteRatio(run, figure.reference);
+        if (perByte !== undefined) figure.per_byte_ratio = perByte;
       }
-      const read = median(reads);
-      const ready = median(loads.map((l) => l.ready_ms));
-      out.push({
-        model,
-        weights_mb: Math.round(bytes / 2 ** 20),
-        read_ms: Math.round(read),
-        ready_ms: Math.round(ready),
-        load_ms: Math.round(median(loads.map((l) => l.load_ms))),
-        ready_over_read: Math.round((ready / read) * 100) / 100,
-      });
+      models[key] = figure;
     }
-    return out;
+    return { dropped_caches: dropCaches, models };
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const dir = process.argv[2];
-  if (!dir) throw new Error('usage: measure-cold-start.ts <HF checkpoint dir> [--drop-caches]');
-  process.stdout.write(JSON.stringify(await measureColdStart(dir, { dropCaches: process.argv.includes('--drop-caches') })) + '\n');
+  const [dir, referenceDir] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+  if (!dir) throw new Error('usage: measure-cold-start.ts <HF checkpoint dir> [<smaller HF checkpoint dir>] [--no-drop-caches]');
+  const dropCaches = process.argv.includes('--no-drop-caches') ? false : undefined;
+  process.stdout.write(JSON.stringify(await measureColdStart(dir, { referenceDir, dropCaches })) + '\n');
 }

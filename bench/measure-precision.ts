@@ -3,6 +3,8 @@
  * bundles in a temporary directory, then over a fixed set of prompts compares every next-token
  * distribution with fp32's (top-1 agreement, mean KL(fp32 ‖ quantized)), and times greedy text
  * generation (batch 1, interleaved rounds, median). Prints one JSON line.
+ * Random weights make flat next-token distributions whose top-1 flips on small changes, so on the
+ * bench's random checkpoints mean KL is the steadier figure.
  *
  *   npx tsx bench/measure-precision.ts <HF checkpoint dir>
  */
@@ -16,15 +18,40 @@ import { Generator } from '../sidecar/engine/generator.ts';
 import { openModel } from '../sidecar/engine/model-source.ts';
 import { TextModel } from '../sidecar/engine/text-model.ts';
 import type { WeightDtype } from '../sidecar/graphs/precision.ts';
+import { median } from './median.ts';
 
-export interface PrecisionFigures {
-  variant: string;
+// a type, not an interface: the bench report takes it as a group of figures (an index signature)
+export type PrecisionFigure = {
+  /** The weight files alone, and the whole directory (graphs, tokenizer, config too). */
   weights_mb: number;
   bundle_mb: number;
+  /** Over 8 prompts × 32 positions: how often the most likely next token is fp32's, and KL(fp32 ‖ this). */
   top1_agreement: number;
   mean_kl: number;
+  /** Greedy text generation, batch 1, prefill included; median over interleaved rounds. */
   text_tokens_per_s: number;
+};
+
+interface Variant {
+  key: string;
+  label: string;
+  dtype: WeightDtype;
+  accuracyLevel?: number;
 }
+
+// int8 at accuracy_level 0 is left out: ONNX Runtime's CPU kernel ran it at 0.2 tokens/s here
+const VARIANTS: Variant[] = [
+  { key: 'fp32', label: 'fp32', dtype: 'fp32' },
+  { key: 'int8', label: 'int8 (accuracy_level 4)', dtype: 'int8', accuracyLevel: 4 },
+  { key: 'int4', label: 'int4 (accuracy_level 4)', dtype: 'int4', accuracyLevel: 4 },
+  { key: 'int4_level0', label: 'int4 (accuracy_level 0)', dtype: 'int4', accuracyLevel: 0 },
+];
+
+/** What each key of measurePrecision's answer is. */
+export const PRECISION_LABELS: Record<string, string> = {
+  hf_dir: 'HF directory (bf16 → fp32 at load)',
+  ...Object.fromEntries(VARIANTS.map((v) => [v.key, v.label])),
+};
 
 /** 8 prompts × 32 tokens of text ids, the same on every run (a fixed LCG). */
 function prompts(vocabStart: number, vocabEnd: number): number[][] {
@@ -91,28 +118,22 @@ async function textSpeed(dir: string, tokens: number, promptIds: number[]): Prom
   return made / seconds;
 }
 
-const mb = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
+const mb = (bytes: number) => bytes / 2 ** 20;
 const dirBytes = (dir: string) => fs.readdirSync(dir).reduce((sum, f) => sum + fs.statSync(path.join(dir, f)).size, 0);
 const weightBytes = (dir: string) => fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors') && !f.startsWith('goldens')).reduce((sum, f) => sum + fs.statSync(path.join(dir, f)).size, 0);
 
-export async function measurePrecision(hfDir: string, opts: { tokens?: number; rounds?: number } = {}): Promise<PrecisionFigures[]> {
+/** The HF directory (the reference) and each quantized variant, by key (PRECISION_LABELS). */
+export async function measurePrecision(hfDir: string, opts: { tokens?: number; rounds?: number } = {}): Promise<Record<string, PrecisionFigure>> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-precision-'));
   try {
     const config = openModel(hfDir).checkpoint.config!;
     const batch = prompts(Math.min(16388, config.vocabSize - 1000), Math.min(16920, config.vocabSize));
     const V = config.vocabSize;
     const reference = await distributions(hfDir, batch);
-    // int8 at accuracy_level 0 is left out: ONNX Runtime's CPU kernel ran it at 0.2 tokens/s here
-    const variants: { variant: string; dtype: WeightDtype; accuracyLevel?: number }[] = [
-      { variant: 'fp32', dtype: 'fp32' },
-      { variant: 'int8 (accuracy_level 4)', dtype: 'int8', accuracyLevel: 4 },
-      { variant: 'int4 (accuracy_level 4)', dtype: 'int4', accuracyLevel: 4 },
-      { variant: 'int4 (accuracy_level 0)', dtype: 'int4', accuracyLevel: 0 },
-    ];
     const dirs: string[] = [];
     const quality: { kl: number; top1: number }[] = [];
-    for (const v of variants) {
-      const dir = path.join(tmp, v.variant.replace(/\W+/g, '-'));
+    for (const v of VARIANTS) {
+      const dir = path.join(tmp, v.key);
       await writeBundle({ from: hfDir, out: dir, precision: { dtype: v.dtype, target: 'cpu' }, accuracyLevel: v.accuracyLevel });
       dirs.push(dir);
       quality.push(compare(reference, await distributions(dir, batch), V));
@@ -123,19 +144,17 @@ export async function measurePrecision(hfDir: string, opts: { tokens?: number; r
     for (let round = 0; round < (opts.rounds ?? 3); round++) {
       for (let i = 0; i < all.length; i++) speeds[i].push(await textSpeed(all[i], opts.tokens ?? 32, batch[0]));
     }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-    const out: PrecisionFigures[] = [
-      { variant: 'HF directory (bf16 → fp32 at load)', weights_mb: mb(weightBytes(hfDir)), bundle_mb: mb(dirBytes(hfDir)), top1_agreement: 1, mean_kl: 0, text_tokens_per_s: Math.round(median(speeds[0]) * 10) / 10 },
-      ...variants.map((v, i) => ({
-        variant: v.variant,
-        weights_mb: mb(weightBytes(dirs[i])),
-        bundle_mb: mb(dirBytes(dirs[i])),
-        top1_agreement: quality[i].top1,
-        mean_kl: quality[i].kl,
-        text_tokens_per_s: Math.round(median(speeds[i + 1]) * 10) / 10,
-      })),
-    ];
-    return out;
+    const figure = (dir: string, i: number, q: { kl: number; top1: number }): PrecisionFigure => ({
+      weights_mb: mb(weightBytes(dir)),
+      bundle_mb: mb(dirBytes(dir)),
+      top1_agreement: q.top1,
+      mean_kl: q.kl,
+      text_tokens_per_s: median(speeds[i]),
+    });
+    return {
+      hf_dir: figure(hfDir, 0, { top1: 1, kl: 0 }),
+      ...Object.fromEntries(VARIANTS.map((v, i) => [v.key, figure(dirs[i], i + 1, quality[i])])),
+    };
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -18,8 +18,13 @@ export const REQUIRED_METRICS = [
   'checkpoint_mb',
 ] as const;
 
-/** A preset's figures: the required ones and any others, plus nested groups (e.g. part_seconds). */
-export type PresetFigures = Record<(typeof REQUIRED_METRICS)[number], number> & Record<string, number | Record<string, number>>;
+/** Figures grouped under a name, to any depth (part_seconds; precision by variant; cold_start by model, then by stage). */
+export interface FigureGroup {
+  [name: string]: number | FigureGroup;
+}
+
+/** A preset's figures: the required ones and any others, plus nested groups. */
+export type PresetFigures = Record<(typeof REQUIRED_METRICS)[number], number> & FigureGroup;
 
 const SIGNIFICANT_DIGITS = 4;
 

@@ -5,14 +5,17 @@ import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
 import { RANDOM_CHECKPOINT_PRESETS, type PresetName } from '../sidecar/weights/random-checkpoint.ts';
 import { benchCheckpoint, sizeOnDisk } from './bench-checkpoints.ts';
 import { benchPlan } from './bench-plan.ts';
+import { describeColdStart } from './describe-cold-start.ts';
+import { measureColdStart, type ColdStartFigures } from './measure-cold-start.ts';
 import { measureFirstToken } from './measure-first-token.ts';
 import { measureWholeImage } from './measure-image.ts';
 import { measureLoad, type LoadFigures } from './measure-load.ts';
+import { measurePrecision, PRECISION_LABELS } from './measure-precision.ts';
 import { measureTextModel } from './measure-text-model.ts';
 import { measureThroughput } from './measure-throughput.ts';
 import { measureTransfer } from './measure-transfer.ts';
 import { measureVQ } from './measure-vq.ts';
-import { benchReportLine, type PresetFigures } from './report.ts';
+import { benchReportLine, type FigureGroup, type PresetFigures } from './report.ts';
 
 export interface BenchOptions {
   presets?: string[];
@@ -24,9 +27,10 @@ const MiB = 2 ** 20;
  * `anole bench` (npm run bench): per preset, the model's costs (load memory, prefill, single
  * step, VQ encode/decode) and then generation (throughput with and without guidance for the
  * in-graph loop and the per-token baseline, bytes per token at context 1000, time to first
- * token, a whole image). Readable lines go to stderr as it runs, with each part's duration;
- * the last stdout line is one JSON object {"tiny": {...}, "small": {...}, "total_seconds", the
- * 1-minute load averages at start and end}.
+ * token, a whole image), then precision (fp32 / int8 / int4 bundles against the checkpoint) and
+ * cold start (fresh processes: ready against reading the weights once). Readable lines go to
+ * stderr as it runs, with each part's duration; the last stdout line is one JSON object
+ * {"tiny": {...}, "small": {...}, "total_seconds", the 1-minute load averages at start and end}.
  */
 export async function runBench(opts: BenchOptions = {}): Promise<void> {
   const presets = opts.presets ?? ['tiny', 'small'];
@@ -39,7 +43,11 @@ export async function runBench(opts: BenchOptions = {}): Promise<void> {
   process.stderr.write(`bench: load average ${loadBefore.toFixed(2)} at the start (2 cores)\n`);
   // Every load child starts before this process loads any model: on Linux a child's maxRSS begins
   // at its parent's RSS when spawned (the high-water mark survives fork and exec).
-  const runs = (presets as PresetName[]).map((preset) => new PresetRun(preset));
+  // Cold start: every preset but tiny, against tiny, whose figures are then mostly the fixed costs
+  // (node, tsx, imports, graph building); tiny alone only when it is the only preset.
+  const coldStart = (preset: PresetName): ColdStartPlan | undefined =>
+    preset !== 'tiny' ? { reference: 'tiny' } : presets.length === 1 ? {} : undefined;
+  const runs = (presets as PresetName[]).map((preset) => new PresetRun(preset, coldStart(preset)));
   for (const run of runs) await run.prepare();
   const figures: Partial<Record<PresetName, PresetFigures>> = {};
   for (const run of runs) figures[run.preset] = await run.measure();
@@ -50,12 +58,23 @@ export async function runBench(opts: BenchOptions = {}): Promise<void> {
   process.stdout.write(benchReportLine(figures, top) + '\n');
 }
 
-/** One preset's bench: its checkpoint and load figures first, then the in-process measurements. */
+/** Whether a preset measures cold start, and against which smaller preset. */
+interface ColdStartPlan {
+  reference?: PresetName;
+}
+
+/**
+ * One preset's bench: its checkpoint and load figures first, then the in-process measurements,
+ * then the ones that load models of their own (precision in process, cold start in children).
+ */
 class PresetRun {
   private readonly partSeconds: Record<string, number> = {};
   private prepared: { dir: string; checkpointMiB: number; load: LoadFigures } | undefined;
 
-  constructor(readonly preset: PresetName) {}
+  constructor(
+    readonly preset: PresetName,
+    private readonly coldStart: ColdStartPlan | undefined,
+  ) {}
 
   async prepare(): Promise<void> {
     const { dir, written } = await this.part('checkpoint', () => benchCheckpoint(this.preset));
@@ -72,6 +91,34 @@ class PresetRun {
   async measure(): Promise<PresetFigures> {
     if (!this.prepared) throw new Error('prepare() first');
     const { dir, checkpointMiB, load } = this.prepared;
+    const engine = await this.measureEngine(dir);
+    const precision = await this.part('precision', () => measurePrecision(dir, { tokens: 64 }));
+    for (const [key, p] of Object.entries(precision)) {
+      this.log(
+        `precision, ${PRECISION_LABELS[key]}: top-1 ${(p.top1_agreement * 100).toFixed(1)}%, mean KL ${p.mean_kl.toExponential(2)}, ` +
+          `weights ${p.weights_mb.toFixed(0)} MiB (${p.bundle_mb.toFixed(0)} MiB on disk), ${p.text_tokens_per_s.toFixed(1)} text tokens/s`,
+      );
+    }
+    const coldStart = this.coldStart && (await this.part('cold_start', () => this.measureColdStart(dir, this.coldStart!)));
+    return {
+      ...engine,
+      ...load,
+      precision,
+      ...(coldStart ? { cold_start: coldStartGroup(coldStart) } : {}),
+      checkpoint_mb: checkpointMiB,
+      part_seconds: this.partSeconds,
+    };
+  }
+
+  private async measureColdStart(dir: string, plan: ColdStartPlan): Promise<ColdStartFigures> {
+    const referenceDir = plan.reference && benchCheckpoint(plan.reference).dir;
+    const figures = await measureColdStart(dir, { referenceDir });
+    for (const line of describeColdStart(figures, plan.reference)) this.log(line);
+    return figures;
+  }
+
+  /** The measurements on one loaded text model, image codec and generator. */
+  private async measureEngine(dir: string) {
     const log = (line: string) => this.log(line);
     const ckpt = openCheckpoint(dir);
     const plan = benchPlan(this.preset, ckpt.config!);
@@ -92,9 +139,6 @@ class PresetRun {
           ...wholeImage,
           ...textModel,
           ...vq,
-          ...load,
-          checkpoint_mb: checkpointMiB,
-          part_seconds: this.partSeconds,
         };
       } finally {
         await generator.release();
@@ -115,4 +159,8 @@ class PresetRun {
     this.log(`-- ${name}: ${this.partSeconds[name].toFixed(1)} s`);
     return result;
   }
+}
+
+function coldStartGroup(figures: ColdStartFigures): FigureGroup {
+  return { dropped_caches: figures.dropped_caches ? 1 : 0, ...figures.models };
 }

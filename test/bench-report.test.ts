@@ -1,6 +1,13 @@
-import { describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COLD_START_STAGES, STAGE_LABELS } from '../bench/cold-start-stages.ts';
+import { describeColdStart } from '../bench/describe-cold-start.ts';
+import { measureColdStart, perByteRatio, summarizeRun, type ColdStartRun } from '../bench/measure-cold-start.ts';
 import { median } from '../bench/median.ts';
 import { benchReportLine, REQUIRED_METRICS, type PresetFigures } from '../bench/report.ts';
+import { writeRandomCheckpoint } from '../sidecar/weights/random-checkpoint.ts';
 
 /** The shaping of the bench's JSON line (no timing here: the figures are made up). */
 function figures(scale: number): PresetFigures {
@@ -23,6 +30,13 @@ describe('benchReportLine', () => {
     expect(report.total_seconds).toBe(301.2);
   });
 
+  it('rounds and keeps groups nested to any depth (cold start by model, then by stage)', () => {
+    const coldStart = { dropped_caches: 1, hf_dir: { ready_ms: 9204.4444, stages_ms: { open: 12.34567 }, reference: { stages_ms: { open: 1 / 3 } } } };
+    const report = JSON.parse(benchReportLine({ small: { ...figures(1), cold_start: coldStart } }));
+    expect(report.small.cold_start).toEqual({ dropped_caches: 1, hf_dir: { ready_ms: 9204, stages_ms: { open: 12.35 }, reference: { stages_ms: { open: 0.3333 } } } });
+    expect(() => benchReportLine({ small: { ...figures(1), cold_start: { hf_dir: { stages_ms: { open: NaN } } } } })).toThrow('small.cold_start.hf_dir.stages_ms.open is NaN');
+  });
+
   it('names a missing required figure', () => {
     const { cfg_cost_ratio: _, ...rest } = figures(1);
     expect(() => benchReportLine({ small: rest as PresetFigures })).toThrow('small.cfg_cost_ratio is missing');
@@ -39,5 +53,50 @@ describe('median', () => {
     expect(median([5, 1, 3])).toBe(3);
     expect(median([40, 10, 30, 20])).toBe(25);
     expect(() => median([])).toThrow(RangeError);
+  });
+});
+
+describe('cold-start figures', () => {
+  const stages = (ms: number) => Object.fromEntries(COLD_START_STAGES.map((stage) => [stage, ms])) as ColdStartRun['stages_ms'];
+
+  it('takes the median read and the load whose ready time is the median, with that load\'s own stages', () => {
+    const loads = [4000, 6000, 5000].map((ready_ms) => ({ ready_ms, stages_ms: stages(ready_ms / COLD_START_STAGES.length) }));
+    const run = summarizeRun(2 ** 30, [300, 100, 200], loads);
+    expect(run).toMatchObject({ weights_mb: 1024, read_ms: 200, ready_ms: 5000, ready_over_read: 25 });
+    expect(run.stages_ms).toEqual(loads[2].stages_ms);
+    // process start and imports (2 of the 6 stages) are left out of load_over_read
+    expect(run.load_over_read).toBeCloseTo((5000 - (2 * 5000) / 6) / 200, 10);
+  });
+
+  it('per byte: the growth of ready time over the growth of read time, none when the reads did not grow', () => {
+    const run = (read_ms: number, ready_ms: number): ColdStartRun => ({ weights_mb: 1, read_ms, ready_ms, ready_over_read: 0, load_over_read: 0, stages_ms: stages(0) });
+    expect(perByteRatio(run(300, 9000), run(50, 2000))).toBe(28);
+    expect(perByteRatio(run(50, 9000), run(60, 2000))).toBeUndefined();
+  });
+
+  describe('from fresh processes on a tiny checkpoint', () => {
+    let dir: string;
+    beforeAll(() => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-cold-test-'));
+      writeRandomCheckpoint({ out: path.join(dir, 'ckpt'), preset: 'tiny', seed: 3 });
+    });
+    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it('reads every weight byte, and its stages add up to the ready time', async () => {
+      const figures = await measureColdStart(path.join(dir, 'ckpt'), { repeats: 1, dtypes: [], dropCaches: false });
+      expect(figures.dropped_caches).toBe(false);
+      expect(Object.keys(figures.models)).toEqual(['hf_dir']);
+      const f = figures.models.hf_dir;
+      expect(f.weights_mb * 2 ** 20).toBe(fs.statSync(path.join(dir, 'ckpt', 'model.safetensors')).size);
+      for (const stage of COLD_START_STAGES) expect(f.stages_ms[stage]).toBeGreaterThan(0);
+      const sum = COLD_START_STAGES.reduce((total, stage) => total + f.stages_ms[stage], 0);
+      expect(sum).toBeCloseTo(f.ready_ms, 6);
+      expect(f.ready_over_read).toBeCloseTo(f.ready_ms / f.read_ms, 10);
+      expect(f.engine_thread_ready_ms).toBeGreaterThan(0);
+      expect(f.engine_thread_over_read).toBeCloseTo(f.engine_thread_ready_ms / f.read_ms, 10);
+      const lines = describeColdStart(figures).join('\n');
+      expect(lines).toContain('HF directory');
+      for (const stage of COLD_START_STAGES) expect(lines).toContain(STAGE_LABELS[stage]);
+    });
   });
 });

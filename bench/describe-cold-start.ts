@@ -1,0 +1,39 @@
+import { COLD_START_STAGES, FIXED_STAGES, STAGE_LABELS, type ColdStartStage } from './cold-start-stages.ts';
+import { modelLabel, type ColdStartFigures, type ColdStartRun } from './measure-cold-start.ts';
+import { median } from './median.ts';
+
+const s = (ms: number) => (ms / 1000).toFixed(2);
+const x = (ratio: number) => `${ratio.toFixed(1)}×`;
+const fixedMs = (run: ColdStartRun) => FIXED_STAGES.reduce((sum, stage) => sum + run.stages_ms[stage], 0);
+
+/**
+ * The bench's readable lines for a cold-start measurement: per model its ratios and where the
+ * time went (next to the smaller reference checkpoint's, so that what grows with the weights shows),
+ * then which part is the same for every model.
+ */
+export function describeColdStart(figures: ColdStartFigures, referenceName = 'reference'): string[] {
+  const lines = [`cold start, page cache ${figures.dropped_caches ? 'emptied before every figure' : 'left warm (not root)'}; seconds:`];
+  const models = Object.entries(figures.models);
+  for (const [key, f] of models) {
+    const perByte = f.per_byte_ratio === undefined ? '' : `; per byte ${x(f.per_byte_ratio)} against ${referenceName}`;
+    lines.push(
+      `  ${modelLabel(key)}, ${f.weights_mb.toFixed(0)} MiB: read ${s(f.read_ms)}, ready ${s(f.ready_ms)} = ${x(f.ready_over_read)} the read ` +
+        `(${x(f.load_over_read)} without process start and imports)${perByte}; through the engine thread as the sidecar loads: ${s(f.engine_thread_ready_ms)}`,
+    );
+    const stage = (name: ColdStartStage) =>
+      `${STAGE_LABELS[name]} ${f.reference ? `${s(f.reference.stages_ms[name])} → ` : ''}${s(f.stages_ms[name])}`;
+    const from = f.reference ? ` (${referenceName}, ${f.reference.weights_mb.toFixed(0)} MiB: read ${s(f.reference.read_ms)}, ready ${s(f.reference.ready_ms)} → this)` : '';
+    lines.push(`    stages${from}: ${COLD_START_STAGES.map(stage).join('; ')}`);
+  }
+  if (models.length > 0) {
+    const runs = models.flatMap(([, f]) => (f.reference ? [f, f.reference] : [f]));
+    const fixed = median(runs.map(fixedMs));
+    const thread = median(models.map(([, f]) => f.engine_thread_ready_ms - f.ready_ms));
+    lines.push(
+      `  the same for every model: ${FIXED_STAGES.map((name) => STAGE_LABELS[name]).join(' and ')}, ${s(fixed)} in all (median), ` +
+        `and the engine thread's own start, ${s(thread)} more; the other stages are the model's: graphs grow with its layers, ` +
+        `the session with its weights and with what ONNX Runtime does to them`,
+    );
+  }
+  return lines;
+}
