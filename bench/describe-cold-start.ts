@@ -1,5 +1,5 @@
 import { COLD_START_STAGES, FIXED_STAGES, STAGE_LABELS, type ColdStartStage } from './cold-start-stages.ts';
-import { modelLabel, type ColdStartFigures, type ColdStartRun } from './measure-cold-start.ts';
+import { modelLabel, type ColdStartFigure, type ColdStartFigures, type ColdStartRun } from './measure-cold-start.ts';
 import { median } from './median.ts';
 
 const s = (ms: number) => (ms / 1000).toFixed(2);
@@ -9,7 +9,7 @@ const fixedMs = (run: ColdStartRun) => FIXED_STAGES.reduce((sum, stage) => sum +
 /**
  * The bench's readable lines for a cold-start measurement: per model its ratios and where the
  * time went (next to the smaller reference checkpoint's, so that what grows with the weights shows),
- * then which part is the same for every model.
+ * then which stages are fixed and which grew with the weights.
  */
 export function describeColdStart(figures: ColdStartFigures, referenceName = 'reference'): string[] {
   const lines = [`cold start, page cache ${figures.dropped_caches ? 'emptied before every figure' : 'left warm (not root)'}; seconds:`];
@@ -27,13 +27,26 @@ export function describeColdStart(figures: ColdStartFigures, referenceName = 're
   }
   if (models.length > 0) {
     const runs = models.flatMap(([, f]) => (f.reference ? [f, f.reference] : [f]));
-    const fixed = median(runs.map(fixedMs));
     const thread = median(models.map(([, f]) => f.engine_thread_ready_ms - f.ready_ms));
     lines.push(
-      `  the same for every model: ${FIXED_STAGES.map((name) => STAGE_LABELS[name]).join(' and ')}, ${s(fixed)} in all (median), ` +
-        `and the engine thread's own start, ${s(thread)} more; the other stages are the model's: graphs grow with its layers, ` +
-        `the session with its weights and with what ONNX Runtime does to them`,
+      `  fixed, whatever the model: ${FIXED_STAGES.map((name) => STAGE_LABELS[name]).join(' and ')}, ${s(median(runs.map(fixedMs)))} in all (median), ` +
+        `and the engine thread's own start, ${s(thread)} more`,
     );
+    const grown = growingStages(models.map(([, f]) => f));
+    if (grown) {
+      lines.push(
+        `  grew with the weights from ${referenceName} to this (by more than a quarter of the extra read time, in some model): ` +
+          `${grown.map((name) => STAGE_LABELS[name]).join('; ') || 'none'}; the others grew by less`,
+      );
+    }
   }
   return lines;
+}
+
+/** The stages that grew from the reference by more than a quarter of the growth of the read time, in any model (undefined without references). */
+function growingStages(figures: ColdStartFigure[]): ColdStartStage[] | undefined {
+  if (!figures.every((f) => f.reference)) return undefined;
+  return COLD_START_STAGES.filter((stage) =>
+    figures.some((f) => f.stages_ms[stage] - f.reference!.stages_ms[stage] > 0.25 * (f.read_ms - f.reference!.read_ms)),
+  );
 }

@@ -74,6 +74,21 @@ describe('cold-start figures', () => {
     expect(perByteRatio(run(50, 9000), run(60, 2000))).toBeUndefined();
   });
 
+  it('tells the fixed stages and the ones that grew with the weights apart, from the figures', () => {
+    const run = (read_ms: number, session: number): ColdStartRun => {
+      const stages_ms = { ...stages(100), generator_session: session };
+      const ready_ms = Object.values(stages_ms).reduce((a, b) => a + b, 0);
+      return { weights_mb: 1, read_ms, ready_ms, ready_over_read: ready_ms / read_ms, load_over_read: 0, stages_ms };
+    };
+    const model = (session: number, refSession: number) => ({ ...run(500, session), engine_thread_ready_ms: 0, engine_thread_over_read: 0, reference: run(20, refSession) });
+    const lines = describeColdStart({ dropped_caches: true, models: { hf_dir: model(6000, 500), bundle_int4: model(700, 400) } }, 'tiny');
+    const last = lines.at(-1)!;
+    expect(last).toContain(`grew with the weights from tiny to this`);
+    expect(last).toContain(STAGE_LABELS.generator_session);
+    for (const stage of COLD_START_STAGES.filter((name) => name !== 'generator_session')) expect(last).not.toContain(STAGE_LABELS[stage]);
+    expect(lines.at(-2)).toContain(`${STAGE_LABELS.process_start} and ${STAGE_LABELS.imports}, 0.20 in all`);
+  });
+
   describe('from fresh processes on a tiny checkpoint', () => {
     let dir: string;
     beforeAll(() => {
