@@ -35,9 +35,9 @@ describe('CUDA readiness (kernel table of ONNX Runtime CUDA EP, no GPU needed)',
       fs.writeFileSync(`.cache/cuda-nodes-${dtype}.txt`, nodes.map((n) => n.line).join('\n') + '\n');
       const missing = nodes.map((n) => missingCudaKernel(n.node, DEFAULT_OPSETS)).filter((m) => m !== undefined);
       expect(missing).toEqual([]);
-      // the decoder really computes in the requested type: its MatMuls read fp16 / bf16 activations
+      // the decoder really computes in the requested type: its matrix products read fp16 / bf16 activations
       const wanted = { fp16: 'float16', bf16: 'bfloat16', fp32: 'float' }[dtype];
-      const matmuls = nodes.filter((n) => n.line.startsWith('loop-full: ai.onnx.MatMul('));
+      const matmuls = nodes.filter((n) => /^loop-full: ai\.onnx\.(MatMul|Gemm)\(/.test(n.line));
       expect(matmuls.length).toBeGreaterThan(0);
       expect(matmuls.every((n) => n.node.inputTypes.every((t) => t === wanted))).toBe(true);
     });

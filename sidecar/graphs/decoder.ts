@@ -15,7 +15,6 @@ import {
   rotaryInverseFrequencies,
   rotaryTables,
   swigluMlp,
-  transposedWeight,
   weightDerived,
   type QKNormLayout,
 } from './decoder-layers.ts';
@@ -274,7 +273,7 @@ export function emitLmHead(g: GraphBuilder, w: DecoderWeights, hidden: string, o
       const [start, end] = opts.rows;
       head = weightDerived(g, `rows:${start}:${end}:${full}`, (root) => root.op('Slice', [full, root.int64s([start]), root.int64s([end]), root.int64s([0])])); // [end - start, C]
     }
-    logits = g.op('MatMul', [hidden, transposedWeight(g, head)], {}, asFloat32 ? named : {});
+    logits = linear(g, hidden, head, undefined, asFloat32 ? opts.output : undefined);
   }
   return asFloat32 ? logits : g.op('Cast', [logits], { to: DataType.FLOAT }, named);
 }

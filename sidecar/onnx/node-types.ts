@@ -66,7 +66,7 @@ const SAME_AS_FIRST = new Set([
   'Min', 'Max', 'Identity', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Concat', 'Split', 'Slice', 'Gather', 'GatherElements',
   'Expand', 'Tile', 'ScatterElements', 'ScatterND', 'CumSum', 'Range', 'ReduceSum', 'ReduceMean', 'ReduceMax', 'ReduceMin',
   'ReduceSumSquare', 'Conv', 'Resize', 'MatMul', 'RMSNormalization', 'SimplifiedLayerNormalization', 'MatMulNBits', 'FusedMatMul',
-  'RotaryEmbedding', 'SkipSimplifiedLayerNormalization', 'QuickGelu',
+  'RotaryEmbedding', 'SkipSimplifiedLayerNormalization', 'QuickGelu', 'Flatten', 'Gemm',
 ]);
 
 function outputTypes(node: onnx.INodeProto, inputs: number[]): number[] {
