@@ -7,13 +7,16 @@
  *   thread <dir> the sidecar's own path: EngineThread.start (a worker thread that registers tsx,
  *               imports the engine again and loads as above), and prints {"ready_ms": …};
  *   read <dir>  reads every weight file of <dir> once, start to end, and prints {"read_ms": …, "bytes": …}.
+ * Run through tsx, or bundled by scripts/build-dist.ts beside the engine thread's bundle (no tsx in
+ * either thread).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ModelSource } from '../sidecar/engine/model-source.ts';
 import type { ColdStartStage } from './cold-start-stages.ts';
 
-// performance.now() counts from this process's start: everything before this line is node and tsx.
+// performance.now() counts from this process's start: everything before this line is node and tsx
+// (from a bundle: node, parsing the bundle and the native packages it imports).
 const started = performance.now();
 const [mode, dir] = process.argv.slice(2);
 

@@ -4,7 +4,7 @@ import { median } from './median.ts';
 
 const s = (ms: number) => (ms / 1000).toFixed(2);
 const x = (ratio: number) => `${ratio.toFixed(1)}×`;
-const fixedMs = (run: ColdStartRun) => FIXED_STAGES.reduce((sum, stage) => sum + run.stages_ms[stage], 0);
+const fixedMs = (run: Pick<ColdStartRun, 'stages_ms'>) => FIXED_STAGES.reduce((sum, stage) => sum + run.stages_ms[stage], 0);
 
 /**
  * The bench's readable lines for a cold-start measurement: per model its ratios and where the
@@ -20,6 +20,9 @@ export function describeColdStart(figures: ColdStartFigures, referenceName = 're
       `  ${modelLabel(key)}, ${f.weights_mb.toFixed(0)} MiB: read ${s(f.read_ms)}, ready ${s(f.ready_ms)} = ${x(f.ready_over_read)} the read ` +
         `(${x(f.load_over_read)} without process start and imports)${perByte}; through the engine thread as the sidecar loads: ${s(f.engine_thread_ready_ms)}`,
     );
+    if (f.bundled) {
+      lines.push(`    from the build (npm run build, no tsx): ready ${s(f.bundled.ready_ms)}, through the engine thread ${s(f.bundled.engine_thread_ready_ms)}`);
+    }
     const stage = (name: ColdStartStage) =>
       `${STAGE_LABELS[name]} ${f.reference ? `${s(f.reference.stages_ms[name])} → ` : ''}${s(f.stages_ms[name])}`;
     const from = f.reference ? ` (${referenceName}, ${f.reference.weights_mb.toFixed(0)} MiB: read ${s(f.reference.read_ms)}, ready ${s(f.reference.ready_ms)} → this)` : '';
@@ -32,6 +35,13 @@ export function describeColdStart(figures: ColdStartFigures, referenceName = 're
       `  fixed, whatever the model: ${FIXED_STAGES.map((name) => STAGE_LABELS[name]).join(' and ')}, ${s(median(runs.map(fixedMs)))} in all (median), ` +
         `and the engine thread's own start, ${s(thread)} more`,
     );
+    const bundled = models.flatMap(([, f]) => (f.bundled ? [f.bundled] : []));
+    if (bundled.length > 0) {
+      lines.push(
+        `  the same from the build: ${s(median(bundled.map(fixedMs)))} (node, the bundle and its native packages; then the engine's modules), ` +
+          `and the engine thread's own start, ${s(median(bundled.map((b) => b.engine_thread_ready_ms - b.ready_ms)))} more`,
+      );
+    }
     const grown = growingStages(models.map(([, f]) => f));
     if (grown) {
       lines.push(

@@ -9,7 +9,9 @@
  * proportion to how fast the disk is, so with `referenceDir` (a smaller checkpoint of the same
  * family) every model is also measured from it, interleaved, and the figure gets a per-byte
  * ratio: (ready − its ready) / (read − its read), what the load costs for each extra byte of
- * weights relative to reading that byte. Prints one JSON line.
+ * weights relative to reading that byte. With `bundled` (the default) the last model also starts
+ * from the build (scripts/build-dist.ts: the child bundled, no tsx), as the worker image runs.
+ * Prints one JSON line.
  *
  *   npx tsx bench/measure-cold-start.ts <HF checkpoint dir> [<smaller HF checkpoint dir>] [--no-drop-caches]
  */
@@ -18,8 +20,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildDist } from '../scripts/build-dist.ts';
 import { writeBundle } from '../sidecar/bundle/write-bundle.ts';
 import type { WeightDtype } from '../sidecar/graphs/precision.ts';
+import { BENCH_CACHE_DIR } from './bench-checkpoints.ts';
 import { FIXED_STAGES, type ColdStartStage } from './cold-start-stages.ts';
 
 const CHILD = fileURLToPath(new URL('./cold-start-child.ts', import.meta.url));
@@ -40,10 +44,19 @@ export interface ColdStartRun {
   stages_ms: Record<ColdStartStage, number>;
 }
 
+/** The same start from the build: plain JavaScript, no tsx in either thread (medians). */
+export interface BundledStart {
+  ready_ms: number;
+  /** Where ready_ms went; process_start also holds parsing the bundle and loading the native packages it imports. */
+  stages_ms: Record<ColdStartStage, number>;
+  engine_thread_ready_ms: number;
+}
+
 export interface ColdStartFigure extends ColdStartRun {
   /** The sidecar's own path (EngineThread.start: a worker thread that starts tsx and imports again). */
   engine_thread_ready_ms: number;
   engine_thread_over_read: number;
+  bundled?: BundledStart;
   /** (ready − reference ready) / (read − reference read); absent without a reference or when the reads came out equal. */
   per_byte_ratio?: number;
   /** The same model made from the smaller checkpoint. */
@@ -62,6 +75,8 @@ export interface ColdStartOptions {
   dropCaches?: boolean;
   repeats?: number;
   dtypes?: WeightDtype[];
+  /** Also start the last model from the build (default true). */
+  bundled?: boolean;
 }
 
 export const MODEL_LABELS: Record<string, string> = { hf_dir: 'HF directory' };
@@ -92,14 +107,18 @@ interface Samples {
   reads: number[];
   loads: LoadSample[];
   threads: number[];
+  bundledLoads: LoadSample[];
+  bundledThreads: number[];
 }
 
-function child<T>(mode: 'load' | 'thread' | 'read', dir: string, dropCaches: boolean): T {
+/** A fresh child: cold-start-child.ts through tsx, or its bundle when given one. */
+function child<T>(mode: 'load' | 'thread' | 'read', dir: string, dropCaches: boolean, bundle?: string): T {
   if (dropCaches) {
     execFileSync('sync');
     fs.writeFileSync(DROP_CACHES, '3');
   }
-  const run = spawnSync(process.execPath, ['--import', TSX, CHILD, mode, dir], { encoding: 'utf8' });
+  const args = bundle ? [bundle, mode, dir] : ['--import', TSX, CHILD, mode, dir];
+  const run = spawnSync(process.execPath, args, { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`cold-start-child ${mode} ${dir}: ${run.stderr}`);
   return JSON.parse(run.stdout.trim().split('\n').pop()!) as T;
 }
@@ -136,18 +155,30 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
   const dropCaches = opts.dropCaches ?? canDropCaches();
   const dtypes = opts.dtypes ?? ['bf16', 'fp32', 'int4'];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-cold-'));
+  // inside the repository: a bundle resolves its external packages from node_modules above it
+  fs.mkdirSync(BENCH_CACHE_DIR, { recursive: true });
+  const dist = opts.bundled === false ? undefined : fs.mkdtempSync(path.join(BENCH_CACHE_DIR, 'dist-'));
   try {
+    if (dist) await buildDist({ outDir: dist, extraEntries: { 'cold-start-child': 'bench/cold-start-child.ts' } });
+    const bundle = dist && path.join(dist, 'cold-start-child.mjs');
     const main = await modelsOf(hfDir, dtypes, path.join(tmp, 'main'));
     const reference = opts.referenceDir ? await modelsOf(opts.referenceDir, dtypes, path.join(tmp, 'reference')) : [];
     const samples = new Map<string, Samples>();
+    // the build saves a fixed cost, the same for any model: one measures it, the last (int4 by
+    // default, the quickest to load, where it weighs most)
+    const bundledKey = bundle && main.at(-1)![0];
     const sample = (id: string, dir: string, withThread: boolean) => {
-      const s = samples.get(id) ?? { bytes: 0, reads: [], loads: [], threads: [] };
+      const s = samples.get(id) ?? { bytes: 0, reads: [], loads: [], threads: [], bundledLoads: [], bundledThreads: [] };
       samples.set(id, s);
       const read = child<{ read_ms: number; bytes: number }>('read', dir, dropCaches);
       s.reads.push(read.read_ms);
       s.bytes = read.bytes;
       s.loads.push(child<LoadSample>('load', dir, dropCaches));
       if (withThread) s.threads.push(child<{ ready_ms: number }>('thread', dir, dropCaches).ready_ms);
+      if (id === bundledKey) {
+        s.bundledLoads.push(child<LoadSample>('load', dir, dropCaches, bundle));
+        s.bundledThreads.push(child<{ ready_ms: number }>('thread', dir, dropCaches, bundle).ready_ms);
+      }
     };
     // Interleaved, every model once per round, so that whatever else runs on the machine meets
     // each of them alike; the engine thread's cost over the in-process load is the same for any
@@ -162,6 +193,10 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
       const run = summarizeRun(s.bytes, s.reads, s.loads);
       const thread = middle(s.threads, (x) => x);
       const figure: ColdStartFigure = { ...run, engine_thread_ready_ms: thread, engine_thread_over_read: thread / run.read_ms };
+      if (key === bundledKey) {
+        const load = middle(s.bundledLoads, (l) => l.ready_ms);
+        figure.bundled = { ready_ms: load.ready_ms, stages_ms: load.stages_ms, engine_thread_ready_ms: middle(s.bundledThreads, (x) => x) };
+      }
       const r = samples.get(`reference ${key}`);
       if (r) {
         figure.reference = summarizeRun(r.bytes, r.reads, r.loads);
@@ -173,6 +208,7 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
     return { dropped_caches: dropCaches, models };
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
+    if (dist) fs.rmSync(dist, { recursive: true, force: true });
   }
 }
 

@@ -97,7 +97,7 @@ describe('cold-start figures', () => {
     });
     afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-    it('reads every weight byte, and its stages add up to the ready time', async () => {
+    it('reads every weight byte, and its stages add up to the ready time, from the sources and from the build', async () => {
       const figures = await measureColdStart(path.join(dir, 'ckpt'), { repeats: 1, dtypes: [], dropCaches: false });
       expect(figures.dropped_caches).toBe(false);
       expect(Object.keys(figures.models)).toEqual(['hf_dir']);
@@ -109,8 +109,14 @@ describe('cold-start figures', () => {
       expect(f.ready_over_read).toBeCloseTo(f.ready_ms / f.read_ms, 10);
       expect(f.engine_thread_ready_ms).toBeGreaterThan(0);
       expect(f.engine_thread_over_read).toBeCloseTo(f.engine_thread_ready_ms / f.read_ms, 10);
+      // the same start from the build (scripts/build-dist.ts): its own stages add up too
+      const bundled = f.bundled!;
+      for (const stage of COLD_START_STAGES) expect(bundled.stages_ms[stage]).toBeGreaterThan(0);
+      expect(COLD_START_STAGES.reduce((total, stage) => total + bundled.stages_ms[stage], 0)).toBeCloseTo(bundled.ready_ms, 6);
+      expect(bundled.engine_thread_ready_ms).toBeGreaterThan(0);
       const lines = describeColdStart(figures).join('\n');
       expect(lines).toContain('HF directory');
+      expect(lines).toContain('from the build');
       for (const stage of COLD_START_STAGES) expect(lines).toContain(STAGE_LABELS[stage]);
     });
   });

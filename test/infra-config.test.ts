@@ -126,12 +126,20 @@ describe('sidecar/Dockerfile', () => {
     }
   });
 
+  it('builds dist/ (npm run build) in a stage of its own and copies only the build into the runtime', () => {
+    const build = instructions.slice(instructions.findIndex((l) => / AS build$/.test(l)));
+    expect(build.slice(0, build.findIndex((l, i) => i > 0 && l.startsWith('FROM ')))).toContain('RUN npm run build');
+    expect(lastStage).toContain('COPY --from=build /app/dist ./dist');
+    // the runtime holds no TypeScript sources: the worker needs no tsx
+    for (const dir of ['bin', 'cli', 'sidecar', 'functions']) expect(lastStage.some((l) => l.startsWith(`COPY ${dir} `))).toBe(false);
+  });
+
   it('has a healthcheck on /healthz (the same probe as the ECS task), runs `anole worker` as a non-root user', () => {
     const health = instructions.find((l) => l.startsWith('HEALTHCHECK '))!;
     expect(health).toMatch(/--start-period=300s/);
     const command = JSON.parse(health.slice(health.indexOf('CMD ') + 4)) as string[];
     expect(command).toEqual(['node', '-e', HEALTH_PROBE]);
-    expect(instructions.at(-1)).toBe('CMD ["node", "bin/anole.js", "worker"]');
+    expect(instructions.at(-1)).toBe('CMD ["node", "dist/anole.mjs", "worker"]');
     expect(lastStage.find((l) => l.startsWith('USER '))).toBe('USER anole');
     const env = lastStage.filter((l) => l.startsWith('ENV ')).flatMap((l) => l.slice(4).split(/\s+/));
     expect(env).toContain(`${ENV.healthPort}=${CONTAINER.healthPort}`);

@@ -305,7 +305,7 @@ describe('the worker image', () => {
     expect(files.length).toBeGreaterThan(20);
     expect(files).toContain('cli/main.ts');
     expect(files.filter((f) => !fs.existsSync(path.join(context, f)))).toEqual([]);
-    for (const f of ['package.json', 'package-lock.json', '.npmrc', 'sidecar/Dockerfile', 'sidecar/worker/start-worker.ts']) expect(fs.existsSync(path.join(context, f)), f).toBe(true);
+    for (const f of ['package.json', 'package-lock.json', '.npmrc', 'sidecar/Dockerfile', 'sidecar/worker/start-worker.ts', 'scripts/build-dist.ts']) expect(fs.existsSync(path.join(context, f)), f).toBe(true);
     for (const d of ['node_modules', 'test', '.cache', 'cdk.out', 'tmp']) expect(fs.existsSync(path.join(context, d)), d).toBe(false);
   });
 });

@@ -23,12 +23,13 @@ export interface ServedProcess {
 
 const BIN = path.resolve(import.meta.dirname, '../bin/anole.js');
 
-export async function startServe(env: Record<string, string> = {}, readyTimeoutMs = 90_000): Promise<ServedProcess> {
+/** `bin`: the CLI to run, bin/anole.js (the sources through tsx) or a build's anole.mjs. */
+export async function startServe(env: Record<string, string> = {}, readyTimeoutMs = 90_000, bin = BIN): Promise<ServedProcess> {
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-serve-'));
   const childEnv: NodeJS.ProcessEnv = { ...process.env, PORT: '0', ...env };
   delete childEnv.ANOLE_MODEL; // the embedded default: the tiny preset, made on first start
   if (env.ANOLE_MODEL) childEnv.ANOLE_MODEL = env.ANOLE_MODEL;
-  const child = spawn(process.execPath, [BIN, 'serve'], { cwd, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [bin, 'serve'], { cwd, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout: string[] = [];
   const stderr: string[] = [];
   readline.createInterface({ input: child.stderr! }).on('line', (l) => stderr.push(l));

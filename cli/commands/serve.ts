@@ -3,10 +3,10 @@ import path from 'node:path';
 import { bucketOnOrigin, presignOnOrigin } from '../../dev/bucket-on-api-origin.ts';
 import { startLocalStack, type LocalStack } from '../../dev/local-stack.ts';
 import { createApp } from '../../functions/api/app.ts';
+import { loadPlaygroundPage } from '../../functions/api/playground.ts';
 import { apiDepsFromEnv } from '../../functions/api/deps-from-env.ts';
 import { renderPrediction } from '../../functions/api/prediction-view.ts';
 import { serveApi, type ServedApi } from '../../functions/api/serve.ts';
-import { playgroundPage } from '../../functions/playground/build-page.ts';
 import { startWorker, workerConfigFromEnv, type StartedWorker } from '../../sidecar/worker/start-worker.ts';
 import { resolveModelDir } from '../default-model.ts';
 
@@ -55,7 +55,7 @@ export async function startLocalService(env: NodeJS.ProcessEnv = process.env): P
     await stack?.stop();
   };
   try {
-    const page = playgroundPage(); // built (esbuild) while the rest starts; GET / is then instant
+    const page = loadPlaygroundPage(); // built (esbuild) or read while the rest starts; GET / is then instant
     stack = await startLocalStack({ dir: s3Dir });
     // listen first: presigned URLs need the port, which may be any free one (PORT=0)
     let handle: (r: Request) => Response | Promise<Response> = () => new Response('starting', { status: 503, headers: { 'retry-after': '1' } });

@@ -37,7 +37,7 @@ export function playgroundRoute(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): voi
 }
 
 async function render(ctx: ApiContext): Promise<{ html: string; csp: string }> {
-  const built = await builtPage();
+  const built = await loadPlaygroundPage();
   const config: PlaygroundConfig = {
     keysOn: ctx.apiKeys.length > 0,
     imageToken: ctx.processor.config.imageToken,
@@ -66,8 +66,8 @@ async function render(ctx: ApiContext): Promise<{ html: string; csp: string }> {
   return { html: built.html(config), csp };
 }
 
-/** The prebuilt page beside this module (the Lambda bundle), else a build from the sources (esbuild). */
-async function builtPage(): Promise<BuiltPage> {
+/** The prebuilt page beside this module (the Lambda bundle, dist/), else a build from the sources (esbuild). */
+export async function loadPlaygroundPage(): Promise<BuiltPage> {
   const prebuilt = await readPrebuiltPage(import.meta.url);
   if (prebuilt) return pageFromParts(prebuilt);
   // loaded only when there is no prebuilt page, through a computed specifier so that bundlers (the

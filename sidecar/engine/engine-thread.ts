@@ -34,6 +34,18 @@ export interface CodecLike {
   release(): Promise<void>;
 }
 
+/** The engine thread's own bundle, written beside the CLI's by `npm run build` (scripts/build-dist.ts). */
+export const ENGINE_THREAD_BUNDLE = 'engine-thread.mjs';
+
+/**
+ * What the engine thread runs. From the sources, thread-bootstrap.js registers tsx (worker threads do
+ * not inherit its loader) and imports workerData.entry; from a build, this module is inside a bundle
+ * and the thread's bundle lies beside it, plain JavaScript that needs no tsx.
+ */
+function threadEntry(): URL {
+  return import.meta.url.endsWith('.ts') ? new URL('./thread-bootstrap.js', import.meta.url) : new URL(`./${ENGINE_THREAD_BUNDLE}`, import.meta.url);
+}
+
 /**
  * The generator and the image codec on a thread of their own (engine-thread-main.ts), behind the
  * same methods: session.run blocks its thread for a whole chunk, and the main thread must keep
@@ -74,9 +86,7 @@ export class EngineThread {
 
   /** Loads the checkpoint on a new thread; rejects with the checkpoint's error if it is bad. */
   static async start(modelDir: string, session: SessionConfig = {}): Promise<EngineThread> {
-    const worker = new Worker(new URL('./thread-bootstrap.js', import.meta.url), {
-      workerData: { entry: new URL('./engine-thread-main.ts', import.meta.url).href, modelDir, session },
-    });
+    const worker = new Worker(threadEntry(), { workerData: { entry: new URL('./engine-thread-main.ts', import.meta.url).href, modelDir, session } });
     const first = await new Promise<FromThread>((resolve, reject) => {
       worker.once('message', resolve);
       worker.once('error', reject);
