@@ -8,8 +8,9 @@ import type { AddressInfo } from 'node:net';
  *   GET /api/models/<owner>/<name>/tree/<rev>?recursive=true  → [{type, path, size, oid, lfs?}]
  * and file contents with Range support
  *   GET /<owner>/<name>/resolve/<rev>/<path>.
- * It requires a bearer token (a gated repo), can cut one response short (a dropped connection)
- * and records every request's path and Range header.
+ * It requires a bearer token (a gated repo), can cut one response short (a dropped connection) or
+ * hold a file's responses back (a download in flight), and records every request's method, path
+ * and Range header.
  */
 export interface FakeHubFile {
   content: Buffer;
@@ -21,21 +22,24 @@ export interface FakeHubFile {
 
 export interface FakeHub {
   url: string;
-  requests: { path: string; range: string | undefined }[];
+  requests: { method: string; path: string; range: string | undefined }[];
   /** The next full or ranged body of `path` stops after this many bytes, and the socket is destroyed. */
   cutNext(path: string, bytes: number): void;
+  /** Requests for `path` wait (arrived resolves at the first) until release(). */
+  hold(path: string): { arrived: Promise<void>; release(): void };
   close(): Promise<void>;
 }
 
 export async function startFakeHub(repo: string, files: Record<string, FakeHubFile>, token: string): Promise<FakeHub> {
   const requests: FakeHub['requests'] = [];
   const cuts = new Map<string, number>();
+  const holds = new Map<string, { arrive: () => void; released: Promise<void> }>();
   const gitSha1 = (b: Buffer) => crypto.createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
   const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(async (req, res) => {
     const url = new URL(req.url!, 'http://hub');
-    requests.push({ path: url.pathname, range: req.headers.range });
+    requests.push({ method: req.method!, path: url.pathname, range: req.headers.range });
     if (req.headers.authorization !== `Bearer ${token}`) {
       res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'Access to this gated repo requires a token' }));
       return;
@@ -59,6 +63,12 @@ export async function startFakeHub(repo: string, files: Record<string, FakeHubFi
       return;
     }
     const name = url.pathname.slice(prefix.length);
+    const held = holds.get(name);
+    if (held) {
+      held.arrive();
+      await held.released;
+      if (res.destroyed) return; // the client went away meanwhile
+    }
     const body = file.served ?? file.content;
     const etag = `"${sha256(file.content)}"`;
     const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
@@ -86,6 +96,19 @@ export async function startFakeHub(repo: string, files: Record<string, FakeHubFi
     url: `http://127.0.0.1:${port}`,
     requests,
     cutNext: (path, bytes) => cuts.set(path, bytes),
+    hold(path) {
+      let arrive!: () => void;
+      let release!: () => void;
+      const arrived = new Promise<void>((resolve) => (arrive = resolve));
+      holds.set(path, { arrive, released: new Promise<void>((resolve) => (release = resolve)) });
+      return {
+        arrived,
+        release: () => {
+          holds.delete(path);
+          release();
+        },
+      };
+    },
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }

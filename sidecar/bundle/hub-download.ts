@@ -35,11 +35,16 @@ export function isHubRepoId(location: string): boolean {
   return REPO_ID.test(location) && !fs.existsSync(location);
 }
 
+/** The local directory a repo is downloaded into (one per repo and revision). */
+export function hubCacheDir(cacheDir: string, repo: string, revision = 'main'): string {
+  return path.join(cacheDir, repo.replace('/', '--'), revision);
+}
+
 export async function downloadHubRepo(opts: HubDownloadOptions): Promise<string> {
   const revision = opts.revision ?? 'main';
   const accessToken = opts.accessToken ?? process.env.HF_TOKEN ?? undefined;
   const common: HubCall = { repo: opts.repo, revision, hubUrl: opts.hubUrl, fetch: opts.fetch, ...(accessToken ? { accessToken } : {}) };
-  const dir = path.join(opts.cacheDir, opts.repo.replace('/', '--'), revision);
+  const dir = hubCacheDir(opts.cacheDir, opts.repo, revision);
   fs.mkdirSync(dir, { recursive: true });
   const recordFile = path.join(dir, RECORD);
   const record: Record<string, string> = fs.existsSync(recordFile) ? JSON.parse(fs.readFileSync(recordFile, 'utf8')) : {};

@@ -1,8 +1,9 @@
 import path from 'node:path';
 import { createS3Client, s3SettingsFromEnv } from '../../contract/s3.ts';
 import { isS3Uri, parseS3Uri } from '../../contract/s3-uri.ts';
-import { downloadHubRepo, isHubRepoId } from './hub-download.ts';
-import { downloadS3Model } from './s3-download.ts';
+import { cacheLockOptionsFromEnv, withCacheLock } from './cache-lock.ts';
+import { downloadHubRepo, hubCacheDir, isHubRepoId } from './hub-download.ts';
+import { downloadS3Model, s3CacheDir } from './s3-download.ts';
 
 export type DownloadProgress = (file: string, done: number, size: number) => void;
 
@@ -12,20 +13,20 @@ export type DownloadProgress = (file: string, done: number, size: number) => voi
  * settings of the environment (contract/s3.ts: ANOLE_S3_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID…);
  * or a Hugging Face Hub repo id (`owner/name`, optionally `@revision`) downloaded first into
  * $ANOLE_HUB_CACHE (default .cache/hub) from $HF_ENDPOINT (default the Hub) with $HF_TOKEN. A later
- * call reuses the cache.
+ * call reuses the cache. Processes resolving the same location at once take turns
+ * (cache-lock.ts, $ANOLE_CACHE_LOCK_STALE_SECONDS): one downloads, the others wait and find it done.
  */
 export async function resolveModelLocation(location: string, onProgress?: DownloadProgress): Promise<string> {
   if (isS3Uri(location)) return resolveS3Location(location, onProgress);
   const [repo, revision] = location.split('@');
   if (!isHubRepoId(repo)) return location;
+  const cacheDir = process.env.ANOLE_HUB_CACHE || path.resolve('.cache/hub');
   try {
-    return await downloadHubRepo({
-      repo,
-      revision,
-      cacheDir: process.env.ANOLE_HUB_CACHE || path.resolve('.cache/hub'),
-      hubUrl: process.env.HF_ENDPOINT || undefined,
-      onProgress,
-    });
+    return await withCacheLock(
+      hubCacheDir(cacheDir, repo, revision),
+      () => downloadHubRepo({ repo, revision, cacheDir, hubUrl: process.env.HF_ENDPOINT || undefined, onProgress }),
+      cacheLockOptionsFromEnv(location),
+    );
   } catch (e) {
     // a mistyped relative directory looks like a repo id too: say both readings
     throw new Error(`${location} is no directory here, and downloading it as a Hub repo id failed: ${(e as Error).message}`);
@@ -34,9 +35,10 @@ export async function resolveModelLocation(location: string, onProgress?: Downlo
 
 async function resolveS3Location(location: string, onProgress?: DownloadProgress): Promise<string> {
   const from = parseS3Uri(location, 'a model location');
+  const cacheDir = process.env.ANOLE_S3_CACHE || path.resolve('.cache/s3');
   const s3 = createS3Client(s3SettingsFromEnv());
   try {
-    return await downloadS3Model({ s3, from, cacheDir: process.env.ANOLE_S3_CACHE || path.resolve('.cache/s3'), onProgress });
+    return await withCacheLock(s3CacheDir(cacheDir, from), () => downloadS3Model({ s3, from, cacheDir, onProgress }), cacheLockOptionsFromEnv(location));
   } finally {
     s3.destroy();
   }
