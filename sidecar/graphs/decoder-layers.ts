@@ -34,13 +34,14 @@ export function weightDerived(g: GraphBuilder, key: string, emit: (root: GraphBu
  * 2-D. MLAS prepacks a constant Gemm B in either layout, so the session never folds a Transpose
  * of every matrix at load (50M bf16 parameters: 0.3–0.5 s to create instead of 1–3 s, and no
  * slower per run). com.microsoft.FusedMatMul with transB is not prepacked: 2–5x slower per token.
- * x: [..., in] → [..., out]
+ * `shape` is x's dims but the last, then -1: a caller that projects many tensors of one shape
+ * (a decoder forward) computes it once instead of once per matrix. x: [..., in] → [..., out]
  */
-export function linear(g: GraphBuilder, x: string, weight: string, bias?: string, output?: string): string {
+export function linear(g: GraphBuilder, x: string, weight: string, opts: { bias?: string; shape?: string; output?: string } = {}): string {
   const flat = g.op('Flatten', [x], { axis: -1 }); // [N, in]
-  const y = g.op('Gemm', bias ? [flat, weight, bias] : [flat, weight], { transB: 1 }); // [N, out]
-  const leading = g.op('Slice', [g.op('Shape', [x]), g.int64s([0]), g.int64s([-1])]); // x's dims but the last
-  return g.op('Reshape', [y, g.op('Concat', [leading, g.int64s([-1])], { axis: 0 })], {}, { output });
+  const y = g.op('Gemm', opts.bias ? [flat, weight, opts.bias] : [flat, weight], { transB: 1 }); // [N, out]
+  const shape = opts.shape ?? g.op('Concat', [g.op('Slice', [g.op('Shape', [x]), g.int64s([0]), g.int64s([-1])]), g.int64s([-1])], { axis: 0 });
+  return g.op('Reshape', [y, shape], {}, { output: opts.output });
 }
 
 /** HF RMSNorm: x · rsqrt(mean(x², last axis) + eps) · weight, statistics in float32 (opset 23's default stash_type). */

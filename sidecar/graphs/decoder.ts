@@ -158,7 +158,9 @@ export function emitDecoderForward(g: GraphBuilder, w: DecoderWeights, io: Decod
   const opt = (entry: TensorEntry | undefined) => (entry ? g.weight(entry) : undefined);
 
   let x = g.op('Gather', [g.weight(w.embed), io.inputIds], { axis: 0 }); // [B, T, C]
+  const rows = g.op('Concat', [g.op('Shape', [io.inputIds]), g.int64s([-1])], { axis: 0 }); // [B, T, -1]: every projection's output shape
   const shared: AttentionShared = {
+    rows,
     bias: attentionBias(g, io.attentionMask, io.inputIds), // [B, 1, T, P + T], the same for every layer
     ...rotaryTables(g, io.positionIds, rotaryInverseFrequencies(c.headDim, c.ropeTheta), w.ropeLinearFactor), // cos, sin [B, T, 1, D]
   };
@@ -178,9 +180,9 @@ export function emitDecoderForward(g: GraphBuilder, w: DecoderWeights, io: Decod
     };
     const mlp = (h: string) =>
       swigluMlp(g, h, {
-        gate: (x) => project(g, x, l.gate, opt(l.gateBias)),
-        up: (x) => project(g, x, l.up, opt(l.upBias)),
-        down: (x) => project(g, x, l.down, opt(l.downBias)),
+        gate: (x) => project(g, x, l.gate, opt(l.gateBias), rows),
+        up: (x) => project(g, x, l.up, opt(l.upBias), rows),
+        down: (x) => project(g, x, l.down, opt(l.downBias), rows),
       });
     const inputNorm = (h: string) => rmsNorm(g, h, g.weight(l.inputNorm), c.rmsNormEps);
     const postNorm = (h: string) => rmsNorm(g, h, g.weight(l.postNorm), c.rmsNormEps);
@@ -200,6 +202,7 @@ export function emitDecoderForward(g: GraphBuilder, w: DecoderWeights, io: Decod
 
 /** What every layer's attention shares within one forward. */
 interface AttentionShared {
+  rows: string; // [B, T, -1] int64: the shape a projection of [B, T, *] returns
   bias: string; // [B, 1, T, P + T]
   cos: string; // [B, T, 1, D]
   sin: string;
@@ -220,7 +223,7 @@ function emitSelfAttention(
   const { numAttentionHeads: H, numKeyValueHeads: Hkv, headDim: D } = w.config;
   const opt = (entry: TensorEntry | undefined) => (entry ? g.weight(entry) : undefined);
   const projectHeads = (weight: Matrix, bias: TensorEntry | undefined, heads: number) =>
-    g.op('Reshape', [project(g, h, weight, opt(bias)), g.int64s([0, 0, heads, D])]); // [B, T, heads, D]
+    g.op('Reshape', [project(g, h, weight, opt(bias), shared.rows), g.int64s([0, 0, heads, D])]); // [B, T, heads, D]
   const normed = (x: string, weight: TensorEntry, bias: TensorEntry) => qkLayerNorm(g, x, g.weight(weight), g.weight(bias), w.qkNormLayout, D);
   const headsFirst = (x: string) => g.op('Transpose', [x], { perm: [0, 2, 1, 3] }); // [B, T, heads, D] ↔ [B, heads, T, D]
 
@@ -229,20 +232,20 @@ function emitSelfAttention(
   const v = projectHeads(l.v, l.vBias, Hkv); // [B, T, Hkv, D]
   const a = attention(g, { q: headsFirst(q), k: headsFirst(k), v: headsFirst(v) }, shared.bias, cache.past, D ** -0.5, cache.presentNames);
   const merged = g.op('Reshape', [headsFirst(a.y), g.int64s([0, 0, H * D])]); // [B, H, T, D] → [B, T, C]
-  return { out: project(g, merged, l.o, opt(l.oBias)), presentKey: a.presentKey, presentValue: a.presentValue };
+  return { out: project(g, merged, l.o, opt(l.oBias), shared.rows), presentKey: a.presentKey, presentValue: a.presentValue };
 }
 
-/** y = x·Wᵀ (+ b) for a float or a quantized matrix. x: [..., in] → [..., out] */
-function project(g: GraphBuilder, x: string, weight: Matrix, bias?: string): string {
+/** y = x·Wᵀ (+ b) for a float or a quantized matrix. x: [B, T, in] → [B, T, out]; `rows` is [B, T, -1] */
+function project(g: GraphBuilder, x: string, weight: Matrix, bias: string | undefined, rows: string): string {
   if (isQuantized(weight)) return quantizedLinear(g, x, weight, { bias });
-  if (!isTransposed(weight)) return linear(g, x, g.weight(weight), bias);
+  if (!isTransposed(weight)) return linear(g, x, g.weight(weight), { bias, shape: rows });
   const y = g.op('MatMul', [x, g.weight(weight.transposed)]);
   return bias ? g.op('Add', [y, bias]) : y;
 }
 
 /**
  * logits = hidden · lm_headᵀ, optionally over a row range [start, end) of lm_head only (e.g. the
- * 8192 image-token rows). The Slice and Transpose read constants, so ONNX Runtime folds them at load.
+ * 8192 image-token rows). The row Slice reads constants, so ONNX Runtime folds it at load.
  * The logits are float32 whatever the activation type (HF's `logits.float()`).
  * hidden: [B, T, C] → [B, T, end - start]
  */
@@ -273,7 +276,7 @@ export function emitLmHead(g: GraphBuilder, w: DecoderWeights, hidden: string, o
       const [start, end] = opts.rows;
       head = weightDerived(g, `rows:${start}:${end}:${full}`, (root) => root.op('Slice', [full, root.int64s([start]), root.int64s([end]), root.int64s([0])])); // [end - start, C]
     }
-    logits = linear(g, hidden, head, undefined, asFloat32 ? opts.output : undefined);
+    logits = linear(g, hidden, head, { output: asFloat32 ? opts.output : undefined });
   }
   return asFloat32 ? logits : g.op('Cast', [logits], { to: DataType.FLOAT }, named);
 }

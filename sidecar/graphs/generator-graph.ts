@@ -28,21 +28,21 @@ export function buildGeneratorGraph(w: DecoderWeights, opts: { floatType?: DataT
   g.floatType = opts.floatType ?? DataType.FLOAT;
   const phase = g.input('phase', DataType.INT64, []);
   const inputIds = g.input('input_ids', DataType.INT64, ['batch', 'sequence']);
-  const isPhase = (p: number) => g.op('Equal', [phase, g.int64(p)]);
-  const stepsIn = (p: number) => g.op('Where', [isPhase(p), I.steps, g.int64(0)]); // int64 scalar
+  const [isPrefill, isLoopFull, isLoopImage] = [PHASE.prefill, PHASE.loopFull, PHASE.loopImage].map((p) => g.op('Equal', [phase, g.int64(p)]));
+  const stepsIf = (running: string) => g.op('Where', [running, I.steps, g.int64(0)]); // int64 scalar: 0 skips the Loop
 
   // the chunk loops, which also declare the shared inputs (logits and bias take either width)
-  const fullOut = emitGenerationLoop(g, g, w, 'full', { declareInputs: true, symbolicWidths: true, steps: stepsIn(PHASE.loopFull), rename: (n) => g.fresh(n) });
+  const fullOut = emitGenerationLoop(g, g, w, 'full', { declareInputs: true, symbolicWidths: true, steps: stepsIf(isLoopFull), rename: (n) => g.fresh(n) });
   const final = fullOut.map(([name, type, dims]): ValueSpec => [finalName(name), type, dims]);
   const pick = (branch: GraphBuilder, specs: ValueSpec[]) => specs.forEach(([name], i) => branch.output(branch.op('Identity', [name]), final[i][1] as never, final[i][2]));
   const loops = g.subgraph('loops');
   if (opts.imageHead ?? true) {
-    const imageOut = emitGenerationLoop(g, g, w, 'image', { declareInputs: false, symbolicWidths: true, steps: stepsIn(PHASE.loopImage), rename: (n) => g.fresh(n) });
+    const imageOut = emitGenerationLoop(g, g, w, 'image', { declareInputs: false, symbolicWidths: true, steps: stepsIf(isLoopImage), rename: (n) => g.fresh(n) });
     const full = loops.subgraph('full');
     const image = loops.subgraph('image');
     pick(full, fullOut);
     pick(image, imageOut);
-    const picked = loops.node('If', [isPhase(PHASE.loopFull)], { then_branch: { graph: full }, else_branch: { graph: image } }, { outputs: fullOut.length });
+    const picked = loops.node('If', [isLoopFull], { then_branch: { graph: full }, else_branch: { graph: image } }, { outputs: fullOut.length });
     picked.forEach((name, i) => loops.output(name, final[i][1] as never, final[i][2]));
   } else {
     pick(loops, fullOut);
@@ -73,7 +73,7 @@ export function buildGeneratorGraph(w: DecoderWeights, opts: { floatType?: DataT
   ];
   prefillOut.forEach((name, i) => prefill.output(name, final[i][1] as never, final[i][2]));
 
-  g.node('If', [isPhase(PHASE.prefill)], { then_branch: { graph: prefill }, else_branch: { graph: loops } }, { outputs: final.map(([name]) => name) });
+  g.node('If', [isPrefill], { then_branch: { graph: prefill }, else_branch: { graph: loops } }, { outputs: final.map(([name]) => name) });
   for (const [name, type, dims] of final) g.output(name, type as never, dims);
   return g.build();
 }
