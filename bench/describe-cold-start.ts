@@ -12,7 +12,8 @@ const fixedMs = (run: Pick<ColdStartRun, 'stages_ms'>) => FIXED_STAGES.reduce((s
  * then which stages are fixed and which grew with the weights.
  */
 export function describeColdStart(figures: ColdStartFigures, referenceName = 'reference'): string[] {
-  const lines = [`cold start, page cache ${figures.dropped_caches ? 'emptied before every figure' : 'left warm (not root)'}; seconds:`];
+  const malloc = figures.hugepage_malloc ? 'malloc on huge pages as in the worker image' : 'malloc on 4 KiB pages';
+  const lines = [`cold start, page cache ${figures.dropped_caches ? 'emptied before every figure' : 'left warm (not root)'}, ${malloc}; seconds:`];
   const models = Object.entries(figures.models);
   for (const [key, f] of models) {
     const perByte = f.per_byte_ratio === undefined ? '' : `; per byte ${x(f.per_byte_ratio)} against ${referenceName}`;
@@ -20,6 +21,7 @@ export function describeColdStart(figures: ColdStartFigures, referenceName = 're
       `  ${modelLabel(key)}, ${f.weights_mb.toFixed(0)} MiB: read ${s(f.read_ms)}, ready ${s(f.ready_ms)} = ${x(f.ready_over_read)} the read ` +
         `(${x(f.load_over_read)} without process start and imports)${perByte}; through the engine thread as the sidecar loads: ${s(f.engine_thread_ready_ms)}`,
     );
+    if (f.ready_without_hugepages_ms !== undefined) lines.push(`    without huge pages (GLIBC_TUNABLES unset): ready ${s(f.ready_without_hugepages_ms)}`);
     if (f.bundled) {
       lines.push(`    from the build (npm run build, no tsx): ready ${s(f.bundled.ready_ms)}, through the engine thread ${s(f.bundled.engine_thread_ready_ms)}`);
     }

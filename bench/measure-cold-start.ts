@@ -11,6 +11,8 @@
  * ratio: (ready − its ready) / (read − its read), what the load costs for each extra byte of
  * weights relative to reading that byte. With `bundled` (the default) the last model also starts
  * from the build (scripts/build-dist.ts: the child bundled, no tsx), as the worker image runs.
+ * Every child starts with GLIBC_TUNABLES asking for huge pages, as the worker image runs
+ * (sidecar/onnx/hugepage-malloc.ts); each model's load is also measured without, for what it saves.
  * Prints one JSON line.
  *
  *   npx tsx bench/measure-cold-start.ts <HF checkpoint dir> [<smaller HF checkpoint dir>] [--no-drop-caches]
@@ -23,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { buildDist } from '../scripts/build-dist.ts';
 import { writeBundle } from '../sidecar/bundle/write-bundle.ts';
 import type { WeightDtype } from '../sidecar/graphs/precision.ts';
+import { withHugepageMalloc, withoutHugepageMalloc } from '../sidecar/onnx/hugepage-malloc.ts';
 import { BENCH_CACHE_DIR } from './bench-checkpoints.ts';
 import { FIXED_STAGES, type ColdStartStage } from './cold-start-stages.ts';
 
@@ -42,6 +45,8 @@ export interface ColdStartRun {
   load_over_read: number;
   /** Where ready_ms went, from the run whose ready time was the median (so the stages add up to it). */
   stages_ms: Record<ColdStartStage, number>;
+  /** ready_ms of a process started without the huge-page tunable (median; main models only). */
+  ready_without_hugepages_ms?: number;
 }
 
 /** The same start from the build: plain JavaScript, no tsx in either thread (medians). */
@@ -66,6 +71,8 @@ export interface ColdStartFigure extends ColdStartRun {
 export interface ColdStartFigures {
   /** Whether the page cache was emptied before every figure. */
   dropped_caches: boolean;
+  /** Whether the children started with malloc on huge pages (GLIBC_TUNABLES), as the worker image does. */
+  hugepage_malloc: boolean;
   /** By model: hf_dir, bundle_bf16, bundle_fp32, bundle_int4, … */
   models: Record<string, ColdStartFigure>;
 }
@@ -77,6 +84,8 @@ export interface ColdStartOptions {
   dtypes?: WeightDtype[];
   /** Also start the last model from the build (default true). */
   bundled?: boolean;
+  /** Start the children with malloc on huge pages, as the worker image does (default true). */
+  hugepages?: boolean;
 }
 
 export const MODEL_LABELS: Record<string, string> = { hf_dir: 'HF directory' };
@@ -107,18 +116,19 @@ interface Samples {
   reads: number[];
   loads: LoadSample[];
   threads: number[];
+  loadsWithoutHugepages: number[];
   bundledLoads: LoadSample[];
   bundledThreads: number[];
 }
 
 /** A fresh child: cold-start-child.ts through tsx, or its bundle when given one. */
-function child<T>(mode: 'load' | 'thread' | 'read', dir: string, dropCaches: boolean, bundle?: string): T {
-  if (dropCaches) {
+function child<T>(mode: 'load' | 'thread' | 'read', dir: string, opts: { dropCaches: boolean; env: NodeJS.ProcessEnv; bundle?: string }): T {
+  if (opts.dropCaches) {
     execFileSync('sync');
     fs.writeFileSync(DROP_CACHES, '3');
   }
-  const args = bundle ? [bundle, mode, dir] : ['--import', TSX, CHILD, mode, dir];
-  const run = spawnSync(process.execPath, args, { encoding: 'utf8' });
+  const args = opts.bundle ? [opts.bundle, mode, dir] : ['--import', TSX, CHILD, mode, dir];
+  const run = spawnSync(process.execPath, args, { encoding: 'utf8', env: opts.env });
   if (run.status !== 0) throw new Error(`cold-start-child ${mode} ${dir}: ${run.stderr}`);
   return JSON.parse(run.stdout.trim().split('\n').pop()!) as T;
 }
@@ -153,6 +163,8 @@ async function modelsOf(hfDir: string, dtypes: WeightDtype[], into: string): Pro
 
 export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {}): Promise<ColdStartFigures> {
   const dropCaches = opts.dropCaches ?? canDropCaches();
+  const hugepages = opts.hugepages ?? true;
+  const env = hugepages ? withHugepageMalloc(process.env) : withoutHugepageMalloc(process.env);
   const dtypes = opts.dtypes ?? ['bf16', 'fp32', 'int4'];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-cold-'));
   // inside the repository: a bundle resolves its external packages from node_modules above it
@@ -168,16 +180,19 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
     // default, the quickest to load, where it weighs most)
     const bundledKey = bundle && main.at(-1)![0];
     const sample = (id: string, dir: string, withThread: boolean) => {
-      const s = samples.get(id) ?? { bytes: 0, reads: [], loads: [], threads: [], bundledLoads: [], bundledThreads: [] };
+      const s = samples.get(id) ?? { bytes: 0, reads: [], loads: [], threads: [], loadsWithoutHugepages: [], bundledLoads: [], bundledThreads: [] };
       samples.set(id, s);
-      const read = child<{ read_ms: number; bytes: number }>('read', dir, dropCaches);
+      const read = child<{ read_ms: number; bytes: number }>('read', dir, { dropCaches, env });
       s.reads.push(read.read_ms);
       s.bytes = read.bytes;
-      s.loads.push(child<LoadSample>('load', dir, dropCaches));
-      if (withThread) s.threads.push(child<{ ready_ms: number }>('thread', dir, dropCaches).ready_ms);
+      s.loads.push(child<LoadSample>('load', dir, { dropCaches, env }));
+      if (withThread) {
+        s.threads.push(child<{ ready_ms: number }>('thread', dir, { dropCaches, env }).ready_ms);
+        if (hugepages) s.loadsWithoutHugepages.push(child<LoadSample>('load', dir, { dropCaches, env: withoutHugepageMalloc(process.env) }).ready_ms);
+      }
       if (id === bundledKey) {
-        s.bundledLoads.push(child<LoadSample>('load', dir, dropCaches, bundle));
-        s.bundledThreads.push(child<{ ready_ms: number }>('thread', dir, dropCaches, bundle).ready_ms);
+        s.bundledLoads.push(child<LoadSample>('load', dir, { dropCaches, env, bundle }));
+        s.bundledThreads.push(child<{ ready_ms: number }>('thread', dir, { dropCaches, env, bundle }).ready_ms);
       }
     };
     // Interleaved, every model once per round, so that whatever else runs on the machine meets
@@ -193,6 +208,7 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
       const run = summarizeRun(s.bytes, s.reads, s.loads);
       const thread = middle(s.threads, (x) => x);
       const figure: ColdStartFigure = { ...run, engine_thread_ready_ms: thread, engine_thread_over_read: thread / run.read_ms };
+      if (s.loadsWithoutHugepages.length > 0) figure.ready_without_hugepages_ms = middle(s.loadsWithoutHugepages, (x) => x);
       if (key === bundledKey) {
         const load = middle(s.bundledLoads, (l) => l.ready_ms);
         figure.bundled = { ready_ms: load.ready_ms, stages_ms: load.stages_ms, engine_thread_ready_ms: middle(s.bundledThreads, (x) => x) };
@@ -205,7 +221,7 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
       }
       models[key] = figure;
     }
-    return { dropped_caches: dropCaches, models };
+    return { dropped_caches: dropCaches, hugepage_malloc: hugepages, models };
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
     if (dist) fs.rmSync(dist, { recursive: true, force: true });

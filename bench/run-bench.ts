@@ -162,5 +162,5 @@ class PresetRun {
 }
 
 function coldStartGroup(figures: ColdStartFigures): FigureGroup {
-  return { dropped_caches: figures.dropped_caches ? 1 : 0, ...figures.models };
+  return { dropped_caches: figures.dropped_caches ? 1 : 0, hugepage_malloc: figures.hugepage_malloc ? 1 : 0, ...figures.models };
 }

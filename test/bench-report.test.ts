@@ -81,7 +81,7 @@ describe('cold-start figures', () => {
       return { weights_mb: 1, read_ms, ready_ms, ready_over_read: ready_ms / read_ms, load_over_read: 0, stages_ms };
     };
     const model = (session: number, refSession: number) => ({ ...run(500, session), engine_thread_ready_ms: 0, engine_thread_over_read: 0, reference: run(20, refSession) });
-    const lines = describeColdStart({ dropped_caches: true, models: { hf_dir: model(6000, 500), bundle_int4: model(700, 400) } }, 'tiny');
+    const lines = describeColdStart({ dropped_caches: true, hugepage_malloc: true, models: { hf_dir: model(6000, 500), bundle_int4: model(700, 400) } }, 'tiny');
     const last = lines.at(-1)!;
     expect(last).toContain(`grew with the weights from tiny to this`);
     expect(last).toContain(STAGE_LABELS.generator_session);
@@ -100,8 +100,10 @@ describe('cold-start figures', () => {
     it('reads every weight byte, and its stages add up to the ready time, from the sources and from the build', async () => {
       const figures = await measureColdStart(path.join(dir, 'ckpt'), { repeats: 1, dtypes: [], dropCaches: false });
       expect(figures.dropped_caches).toBe(false);
+      expect(figures.hugepage_malloc).toBe(true);
       expect(Object.keys(figures.models)).toEqual(['hf_dir']);
       const f = figures.models.hf_dir;
+      expect(f.ready_without_hugepages_ms).toBeGreaterThan(0);
       expect(f.weights_mb * 2 ** 20).toBe(fs.statSync(path.join(dir, 'ckpt', 'model.safetensors')).size);
       for (const stage of COLD_START_STAGES) expect(f.stages_ms[stage]).toBeGreaterThan(0);
       const sum = COLD_START_STAGES.reduce((total, stage) => total + f.stages_ms[stage], 0);
@@ -117,6 +119,7 @@ describe('cold-start figures', () => {
       const lines = describeColdStart(figures).join('\n');
       expect(lines).toContain('HF directory');
       expect(lines).toContain('from the build');
+      expect(lines).toContain('without huge pages');
       for (const stage of COLD_START_STAGES) expect(lines).toContain(STAGE_LABELS[stage]);
     });
   });
