@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +19,7 @@ import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
 import { compileConstraints } from '../functions/generation/constraints.ts';
 import { DEFAULT_SAMPLING } from '../sidecar/engine/generation-request.ts';
 
+const onnxProto = (createRequire(import.meta.url)('onnx-proto') as typeof import('onnx-proto')).onnx;
 const FIXTURE = 'test/fixtures/anole-tiny';
 const ids = [[0, 16400, 16500, 16600, 8197, 100, 200, 300, 400, 8196, 16700, 16800]];
 let tmp: string;
@@ -62,6 +64,27 @@ async function logitsOf(dir: string): Promise<Float32Array> {
   const out = await model.forward({ inputIds: ids });
   await model.release();
   return out.logits;
+}
+
+/** The codes of one sampled image (seed 3, default sampling, guided) from a model directory. */
+async function imageCodesOf(dir: string): Promise<number[]> {
+  const generator = await Generator.load(openModel(dir), { intraOpNumThreads: 1 });
+  const request = {
+    promptIds: [0, 16400, 16500],
+    constraints: compileConstraints(generator.config, 'image'),
+    maxNewTokens: generator.config.imageSeqLength + 2,
+    text: { ...DEFAULT_SAMPLING.text },
+    image: { ...DEFAULT_SAMPLING.image },
+    repetitionPenalty: DEFAULT_SAMPLING.repetitionPenalty,
+    guidance: { ...DEFAULT_SAMPLING.guidance },
+    seed: 3,
+  };
+  try {
+    for await (const e of generator.generate([request], { chunkSize: 8 })) if (e.type === 'image_done') return e.codes;
+    throw new Error(`${dir}: no image_done`);
+  } finally {
+    await generator.release();
+  }
 }
 
 describe('model bundles (anole convert)', () => {
@@ -118,26 +141,33 @@ describe('model bundles (anole convert)', () => {
 
   it('the generator and the image codec run from an int4 bundle', async () => {
     const model = openModel(bundles.int4);
-    const generator = await Generator.load(model, { intraOpNumThreads: 1 });
     const codec = await ImageCodec.load(model, { intraOpNumThreads: 1 });
-    const events = [];
-    const request = {
-      promptIds: [0, 16400, 16500],
-      constraints: compileConstraints(generator.config, 'image'),
-      maxNewTokens: generator.config.imageSeqLength + 2,
-      text: { ...DEFAULT_SAMPLING.text },
-      image: { ...DEFAULT_SAMPLING.image },
-      repetitionPenalty: DEFAULT_SAMPLING.repetitionPenalty,
-      guidance: { ...DEFAULT_SAMPLING.guidance },
-      seed: 3,
-    };
-    for await (const e of generator.generate([request], { chunkSize: 8 })) events.push(e);
-    const done = events.find((e) => e.type === 'image_done');
-    expect(done && done.type === 'image_done' && done.codes.length).toBe(16);
-    const pixels = await codec.decode([(done as { codes: number[] }).codes]);
+    const codes = await imageCodesOf(bundles.int4);
+    expect(codes.length).toBe(16);
+    const pixels = await codec.decode([codes]);
     expect(pixels.length).toBe(3 * 64 * 64);
-    await generator.release();
     await codec.release();
+  });
+
+  it("stores lm_head's image-token rows on their own, so the generator folds no weight at load and samples the HF directory's image", async () => {
+    for (const [name, stored] of [['fp32', 'lm_head.weight.rows_4_8196.t'], ['int4', 'lm_head.weight.rows_4_8196.packed']]) {
+      const tensors = openCheckpoint(bundles[name]).tensors;
+      expect(tensors.has(stored), `${name}: ${stored}`).toBe(true);
+      // a node that reads a weight and nothing but constants is folded by ONNX Runtime at every load
+      const model = onnxProto.ModelProto.decode(openModel(bundles[name]).graph('generator')!.bytes);
+      const constants = new Set(model.graph!.initializer!.map((t) => t.name!));
+      const folded: string[] = [];
+      const walk = (graph: typeof model.graph) => {
+        for (const node of graph!.node!) {
+          const inputs = node.input!.filter(Boolean);
+          if (inputs.length > 0 && inputs.every((i) => constants.has(i)) && inputs.some((i) => tensors.has(i))) folded.push(`${node.opType}(${inputs})`);
+          for (const attr of node.attribute ?? []) if (attr.g) walk(attr.g);
+        }
+      };
+      walk(model.graph);
+      expect(folded, name).toEqual([]);
+    }
+    expect(await imageCodesOf(bundles.fp32)).toEqual(await imageCodesOf(FIXTURE));
   });
 
   it('loadRuntime loads a bundle in process and on the engine thread', async () => {

@@ -3,7 +3,7 @@ import type { AnoleConfig } from '../../model/config.ts';
 import { DataType, GraphBuilder, type BuiltModel, type DataTypeId } from '../onnx/graph-builder.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
 import { CheckpointError } from '../weights/checkpoint-error.ts';
-import { checkpointMatrix, isQuantized, isTransposed, type Matrix } from '../weights/quantized-tensors.ts';
+import { checkpointMatrix, isQuantized, isTransposed, rowsName, type Matrix } from '../weights/quantized-tensors.ts';
 import type { TensorEntry } from '../weights/safetensors.ts';
 import {
   applyRotary,
@@ -67,6 +67,8 @@ export interface DecoderWeights {
   finalNorm: TensorEntry;
   /** lm_head.weight, or embed_tokens with tie_word_embeddings. */
   lmHead: Matrix;
+  /** Row ranges of lmHead that the checkpoint (a bundle) stores on their own, by `${start}:${end}`. */
+  lmHeadRows: Map<string, Matrix>;
 }
 
 export interface DecoderWeightOptions {
@@ -123,6 +125,7 @@ export function decoderWeights(ckpt: Checkpoint, opts: DecoderWeightOptions = {}
     };
   });
   const embed = t('model.embed_tokens.weight', [V, C]);
+  const headName = config.tieWordEmbeddings ? embed.name : 'lm_head.weight';
   return {
     config,
     qkNormLayout,
@@ -130,8 +133,22 @@ export function decoderWeights(ckpt: Checkpoint, opts: DecoderWeightOptions = {}
     embed,
     layers,
     finalNorm: t('model.norm.weight', [C]),
-    lmHead: config.tieWordEmbeddings ? embed : m('lm_head.weight', [V, C]),
+    lmHead: config.tieWordEmbeddings ? embed : m(headName, [V, C]),
+    lmHeadRows: storedRowRanges(ckpt, headName, (name, rows) => m(name, [rows, C])),
   };
+}
+
+/** The row ranges of `name` stored as matrices of their own (rowsName), by `${start}:${end}`. */
+function storedRowRanges(ckpt: Checkpoint, name: string, matrix: (name: string, rows: number) => Matrix): Map<string, Matrix> {
+  const ranges = new Map<string, Matrix>();
+  const pattern = new RegExp(`^${name.replaceAll('.', '\\.')}\\.rows_(\\d+)_(\\d+)(?:\\.t|\\.packed)?$`);
+  for (const tensor of ckpt.tensors.keys()) {
+    const match = pattern.exec(tensor);
+    if (!match) continue;
+    const [start, end] = [Number(match[1]), Number(match[2])];
+    if (end > start) ranges.set(`${start}:${end}`, matrix(rowsName(name, [start, end]), end - start));
+  }
+  return ranges;
 }
 
 /** Value names one forward reads; presents are optional names to give the new caches (e.g. graph outputs). */
@@ -258,22 +275,25 @@ export function emitLmHead(g: GraphBuilder, w: DecoderWeights, hidden: string, o
   }
   const asFloat32 = g.root().floatType === DataType.FLOAT;
   const named = opts.output ? { output: opts.output } : {};
+  // a bundle stores the rows it is asked for most (the image tokens') as a matrix of their own
+  const stored = opts.rows && w.lmHeadRows.get(`${opts.rows[0]}:${opts.rows[1]}`);
+  const [matrix, rows] = stored ? [stored, undefined] : [w.lmHead, opts.rows];
   let logits: string;
-  if (isQuantized(w.lmHead)) {
-    logits = quantizedLinear(g, hidden, w.lmHead, { rows: opts.rows, ...(asFloat32 ? named : {}) });
-  } else if (isTransposed(w.lmHead)) {
-    const full = g.weight(w.lmHead.transposed); // [C, V]
+  if (isQuantized(matrix)) {
+    logits = quantizedLinear(g, hidden, matrix, { rows, ...(asFloat32 ? named : {}) });
+  } else if (isTransposed(matrix)) {
+    const full = g.weight(matrix.transposed); // [C, V]
     let head = full;
-    if (opts.rows) {
-      const [start, end] = opts.rows;
+    if (rows) {
+      const [start, end] = rows;
       head = weightDerived(g, `columns:${start}:${end}:${full}`, (root) => root.op('Slice', [full, root.int64s([start]), root.int64s([end]), root.int64s([1])])); // [C, end - start]
     }
     logits = g.op('MatMul', [hidden, head], {}, asFloat32 ? named : {});
   } else {
-    const full = g.weight(w.lmHead); // [V, C]
+    const full = g.weight(matrix); // [V, C]
     let head = full;
-    if (opts.rows) {
-      const [start, end] = opts.rows;
+    if (rows) {
+      const [start, end] = rows;
       head = weightDerived(g, `rows:${start}:${end}:${full}`, (root) => root.op('Slice', [full, root.int64s([start]), root.int64s([end]), root.int64s([0])])); // [end - start, C]
     }
     logits = linear(g, hidden, head, { output: asFloat32 ? opts.output : undefined });

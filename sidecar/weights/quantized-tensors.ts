@@ -13,6 +13,12 @@ import type { TensorEntry } from './safetensors.ts';
  * Bits and block size follow from those shapes and K, so nothing else needs recording.
  */
 export const transposedName = (name: string) => `${name}.t`;
+/**
+ * Rows [start, end) of a matrix, stored by a bundle as a matrix of its own in the same form
+ * (lm_head's image-token rows): a graph that needs only those rows reads them as they are, where
+ * from a checkpoint ONNX Runtime folds a Slice of the whole matrix at every load.
+ */
+export const rowsName = (name: string, [start, end]: [number, number]) => `${name}.rows_${start}_${end}`;
 export const packedName = (name: string) => `${name}.packed`;
 export const scalesName = (name: string) => `${name}.scales`;
 
