@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { anole } from './cli-harness.ts';
 import { readSafetensorsHeader, readTensorAsFloat32 } from '../sidecar/weights/safetensors.ts';
 
@@ -14,6 +14,7 @@ let tmp: string;
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-cli-'));
 });
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe('anole CLI on fixture A', () => {
   it('forward writes float32 logits [B, T, V] matching the HF golden', async () => {

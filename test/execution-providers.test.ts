@@ -2,13 +2,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { DataType, GraphBuilder } from '../sidecar/onnx/graph-builder.ts';
 import { chooseExecutionProviders, createSession, defaultExecutionProviders, nativeBindingDir } from '../sidecar/onnx/session.ts';
+
+const fakeInstalls: string[] = [];
+afterAll(() => fakeInstalls.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
 /** A directory that looks like an onnxruntime-node install with the CUDA provider libraries. */
 function fakeCudaInstall(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ort-cuda-'));
+  fakeInstalls.push(dir);
   fs.writeFileSync(path.join(dir, process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so'), '');
   return dir;
 }

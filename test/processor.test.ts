@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AnoleProcessor, padBatch } from '../functions/preprocess/processor.ts';
 import { AnoleTokenizer } from '../functions/preprocess/tokenizer.ts';
 import { loadImageProcessorConfig, loadProcessorConfig } from '../functions/preprocess/preprocessor-config.ts';
@@ -11,8 +11,12 @@ const A = 'test/fixtures/anole-tiny';
 const goldens = JSON.parse(fs.readFileSync(`${A}/goldens.json`, 'utf8'));
 const image = fs.readFileSync(`${A}/input_image.png`);
 
+const tempDirs: string[] = [];
+afterAll(() => tempDirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
 function tempDir(files: Record<string, string>): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-processor-'));
+  tempDirs.push(dir);
   for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
   return dir;
 }
