@@ -7,5 +7,8 @@ export default defineConfig({
     hookTimeout: 120_000,
     // ONNX Runtime sessions are heavy; two cores do not gain from more workers.
     maxWorkers: 2,
+    // ONNX Runtime's telemetry off in every test process and what it spawns, also for tests that create
+    // sessions or engine threads without loading sidecar/onnx/session.ts (see telemetry-off.ts).
+    env: { ORT_DISABLE_TELEMETRY: '1' },
   },
 });
