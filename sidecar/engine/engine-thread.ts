@@ -84,13 +84,20 @@ export class EngineThread {
     this.generator = { config, generate: (requests, opts) => this.generate(requests, opts), release: () => this.close() };
   }
 
-  /** Loads the checkpoint on a new thread; rejects with the checkpoint's error if it is bad. */
-  static async start(modelDir: string, session: SessionConfig = {}): Promise<EngineThread> {
+  /**
+   * Loads the checkpoint on a new thread; rejects with the checkpoint's error if it is bad, or with
+   * the signal's reason (the thread stopped) when `signal` aborts first.
+   */
+  static async start(modelDir: string, session: SessionConfig = {}, opts: { signal?: AbortSignal } = {}): Promise<EngineThread> {
+    opts.signal?.throwIfAborted();
     const worker = new Worker(threadEntry(), { workerData: { entry: new URL('./engine-thread-main.ts', import.meta.url).href, modelDir, session } });
+    let onAbort: (() => void) | undefined;
     const first = await new Promise<FromThread>((resolve, reject) => {
       worker.once('message', resolve);
       worker.once('error', reject);
-    });
+      onAbort = () => worker.terminate().finally(() => reject(opts.signal!.reason));
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+    }).finally(() => opts.signal?.removeEventListener('abort', onAbort!));
     if (first.type !== 'ready') {
       await worker.terminate();
       throw new Error(first.type === 'failed' ? first.message : `engine thread: unexpected ${first.type}`);

@@ -19,15 +19,26 @@ export interface RuntimeOptions extends SessionConfig {
  */
 export async function loadRuntime(modelDir: string, store: BlobStore, opts: RuntimeOptions = {}): Promise<JobRuntime> {
   const { thread = true, ...session } = opts;
-  const tokenizer = await AnoleTokenizer.load(modelDir);
-  let engine: Pick<JobRuntime, 'generator' | 'codec'>;
-  if (thread) {
-    engine = await EngineThread.start(modelDir, session);
-  } else {
+  // The tokenizer (about 0.25 s for a 2.5 MB tokenizer.json) loads here while the engine thread
+  // starts and makes its sessions. A bad tokenizer stops the thread at once rather than after
+  // minutes of loading weights; whichever fails, nothing is left running.
+  const stop = new AbortController();
+  const loadEngine = async (): Promise<Pick<JobRuntime, 'generator' | 'codec'>> => {
+    if (thread) return EngineThread.start(modelDir, session, { signal: stop.signal });
     const model = openModel(modelDir);
     const [generator, codec] = await Promise.all([Generator.load(model, session), ImageCodec.load(model, session)]);
-    engine = { generator, codec };
+    return { generator, codec };
+  };
+  const loadTokenizer = AnoleTokenizer.load(modelDir).catch((e) => {
+    stop.abort(e);
+    throw e;
+  });
+  const [tokenizerLoad, engineLoad] = await Promise.allSettled([loadTokenizer, loadEngine()]);
+  if (tokenizerLoad.status === 'rejected' || engineLoad.status === 'rejected') {
+    if (engineLoad.status === 'fulfilled') await Promise.all([engineLoad.value.generator.release(), engineLoad.value.codec.release()]);
+    throw tokenizerLoad.status === 'rejected' ? tokenizerLoad.reason : (engineLoad as PromiseRejectedResult).reason;
   }
+  const [tokenizer, engine] = [tokenizerLoad.value, engineLoad.value];
   return {
     ...engine,
     decodeText: (ids) => tokenizer.decode(ids, { skipSpecialTokens: true }),
