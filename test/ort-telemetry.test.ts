@@ -15,6 +15,7 @@ async function telemetryLeftovers(via: 'session.ts' | 'onnxruntime-node'): Promi
     const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: tmp, HOME: tmp };
     delete env.ORT_DISABLE_TELEMETRY; // vitest.config.ts sets it for every test process
     delete env.XDG_CACHE_HOME;
+    delete env.CI; // the telemetry stays off by itself where CI is set (as .ci/run sets it)
     const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'test/ort-telemetry-child.ts', via], { env });
     expect(stdout.trim()).toBe('2');
     return fs.readdirSync(tmp).filter((name) => name.startsWith('mat-debug-') || name === '.ses' || name === '.cache');
