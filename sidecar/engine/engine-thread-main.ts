@@ -20,7 +20,7 @@ const aborts = new Map<number, AbortController[]>();
 try {
   const model = openModel(modelDir); // a Hugging Face checkpoint (validated) or a bundle
   [generator, codec] = await Promise.all([Generator.load(model, session), ImageCodec.load(model, session)]);
-  send({ type: 'ready', config: generator.config });
+  send({ type: 'ready' }); // the main thread reads the config itself (EngineThread.start)
 } catch (e) {
   send({ type: 'failed', message: (e as Error).message });
 }

@@ -26,27 +26,7 @@ export interface Checkpoint {
 }
 
 export function openCheckpoint(dir: string): Checkpoint {
-  const configPath = path.join(dir, 'config.json');
-  if (!fs.existsSync(configPath)) throw new CheckpointError(configPath, 'missing: a checkpoint directory needs config.json');
-  let raw: Record<string, unknown>;
-  try {
-    raw = JSON.parse(fs.readFileSync(configPath, 'utf8'));
-  } catch (e) {
-    throw new CheckpointError(configPath, `not valid JSON: ${(e as Error).message}`);
-  }
-  const isVQ = Array.isArray(raw.architectures) && raw.architectures.includes('AnoleVQVAE');
-  let config: AnoleConfig | undefined;
-  let vq: VQConfig;
-  try {
-    if (isVQ) vq = parseVQConfig(raw);
-    else {
-      config = parseAnoleConfig(raw);
-      vq = config.vq;
-    }
-  } catch (e) {
-    if (e instanceof ConfigError) throw new CheckpointError(configPath, e.message);
-    throw e;
-  }
+  const { isVQ, config, vq } = readCheckpointConfig(dir);
   const tensors = readWeights(dir);
   const index = path.join(dir, 'model.safetensors.index.json');
   const weightsFile = fs.existsSync(index) ? index : path.join(dir, 'model.safetensors');
@@ -67,6 +47,30 @@ export function openCheckpoint(dir: string): Checkpoint {
       return entry;
     },
   };
+}
+
+/**
+ * The configuration in a checkpoint's (or a bundle's) config.json, parsed and checked: a full
+ * Anole config, or a standalone VQ-VAE's. Bad or missing files throw the CheckpointError naming it.
+ */
+export function readCheckpointConfig(dir: string): { isVQ: boolean; config: AnoleConfig | undefined; vq: VQConfig } {
+  const configPath = path.join(dir, 'config.json');
+  if (!fs.existsSync(configPath)) throw new CheckpointError(configPath, 'missing: a checkpoint directory needs config.json');
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(fs.readFileSync(configPath, 'utf8'));
+  } catch (e) {
+    throw new CheckpointError(configPath, `not valid JSON: ${(e as Error).message}`);
+  }
+  const isVQ = Array.isArray(raw.architectures) && raw.architectures.includes('AnoleVQVAE');
+  try {
+    if (isVQ) return { isVQ, config: undefined, vq: parseVQConfig(raw) };
+    const config = parseAnoleConfig(raw);
+    return { isVQ, config, vq: config.vq };
+  } catch (e) {
+    if (e instanceof ConfigError) throw new CheckpointError(configPath, e.message);
+    throw e;
+  }
 }
 
 function readWeights(dir: string): Map<string, TensorEntry> {
