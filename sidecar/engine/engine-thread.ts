@@ -1,3 +1,4 @@
+import '../onnx/telemetry-off.ts'; // before any thread's first session: the library reads the process's own environment
 import { Worker } from 'node:worker_threads';
 import type { AnoleConfig, VQConfig } from '../../model/config.ts';
 import type { SessionConfig } from '../onnx/session.ts';
