@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import readline from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PredictionEvent, PredictionRecord } from '../contract/prediction.ts';
+import { withHugepageMalloc } from '../sidecar/onnx/hugepage-malloc.ts';
 import { loadRuntime } from '../sidecar/worker/load-runtime.ts';
 import { Worker } from '../sidecar/worker/worker.ts';
 import { longTextInput, startHarness, type Harness } from './worker-harness.ts';
@@ -41,29 +42,30 @@ interface WorkerProcess {
 /** Starts sidecar/worker/main.ts on the harness's stack and model; resolves once it is ready. */
 async function spawnWorker(): Promise<WorkerProcess> {
   // node itself with tsx as a loader (the tsx CLI would be a parent relaying signals: SIGKILL would miss the worker)
-  const child = spawn(process.execPath, ['--import', 'tsx', 'sidecar/worker/main.ts'], {
-    env: {
-      ...process.env,
-      ...h.stack.env,
-      ANOLE_MODEL: h.modelDir,
-      ANOLE_HEALTH_PORT: '0',
-      ANOLE_VISIBILITY_SECONDS: '2',
-      ANOLE_WAIT_SECONDS: '1',
-      ANOLE_CANCEL_POLL_MS: '100',
-      ANOLE_CHUNK_SIZE: '4',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const env = {
+    ...withHugepageMalloc(process.env), // as the worker image starts it
+    ...h.stack.env,
+    ANOLE_MODEL: h.modelDir,
+    ANOLE_HEALTH_PORT: '0',
+    ANOLE_VISIBILITY_SECONDS: '2',
+    ANOLE_WAIT_SECONDS: '1',
+    ANOLE_CANCEL_POLL_MS: '100',
+    ANOLE_CHUNK_SIZE: '4',
+  };
+  const child = spawn(process.execPath, ['--import', 'tsx', 'sidecar/worker/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const stderr: string[] = [];
   readline.createInterface({ input: child.stderr! }).on('line', (l) => stderr.push(l));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
-  const ready = new Promise<void>((resolve, reject) => {
+  const ready = new Promise<{ started_seconds: number; hugepage_malloc: boolean }>((resolve, reject) => {
     readline.createInterface({ input: child.stdout! }).on('line', (l) => {
-      if (l.startsWith('{') && JSON.parse(l).ready) resolve();
+      if (l.startsWith('{') && JSON.parse(l).ready) resolve(JSON.parse(l));
     });
     void exited.then(({ code }) => reject(new Error(`worker exited (${code}) before it was ready:\n${stderr.join('\n')}`)));
   });
-  await ready;
+  // the ready line also says how long the start took and whether malloc was on huge pages
+  const line = await ready;
+  expect(line.started_seconds).toBeGreaterThan(0);
+  expect(line.hugepage_malloc).toBe(true);
   return { child, stderr, exited };
 }
 
