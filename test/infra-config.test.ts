@@ -12,7 +12,7 @@ import { apiDepsFromEnv } from '../functions/api/deps-from-env.ts';
 import { CONTAINER, ENV } from '../infra/config.ts';
 import { HEALTH_PROBE } from '../infra/gpu-worker.ts';
 import { DEFAULT_SETTINGS, parseS3Uri, settingsFromContext, SettingsError } from '../infra/settings.ts';
-import { HUGEPAGE_MALLOC_TUNABLE } from '../sidecar/onnx/hugepage-malloc.ts';
+import { HUGEPAGE_MALLOC_TUNABLES } from '../sidecar/onnx/hugepage-malloc.ts';
 import { workerConfigFromEnv } from '../sidecar/worker/start-worker.ts';
 
 const context = (values: Record<string, unknown>) => (key: string) => values[key];
@@ -145,7 +145,7 @@ describe('sidecar/Dockerfile', () => {
     const env = lastStage.filter((l) => l.startsWith('ENV ')).flatMap((l) => l.slice(4).split(/\s+/));
     expect(env).toContain(`${ENV.healthPort}=${CONTAINER.healthPort}`);
     // glibc reads it at process start only: the image is where the worker gets it
-    expect(env).toContain(`GLIBC_TUNABLES=${HUGEPAGE_MALLOC_TUNABLE}`);
+    expect(env).toContain(`GLIBC_TUNABLES=${HUGEPAGE_MALLOC_TUNABLES}`);
   });
 
   it('keeps the model out of the image: nothing copies model weights, .dockerignore admits code only', () => {
