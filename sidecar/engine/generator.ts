@@ -94,12 +94,7 @@ export class Generator {
     const columns = imageTokenRange(imageVocabulary(config).codeToToken);
     const type = activationType(source.precision);
     const cacheType = type === DataType.FLOAT16 ? 'float16' : type === DataType.BFLOAT16 ? 'bfloat16' : 'float32';
-    // The graph is built from whole ops (RMSNormalization, Attention-23, Gemm, MatMulNBits), so on the
-    // CPU the extended optimization levels only cost time: small preset, same run, interleaved,
-    // session 0.26-0.27 s instead of 0.30-0.48 s (int4) and 0.58-0.62 instead of 0.66-0.95 s
-    // (fp32), image and text tokens/s the same or better. CUDA keeps 'all' (not measured there).
-    const session = await createSession(graph, { basicOnCpu: true, ...opts });
-    return new Generator(config, session, (opts.imageHead ?? true) ? columns : undefined, cacheType);
+    return new Generator(config, await createSession(graph, opts), (opts.imageHead ?? true) ? columns : undefined, cacheType);
   }
 
   /** Generates every request; yields events as chunks complete. */

@@ -10,13 +10,6 @@ export interface SessionConfig {
   intraOpNumThreads?: number;
   /** Default: chooseExecutionProviders() (CUDA when it works here, else the CPU), decided once per process. */
   executionProviders?: string[];
-  /**
-   * ONNX Runtime's graph optimizations, default 'all'. `basicOnCpu` asks for 'basic' (constant
-   * folding and redundant-node elimination) when the session runs on the CPU alone: what a
-   * caller sets for a graph whose ops are already the fused ones, where the extended levels find
-   * nothing to fuse but still take their time.
-   */
-  basicOnCpu?: boolean;
 }
 
 /**
@@ -25,13 +18,11 @@ export interface SessionConfig {
  * leave the model's directory, so the directory is given as a session option instead.
  */
 export async function createSession(model: BuiltModel, config: SessionConfig = {}): Promise<ort.InferenceSession> {
-  const providers = config.executionProviders ?? (await defaultExecutionProviders());
-  const cpuOnly = providers.every((p) => p === 'cpu');
   const options: ort.InferenceSession.SessionOptions = {
-    graphOptimizationLevel: config.basicOnCpu && cpuOnly ? 'basic' : 'all',
+    graphOptimizationLevel: 'all',
     executionMode: 'sequential',
     interOpNumThreads: 1,
-    executionProviders: providers,
+    executionProviders: config.executionProviders ?? (await defaultExecutionProviders()),
     ...(config.intraOpNumThreads ? { intraOpNumThreads: config.intraOpNumThreads } : {}),
     ...(model.externalDir ? { extra: { session: { model_external_initializers_file_folder_path: model.externalDir } } } : {}),
   };
