@@ -94,13 +94,13 @@ export class EngineThread {
     opts.signal?.throwIfAborted();
     const worker = new Worker(threadEntry(), { workerData: { entry: new URL('./engine-thread-main.ts', import.meta.url).href, modelDir, session } });
     // The config is read here while the thread starts, not sent back with 'ready': a structured
-    // clone of its 65,536-entry vocabulary_map took 0.1–0.15 s of the start. A bad one is reported
-    // by the thread, which reads the same file.
-    let config: AnoleConfig | undefined;
+    // clone of its 65,536-entry vocabulary_map took 0.1–0.15 s of the start. The thread reads the
+    // same file, so a bad one is normally reported by the thread's 'failed'.
+    let config: AnoleConfig | Error | undefined;
     try {
       config = readCheckpointConfig(modelDir).config;
-    } catch {
-      config = undefined;
+    } catch (e) {
+      config = e as Error;
     }
     let onAbort: (() => void) | undefined;
     const first = await new Promise<FromThread>((resolve, reject) => {
@@ -109,9 +109,10 @@ export class EngineThread {
       onAbort = () => worker.terminate().finally(() => reject(opts.signal!.reason));
       opts.signal?.addEventListener('abort', onAbort, { once: true });
     }).finally(() => opts.signal?.removeEventListener('abort', onAbort!));
-    if (first.type !== 'ready' || !config) {
+    if (first.type !== 'ready' || !config || config instanceof Error) {
       await worker.terminate();
-      throw new Error(first.type === 'failed' ? first.message : `engine thread: unexpected ${first.type}`);
+      if (first.type === 'failed') throw new Error(first.message);
+      throw config instanceof Error ? config : new Error(`engine thread: unexpected ${first.type}${config ? '' : ' (no text decoder in the config)'}`);
     }
     return new EngineThread(worker, config);
   }

@@ -6,7 +6,7 @@
  *
  * ONNX Runtime reads the process environment itself (getenv) when its first session is created, so
  * this must run in the main thread: a worker thread's process.env is a copy the library never sees.
- * session.ts imports it, and every entry point (cli/main.ts) loads session.ts in its main thread
- * before it starts an engine thread or a child process, which then inherit it.
+ * session.ts and engine-thread.ts import it, so it runs in the main thread before any session or
+ * engine thread exists; child processes inherit it.
  */
 process.env.ORT_DISABLE_TELEMETRY ??= '1';
