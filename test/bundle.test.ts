@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyBundle } from '../sidecar/bundle/manifest.ts';
+import { BUNDLE_FORMAT_VERSION, verifyBundle } from '../sidecar/bundle/manifest.ts';
 import { writeBundle } from '../sidecar/bundle/write-bundle.ts';
 import { Generator } from '../sidecar/engine/generator.ts';
 import { ImageCodec } from '../sidecar/engine/image-codec.ts';
@@ -110,6 +110,14 @@ describe('model bundles (anole convert)', () => {
     await expect(verifyBundle(copy)).rejects.toThrow(/tokenizer\.json: sha256 [0-9a-f]{64}, manifest\.json says/);
     fs.truncateSync(path.join(copy, 'model.safetensors'), 1000);
     expect(() => openModel(copy)).toThrow(/model\.safetensors: 1000 bytes, manifest\.json says \d+/);
+  });
+
+  it("a bundle of another format version is refused with what to do, before any of its graphs run", () => {
+    const copy = path.join(tmp, 'older');
+    fs.cpSync(bundles.fp32, copy, { recursive: true });
+    const file = path.join(copy, 'manifest.json');
+    fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), formatVersion: BUNDLE_FORMAT_VERSION - 1 }));
+    expect(() => openModel(copy)).toThrow(new RegExp(`format v${BUNDLE_FORMAT_VERSION - 1}; this version of anole reads v${BUNDLE_FORMAT_VERSION}: rebuild it with \`anole convert\``));
   });
 
   it('an fp32 bundle gives exactly the logits of the Hugging Face directory', async () => {

@@ -11,7 +11,8 @@ import type { GraphName } from '../graphs/model-graphs.ts';
  * weights costs about as much as reading them.
  */
 export const BUNDLE_FORMAT = 'anole-bundle';
-export const BUNDLE_FORMAT_VERSION = 1;
+/** v2: the generator's loops carry hidden states instead of logits (generation-loop.ts). */
+export const BUNDLE_FORMAT_VERSION = 2;
 export const MANIFEST = 'manifest.json';
 
 export interface BundleManifest {
@@ -46,8 +47,10 @@ export function parseManifest(text: string, source: string): BundleManifest {
   } catch (e) {
     throw new Error(`${source}: not JSON (${(e as Error).message})`);
   }
-  if (manifest?.format !== BUNDLE_FORMAT || manifest.formatVersion !== BUNDLE_FORMAT_VERSION) {
-    throw new Error(`${source}: not an ${BUNDLE_FORMAT} v${BUNDLE_FORMAT_VERSION} manifest`);
+  if (manifest?.format !== BUNDLE_FORMAT) throw new Error(`${source}: not an ${BUNDLE_FORMAT} manifest`);
+  if (manifest.formatVersion !== BUNDLE_FORMAT_VERSION) {
+    // the graphs' inputs and outputs are part of the format: an engine cannot run another version's
+    throw new Error(`${source}: a bundle of format v${manifest.formatVersion}; this version of anole reads v${BUNDLE_FORMAT_VERSION}: rebuild it with \`anole convert\``);
   }
   return manifest;
 }

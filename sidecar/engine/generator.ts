@@ -37,6 +37,8 @@ export interface GenerateOptions {
 /** Host↔runtime traffic, to compare the in-graph loop with a run per token. */
 export interface TransferStats {
   runs: number;
+  /** Of `runs`, the chunks on the image-head loop. */
+  imageHeadRuns: number;
   bytesIn: number;
   bytesOut: number;
   tokens: number;
@@ -68,7 +70,7 @@ type RowRole = 'full' | 'image' | 'uncond';
  * guidance streams at boi / eoi, finished sequences, canceled ones.
  */
 export class Generator {
-  readonly stats: TransferStats = { runs: 0, bytesIn: 0, bytesOut: 0, tokens: 0 };
+  readonly stats: TransferStats = { runs: 0, imageHeadRuns: 0, bytesIn: 0, bytesOut: 0, tokens: 0 };
   private readonly imageIds: Set<number>;
   private readonly codeOf: Int32Array;
 
@@ -109,7 +111,7 @@ export class Generator {
 
     // first rows: every prompt, plus the guidance rows of sequences that start inside an image
     let owners: { seq: Sequence; role: RowRole }[] = [];
-    let batch = emptyBatch(c.numHiddenLayers, c.vocabSize, c.numKeyValueHeads, c.headDim, this.cacheType !== 'float32');
+    let batch = emptyBatch(c.numHiddenLayers, c.hiddenSize, c.numKeyValueHeads, c.headDim, this.cacheType !== 'float32');
     const initial = sequences.flatMap((s) => this.rowsFor(s, s.hasGuidanceRows ? ['full', 'image', 'uncond'] : ['full']));
     batch = appendRows(batch, await this.prefillRows(initial.map((r) => r.prompt)));
     owners = initial.map(({ seq, role }) => ({ seq, role }));
@@ -236,10 +238,10 @@ export class Generator {
     return {
       rows: B,
       length: S,
-      vocab: c.vocabSize,
+      hiddenSize: c.hiddenSize,
       heads: c.numKeyValueHeads,
       headDim: c.headDim,
-      logits: out[O.logits].data as Float32Array,
+      hidden: out[O.hidden].data as Float32Array | Uint16Array,
       mask: BigInt64Array.from(padded.attentionMask.flat(), BigInt),
       positions: BigInt64Array.from(prompts.map((p) => BigInt(p.length))),
       keys: Array.from({ length: c.numHiddenLayers }, (_, l) => out[outputName(cacheNames(l).pastKey)].data as Float32Array | Uint16Array),
@@ -257,12 +259,13 @@ export class Generator {
     const i64 = (dims: number[]) => new ort.Tensor('int64', new BigInt64Array(0), dims);
     const f32 = (dims: number[]) => new ort.Tensor('float32', new Float32Array(0), dims);
     const bool = (dims: number[]) => new ort.Tensor('bool', new Uint8Array(0), dims);
+    const empty = this.cacheType === 'float32' ? new Float32Array(0) : new Uint16Array(0);
     const feeds: Record<string, ort.Tensor> = {
       phase: new ort.Tensor('int64', BigInt64Array.from([BigInt(phase)]), []),
       input_ids: i64([0, 0]),
       [I.steps]: new ort.Tensor('int64', BigInt64Array.from([0n]), []),
       [I.uniforms]: f32([0, 0]),
-      [I.logits]: f32([0, 0]),
+      [I.hidden]: cacheTensor(this.cacheType, empty, [0, 1, c.hiddenSize]),
       [I.attentionMask]: i64([0, 0]),
       [I.positionIds]: i64([0, 0]),
       [I.imageCount]: i64([0]),
@@ -286,7 +289,6 @@ export class Generator {
       [I.penalty]: f32([0]),
       [I.bias]: f32([0, 0]),
     };
-    const empty = this.cacheType === 'float32' ? new Float32Array(0) : new Uint16Array(0);
     for (let l = 0; l < c.numHiddenLayers; l++) {
       feeds[cacheNames(l).pastKey] = cacheTensor(this.cacheType, empty, [0, c.numKeyValueHeads, 0, c.headDim]);
       feeds[cacheNames(l).pastValue] = cacheTensor(this.cacheType, empty, [0, c.numKeyValueHeads, 0, c.headDim]);
@@ -328,7 +330,7 @@ export class Generator {
       ...this.idleFeeds(drawing ? PHASE.loopImage : PHASE.loopFull),
       [I.steps]: new ort.Tensor('int64', BigInt64Array.from([BigInt(steps)]), []),
       [I.uniforms]: f32(transpose(active.map((s) => s.uniforms.peek(steps))).flat(), [steps, G]),
-      [I.logits]: new ort.Tensor('float32', drawing ? columnsOf(batch.logits, R, V, first, end) : batch.logits, [R, W]),
+      [I.hidden]: cacheTensor(this.cacheType, batch.hidden, [R, 1, batch.hiddenSize]),
       [I.attentionMask]: new ort.Tensor('int64', batch.mask, [R, batch.length]),
       [I.positionIds]: new ort.Tensor('int64', batch.positions, [R, 1]),
       [I.imageCount]: i64(active.map((s) => s.imageCount), [G]),
@@ -359,20 +361,17 @@ export class Generator {
     }
     const out = await this.session.run(feeds);
     this.stats.runs++;
+    if (drawing) this.stats.imageHeadRuns++;
     for (const t of Object.values(feeds)) this.stats.bytesIn += (t.data as ArrayBufferView).byteLength;
     for (const t of Object.values(out)) this.stats.bytesOut += (t.data as ArrayBufferView).byteLength;
     const tokens = out[O.tokens].data as BigInt64Array;
     this.stats.tokens += tokens.length;
 
-    // Between chunks the logits are kept full width. After an image chunk only the image columns
-    // exist; the others are never read before the next full-head forward (an image step allows
-    // image tokens only, an image's last step eoi only).
-    const logits = out[O.logits].data as Float32Array;
     const nextMask = out[O.attentionMask];
     const next: RowBatch = {
       ...batch,
       length: nextMask.dims[1],
-      logits: drawing ? widen(logits, R, V, first, end) : logits,
+      hidden: out[O.hidden].data as Float32Array | Uint16Array,
       mask: nextMask.data as BigInt64Array,
       positions: out[O.positionIds].data as BigInt64Array,
       keys: Array.from({ length: c.numHiddenLayers }, (_, l) => out[outputName(cacheNames(l).pastKey)].data as Float32Array | Uint16Array),
@@ -435,18 +434,4 @@ function cacheTensor(type: 'float32' | 'float16' | 'bfloat16', data: Float32Arra
 /** [G][K] → [K][G] */
 function transpose(rows: number[][]): number[][] {
   return rows[0].map((_, t) => rows.map((row) => row[t]));
-}
-
-/** Columns [first, end) of a [rows, width] matrix. */
-function columnsOf(m: Float32Array, rows: number, width: number, first: number, end: number): Float32Array {
-  const out = new Float32Array(rows * (end - first));
-  for (let r = 0; r < rows; r++) out.set(m.subarray(r * width + first, r * width + end), r * (end - first));
-  return out;
-}
-
-/** A [rows, end - first] matrix placed at columns [first, end) of a zero [rows, width] one. */
-function widen(m: Float32Array, rows: number, width: number, first: number, end: number): Float32Array {
-  const out = new Float32Array(rows * width);
-  for (let r = 0; r < rows; r++) out.set(m.subarray(r * (end - first), (r + 1) * (end - first)), r * width + first);
-  return out;
 }

@@ -1,9 +1,10 @@
 /**
  * The rows of a running batch as plain typed arrays, between two chunks: what the Loop graph
- * carries (last logits, attention mask, next positions, KV cache). Rows join (a new request,
+ * carries (last hidden states, attention mask, next positions, KV cache). Rows join (a new request,
  * guidance streams at boi) and leave (a finished sequence) only here, at chunk boundaries.
  * Rows are left-padded to one length S: pad columns have mask 0 and zero keys/values.
- * The cache is float32, or raw float16 / bfloat16 bits (Uint16Array) from a GPU build's graphs.
+ * The hidden states and the cache are float32, or raw float16 / bfloat16 bits (Uint16Array) from a
+ * GPU build's graphs.
  */
 export type CacheArray = Float32Array | Uint16Array;
 
@@ -11,21 +12,21 @@ export interface RowBatch {
   rows: number;
   /** S: cached positions per row, padding included. */
   length: number;
-  vocab: number;
+  hiddenSize: number;
   heads: number;
   headDim: number;
-  logits: Float32Array; // [R, V]
+  hidden: CacheArray; // [R, C] each row's last hidden state
   mask: BigInt64Array; // [R, S]
   positions: BigInt64Array; // [R] position of each row's next token
   keys: CacheArray[]; // per layer [R, Hkv, S, D]
   values: CacheArray[];
 }
 
-export function emptyBatch(layers: number, vocab: number, heads: number, headDim: number, halfCache = false): RowBatch {
+export function emptyBatch(layers: number, hiddenSize: number, heads: number, headDim: number, halfCache = false): RowBatch {
   const cache = () => (halfCache ? new Uint16Array(0) : new Float32Array(0));
   return {
-    rows: 0, length: 0, vocab, heads, headDim,
-    logits: new Float32Array(0), mask: new BigInt64Array(0), positions: new BigInt64Array(0),
+    rows: 0, length: 0, hiddenSize, heads, headDim,
+    hidden: cache(), mask: new BigInt64Array(0), positions: new BigInt64Array(0),
     keys: Array.from({ length: layers }, cache),
     values: Array.from({ length: layers }, cache),
   };
@@ -33,26 +34,26 @@ export function emptyBatch(layers: number, vocab: number, heads: number, headDim
 
 /** A batch of `source` rows picked in the given order, left-padded (or trimmed) to `length`. */
 function gather(sources: { batch: RowBatch; row: number }[], length: number, template: RowBatch): RowBatch {
-  const { vocab: V, heads: H, headDim: D } = template;
+  const { hiddenSize: C, heads: H, headDim: D } = template;
   const R = sources.length;
+  const like = (n: number) => (template.hidden instanceof Uint16Array ? new Uint16Array(n) : new Float32Array(n));
   const out: RowBatch = {
-    ...emptyBatch(template.keys.length, V, H, D),
+    ...emptyBatch(template.keys.length, C, H, D),
     rows: R,
     length,
-    logits: new Float32Array(R * V),
+    hidden: like(R * C),
     mask: new BigInt64Array(R * length),
     positions: new BigInt64Array(R),
   };
-  const cache = () => (template.keys[0] instanceof Uint16Array ? new Uint16Array(R * H * length * D) : new Float32Array(R * H * length * D));
-  out.keys = template.keys.map(cache);
-  out.values = template.values.map(cache);
+  out.keys = template.keys.map(() => like(R * H * length * D));
+  out.values = template.values.map(() => like(R * H * length * D));
   sources.forEach(({ batch: src, row }, r) => {
     const S = src.length;
     // copy the last min(S, length) columns; a longer target gets zero columns on the left
     const keep = Math.min(S, length);
     const from = S - keep;
     const to = length - keep;
-    out.logits.set(src.logits.subarray(row * V, (row + 1) * V), r * V);
+    (out.hidden as Float32Array).set(src.hidden.subarray(row * C, (row + 1) * C) as Float32Array, r * C);
     out.mask.set(src.mask.subarray(row * S + from, (row + 1) * S), r * length + to);
     out.positions[r] = src.positions[row];
     for (let l = 0; l < template.keys.length; l++) {

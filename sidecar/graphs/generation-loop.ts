@@ -20,15 +20,19 @@ import { mixGuidance, sampleTokens } from './sampler.ts';
  *   done                 pad (the row idles until the chunk ends)
  *
  * The chunk stops early when a sequence finishes, or when a guided sequence enters or leaves an
- * image (the engine then adds or drops its guidance rows). The loop carries the logits of the
- * last forward, so a chunk starts by sampling and ends with the forward of its last token.
+ * image (the engine then adds or drops its guidance rows).
+ *
+ * The loop carries each row's last hidden state, not its logits: a chunk starts with the lm-head
+ * and sampling and ends with the forward of its last token. So the prefill needs no lm-head of its
+ * own (one big matrix fewer for ONNX Runtime to prepack at load), the image-head loop applies its
+ * own rows from its first step, and a row carries C numbers between chunks instead of V.
  */
 
 /** Names of the per-chunk inputs; `steps` and `uniforms` set how far the chunk may go. */
 export const LOOP_INPUTS = {
   steps: 'steps', // int64 scalar
   uniforms: 'uniforms', // [steps, G] float32
-  logits: 'logits', // [R, V] logits of each row's last token
+  hidden: 'hidden', // [R, 1, C] each row's last hidden state (after the final norm), decoder float type
   attentionMask: 'attention_mask', // [R, S]
   positionIds: 'position_ids', // [R, 1] position of the next token
   imageCount: 'image_count', // [G] int64
@@ -56,7 +60,7 @@ export const LOOP_INPUTS = {
 /** Output names: the carried state after the chunk, and the tokens it produced. */
 export const LOOP_OUTPUTS = {
   tokens: 'tokens', // [steps run, G] int64
-  logits: 'next.logits',
+  hidden: 'next.hidden',
   attentionMask: 'next.attention_mask',
   positionIds: 'next.position_ids',
   imageCount: 'next.image_count',
@@ -93,7 +97,7 @@ export type ValueSpec = [string, number, (number | string)[]];
  * Emits the chunk Loop into `at` (the root graph, or a branch of a graph that also holds other
  * phases, generator-graph.ts): its inputs are the root graph's (declared here with
  * `declareInputs`), its outputs get the names LOOP_OUTPUTS / present.* unless `rename` maps them.
- * `symbolicWidths` declares the logits / bias widths and the positions' second dim symbolic, for
+ * `symbolicWidths` declares the bias width and the positions' second dim symbolic, for
  * a graph whose inputs also serve the image head and the prefill. `steps` names the trip count
  * (default the `steps` input). Returns the outputs in order.
  */
@@ -122,7 +126,7 @@ export function emitGenerationLoop(
   input(I.steps, DataType.INT64, []);
   input(I.uniforms, DataType.FLOAT, ['steps', 'groups']);
   const carried: [string, number, (number | string)[]][] = [
-    [I.logits, DataType.FLOAT, ['rows', opts.symbolicWidths ? 'width' : W]],
+    [I.hidden, T, ['rows', 1, c.hiddenSize]],
     [I.attentionMask, DataType.INT64, ['rows', 'past']],
     [I.positionIds, DataType.INT64, ['rows', opts.symbolicWidths ? 'positions' : 1]],
     ...Array.from({ length: L }, (_, i): [string, number, (number | string)[]][] => [
@@ -174,11 +178,15 @@ export function emitGenerationLoop(
   const imageComplete = eq(imageCount, N);
   const drawingImage = and(inImage, not(imageComplete));
 
+  // the lm-head on the last forward's hidden states: [R, 1, C] → [R, W]
+  const rows = head === 'image' ? { rows: imageRows } : {};
+  const rowLogits = b.op('Squeeze', [emitLmHead(b, w, state[I.hidden], rows), b.int64s([1])]);
+
   // guidance rows apply only inside an image
   const guidedNow = and(I.guided, inImage);
   const logits = mixGuidance(
     b,
-    state[I.logits],
+    rowLogits,
     { full: I.rowFull, imageCond: b.op('Where', [guidedNow, I.rowImage, I.rowFull]), uncond: b.op('Where', [guidedNow, I.rowUncond, I.rowFull]) },
     { image: I.scaleImage, text: I.scaleText },
   ); // [G, V]
@@ -258,13 +266,11 @@ export function emitGenerationLoop(
     pastKeys: Array.from({ length: L }, (_, i) => state[cacheNames(i).pastKey]),
     pastValues: Array.from({ length: L }, (_, i) => state[cacheNames(i).pastValue]),
   });
-  const rows = head === 'image' ? { rows: imageRows } : {};
-  const nextLogits = b.op('Squeeze', [emitLmHead(b, w, forward.hidden, rows), b.int64s([1])]); // [R, W]
 
   // body outputs: cond, the carried state (same order as the inputs), then the scan output
   b.output('cond_out', DataType.BOOL, []);
   const next: Record<string, string> = {
-    [I.logits]: nextLogits,
+    [I.hidden]: forward.hidden,
     [I.attentionMask]: mask,
     [I.positionIds]: b.op('Add', [state[I.positionIds], b.int64(1)]),
     [I.imageCount]: nextCount,

@@ -1,5 +1,5 @@
 import { DataType, GraphBuilder, type BuiltModel, type DataTypeId } from '../onnx/graph-builder.ts';
-import { cacheNames, emitDecoderForward, emitLmHead, type DecoderWeights } from './decoder.ts';
+import { cacheNames, emitDecoderForward, type DecoderWeights } from './decoder.ts';
 import { emitGenerationLoop, LOOP_INPUTS as I, type ValueSpec } from './generation-loop.ts';
 
 /** Which phase a run of the generator graph performs (its `phase` input). */
@@ -11,7 +11,8 @@ export const PHASE = { prefill: 0, loopFull: 1, loopImage: 2 } as const;
  * decoder in memory, three times the load time; on a GPU, three copies in device memory).
  *
  *   phase 0  prefill: input_ids, attention_mask, position_ids, empty past → the last position's
- *            logits [B, V] and the caches (the other outputs echo their inputs);
+ *            hidden state [B, 1, C] and the caches (the other outputs echo their inputs); the
+ *            lm-head runs in the chunk that samples from it, so the weights' one lm-head is the loop's;
  *   phase 1  a chunk of the full-vocabulary Loop (generation-loop.ts);
  *   phase 2  a chunk of the image-head Loop (when the image tokens are one id range).
  *
@@ -31,7 +32,7 @@ export function buildGeneratorGraph(w: DecoderWeights, opts: { floatType?: DataT
   const [isPrefill, isLoopFull, isLoopImage] = [PHASE.prefill, PHASE.loopFull, PHASE.loopImage].map((p) => g.op('Equal', [phase, g.int64(p)]));
   const stepsIf = (running: string) => g.op('Where', [running, I.steps, g.int64(0)]); // int64 scalar: 0 skips the Loop
 
-  // the chunk loops, which also declare the shared inputs (logits and bias take either width)
+  // the chunk loops, which also declare the shared inputs (the bias takes either width)
   const fullOut = emitGenerationLoop(g, g, w, 'full', { declareInputs: true, symbolicWidths: true, steps: stepsIf(isLoopFull), rename: (n) => g.fresh(n) });
   const final = fullOut.map(([name, type, dims]): ValueSpec => [finalName(name), type, dims]);
   const pick = (branch: GraphBuilder, specs: ValueSpec[]) => specs.forEach(([name], i) => branch.output(branch.op('Identity', [name]), final[i][1] as never, final[i][2]));
@@ -61,7 +62,7 @@ export function buildGeneratorGraph(w: DecoderWeights, opts: { floatType?: DataT
   const last = prefill.op('Slice', [forward.hidden, prefill.int64s([-1]), prefill.int64s([2 ** 53]), prefill.int64s([1])]); // [B, 1, C]
   const echo = (name: string) => prefill.op('Identity', [name]);
   const prefillOut = [
-    prefill.op('Squeeze', [emitLmHead(prefill, w, last), prefill.int64s([1])]), // [B, V]
+    last,
     echo(I.attentionMask),
     echo(I.positionIds),
     ...forward.presentKeys.flatMap((k, i) => [k, forward.presentValues[i]]),
