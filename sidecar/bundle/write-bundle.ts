@@ -97,7 +97,8 @@ export async function writeBundle(opts: ConvertOptions): Promise<BundleManifest>
  * stored transposed or packed (quantized-tensors.ts); text-decoder floats are stored in the type
  * the graph computes in (float32 on CPU, fp16 / bf16 on a GPU) so ONNX Runtime casts nothing at
  * load, except that a CPU bundle asked to be fp16 / bf16 keeps that dtype (half the disk, slower
- * to load); the VQ-VAE keeps its dtype.
+ * to load); the VQ-VAE and the embedding keep their dtype (the graphs cast the embedding's rows
+ * after the Gather, so a bf16 table costs half the read and nothing at load).
  */
 function bundleTensors(ckpt: ReturnType<typeof openCheckpoint>, precision: Precision, bits: 4 | 8 | undefined, blockSize: number): TensorToWrite[] {
   const w = decoderWeights(ckpt);
@@ -126,8 +127,9 @@ function bundleTensors(ckpt: ReturnType<typeof openCheckpoint>, precision: Preci
   };
 
   const tensors: TensorToWrite[] = [];
+  const keepsDtype = (name: string) => (ckpt.vqPrefix && name.startsWith(ckpt.vqPrefix)) || (name === w.embed.name && w.lmHead !== w.embed);
   for (const [name, entry] of ckpt.tensors) {
-    if (name.startsWith(ckpt.vqPrefix) && ckpt.vqPrefix) {
+    if (keepsDtype(name)) {
       tensors.push({ name, dtype: entry.dtype as TensorToWrite['dtype'], shape: entry.shape, data: () => readTensorAsFloat32(entry) });
     } else if (matrices.has(name)) {
       tensors.push(...matrix(name, entry.dtype, entry.shape, () => readTensorAsFloat32(entry)));

@@ -174,7 +174,7 @@ export function emitDecoderForward(g: GraphBuilder, w: DecoderWeights, io: Decod
   const c = w.config;
   const opt = (entry: TensorEntry | undefined) => (entry ? g.weight(entry) : undefined);
 
-  let x = g.op('Gather', [g.weight(w.embed), io.inputIds], { axis: 0 }); // [B, T, C]
+  let x = g.gatherWeightRows(w.embed, io.inputIds); // [B, T, C]
   const rows = g.op('Concat', [g.op('Shape', [io.inputIds]), g.int64s([-1])], { axis: 0 }); // [B, T, -1]: every projection's output shape
   const shared: AttentionShared = {
     rows,

@@ -20,6 +20,13 @@ const SAFETENSORS_TO_ONNX: Record<string, DataTypeId> = {
 
 const CAST_SUFFIX: Partial<Record<DataTypeId, string>> = { [DataType.FLOAT]: 'f32', [DataType.FLOAT16]: 'f16', [DataType.BFLOAT16]: 'bf16' };
 
+/** The type a checkpoint tensor must be cast to for a graph computing in `floatType`, if any. */
+function castTarget(entry: TensorEntry, floatType: DataTypeId): DataTypeId | undefined {
+  const stored = SAFETENSORS_TO_ONNX[entry.dtype];
+  const isFloat = stored === DataType.FLOAT || stored === DataType.FLOAT16 || stored === DataType.BFLOAT16;
+  return isFloat && stored !== floatType ? floatType : undefined;
+}
+
 /** A dimension: a fixed size or a symbolic name such as "batch". */
 export type Dim = number | string;
 
@@ -55,7 +62,9 @@ export class GraphBuilder {
   private readonly initializers: onnx.ITensorProto[] = [];
   private readonly inputs: onnx.IValueInfoProto[] = [];
   private readonly outputs: onnx.IValueInfoProto[] = [];
+  /** Checkpoint tensor name → the value a node reads (the tensor, or its Cast). */
   private readonly weightNames = new Map<string, string>();
+  private readonly storedWeights = new Set<string>();
   private counter = 0;
   /** Directory of the external weight files (shared with subgraphs). */
   externalDir: string | undefined;
@@ -147,6 +156,28 @@ export class GraphBuilder {
     const root = this.root();
     const known = root.weightNames.get(entry.name);
     if (known) return known;
+    const stored = root.storedWeight(entry);
+    const target = castTarget(entry, root.floatType);
+    const value = target === undefined ? stored : root.op('Cast', [stored], { to: target }, { output: `${entry.name}.${CAST_SUFFIX[target] ?? target}` });
+    root.weightNames.set(entry.name, value);
+    return value;
+  }
+
+  /**
+   * Rows of a checkpoint tensor (Gather on axis 0 at `indices`), gathered in the stored dtype and
+   * cast after: weight()'s Cast of the whole table would be folded at every load into a second,
+   * converted copy of it (65536 × C for the embedding), when a step reads a few rows.
+   */
+  gatherWeightRows(entry: TensorEntry, indices: string): string {
+    const rows = this.op('Gather', [this.root().storedWeight(entry), indices], { axis: 0 });
+    const target = castTarget(entry, this.root().floatType);
+    return target === undefined ? rows : this.op('Cast', [rows], { to: target });
+  }
+
+  /** A checkpoint tensor as an external initializer in its stored dtype (registered once). */
+  private storedWeight(entry: TensorEntry): string {
+    const root = this.root();
+    if (root.storedWeights.has(entry.name)) return entry.name;
     const dir = path.dirname(entry.file);
     if (root.externalDir === undefined) root.externalDir = dir;
     else if (root.externalDir !== dir) {
@@ -165,11 +196,8 @@ export class GraphBuilder {
         { key: 'length', value: String(entry.byteLength) },
       ],
     });
-    const isFloat = elemType === DataType.FLOAT || elemType === DataType.FLOAT16 || elemType === DataType.BFLOAT16;
-    const target = root.floatType;
-    const value = !isFloat || elemType === target ? entry.name : root.op('Cast', [entry.name], { to: target }, { output: `${entry.name}.${CAST_SUFFIX[target] ?? target}` });
-    root.weightNames.set(entry.name, value);
-    return value;
+    root.storedWeights.add(entry.name);
+    return entry.name;
   }
 
   toGraphProto(): onnx.IGraphProto {
