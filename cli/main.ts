@@ -1,10 +1,9 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { resolveModelDir } from './default-model.ts';
-import { forwardCommand } from './commands/forward.ts';
-import { decodeImageCommand, encodeImageCommand } from './commands/images.ts';
-import { generateCommand } from './commands/generate.ts';
-import { initModelCommand } from './commands/init-model.ts';
-import { convertCommand } from './commands/convert.ts';
+
+// Each command imports what it needs when it runs: from a build, a process then compiles only its
+// own command's code (the worker's cold start does not pay for the local S3 / SQS stand-ins, the
+// API's schemas or the converter).
+const resolveModelDir = async (option: string | undefined) => (await import('./default-model.ts')).resolveModelDir(option);
 
 const int = (name: string) => (v: string) => {
   const n = Number(v);
@@ -34,7 +33,7 @@ program
   .addOption(modelOption())
   .requiredOption('--input <file>', 'JSON {input_ids, attention_mask?, position_ids?}')
   .requiredOption('--output <file>', 'where to write the logits')
-  .action(async (o) => forwardCommand(await resolveModelDir(o.model), o));
+  .action(async (o) => (await import('./commands/forward.ts')).forwardCommand(await resolveModelDir(o.model), o));
 
 program
   .command('encode-image')
@@ -42,7 +41,7 @@ program
   .addOption(modelOption())
   .requiredOption('--image <file>')
   .requiredOption('--output <file>', 'JSON {codes, token_ids}')
-  .action(async (o) => encodeImageCommand(await resolveModelDir(o.model), o));
+  .action(async (o) => (await import('./commands/images.ts')).encodeImageCommand(await resolveModelDir(o.model), o));
 
 program
   .command('decode-image')
@@ -51,7 +50,7 @@ program
   .requiredOption('--codes <file>', 'JSON {codes} or {token_ids}')
   .requiredOption('--output <file>', 'PNG to write')
   .option('--raw <file>', 'also write float32 pixel values [3, H, W] before postprocessing')
-  .action(async (o) => decodeImageCommand(await resolveModelDir(o.model), o));
+  .action(async (o) => (await import('./commands/images.ts')).decodeImageCommand(await resolveModelDir(o.model), o));
 
 program
   .command('generate')
@@ -75,7 +74,7 @@ program
   .option('--chunk-size <k>', 'tokens per ONNX Runtime run (default: one image row)', int('--chunk-size'))
   .option('--stream', 'print events as JSON lines on stdout')
   .requiredOption('--out <dir>', 'where result.json and the PNGs go')
-  .action(async (o) => generateCommand(await resolveModelDir(o.model), o));
+  .action(async (o) => (await import('./commands/generate.ts')).generateCommand(await resolveModelDir(o.model), o));
 
 program
   .command('init-model')
@@ -84,7 +83,7 @@ program
   .option('--preset <name>', 'tiny | small', 'tiny')
   .option('--seed <n>', 'random seed', int('--seed'), 0)
   .option('--shards <n>', 'split the weights into n shard files', int('--shards'))
-  .action(initModelCommand);
+  .action(async (o) => (await import('./commands/init-model.ts')).initModelCommand(o));
 
 program
   .command('convert')
@@ -95,7 +94,7 @@ program
   .addOption(new Option('--target <ep>', 'execution provider the graphs are built for').choices(['cpu', 'cuda']).default('cpu'))
   .option('--block-size <n>', 'int8/int4 quantization block size', int('--block-size'))
   .option('--accuracy-level <n>', 'MatMulNBits accuracy_level (default: 4 = int8 activations on CPU, 0 on CUDA)', int('--accuracy-level'))
-  .action(convertCommand);
+  .action(async (o) => (await import('./commands/convert.ts')).convertCommand(o));
 
 program.command('worker').description('the queue worker (sidecar): jobs from SQS, results to S3; configured by the environment').action(async () => void (await import('../sidecar/worker/main.ts')));
 program.command('serve').description('the whole service locally: S3 and SQS stand-ins, the worker, the API and playground on $PORT (default 8787)').action(async () => (await import('./commands/serve.ts')).serveCommand());

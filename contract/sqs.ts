@@ -1,35 +1,7 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { awsKeysFromEnv } from './s3.ts';
+import type { QueueSettings } from './sqs-settings.ts';
 
-/** Where the job queue is and how to reach it. */
-export interface QueueSettings {
-  queueUrl: string;
-  region: string;
-  /** A non-AWS endpoint (the local stack's SQS server); unset in AWS. */
-  endpoint?: string;
-  credentials?: { accessKeyId: string; secretAccessKey: string };
-}
-
-/** Settings from the environment: ANOLE_QUEUE_URL (required), AWS_REGION, ANOLE_SQS_ENDPOINT, AWS keys. */
-export function queueSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): QueueSettings {
-  const queueUrl = env.ANOLE_QUEUE_URL;
-  if (!queueUrl) throw new Error('ANOLE_QUEUE_URL is not set: the job queue URL is required');
-  return {
-    queueUrl,
-    region: env.AWS_REGION || 'us-east-1',
-    endpoint: env.ANOLE_SQS_ENDPOINT || undefined,
-    credentials: awsKeysFromEnv(env),
-  };
-}
-
-export function queueSettingsToEnv(s: QueueSettings): Record<string, string> {
-  return {
-    ANOLE_QUEUE_URL: s.queueUrl,
-    AWS_REGION: s.region,
-    ...(s.endpoint ? { ANOLE_SQS_ENDPOINT: s.endpoint } : {}),
-    ...(s.credentials ? { AWS_ACCESS_KEY_ID: s.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s.credentials.secretAccessKey } : {}),
-  };
-}
+export { queueSettingsFromEnv, queueSettingsToEnv, type QueueSettings } from './sqs-settings.ts';
 
 export function createSqsClient(s: QueueSettings): SQSClient {
   return new SQSClient({ region: s.region, endpoint: s.endpoint, credentials: s.credentials });

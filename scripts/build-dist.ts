@@ -56,12 +56,18 @@ export interface BuildOptions {
 export async function buildDist({ outDir, extraEntries = {} }: BuildOptions): Promise<esbuild.Metafile> {
   const entries = { ...DIST_ENTRIES, ...extraEntries };
   await fs.mkdir(outDir, { recursive: true });
+  // chunk names carry content hashes: an earlier build's chunks would pile up beside these
+  for (const file of await fs.readdir(outDir)) if (/\.mjs(\.map)?$/.test(file)) await fs.rm(path.join(outDir, file));
   const [result, page] = await Promise.all([
     esbuild.build({
       entryPoints: Object.fromEntries(Object.entries(entries).map(([name, file]) => [name, path.join(REPO_ROOT, file)])),
       outdir: outDir,
       outExtension: { '.js': '.mjs' },
       bundle: true,
+      // the commands' dynamic imports become chunks beside the entries (flat, so that files found
+      // with `new URL(file, import.meta.url)` resolve alike from any of them): a process compiles
+      // only its own command's code (`anole --help` took 0.6 s when everything was one 5.6 MB file)
+      splitting: true,
       platform: 'node',
       format: 'esm',
       target: 'node20',

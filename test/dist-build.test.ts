@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Metafile } from 'esbuild';
 import { buildDist, REPO_ROOT } from '../scripts/build-dist.ts';
 import { startServe } from './serve-harness.ts';
 
@@ -19,13 +20,14 @@ const run = promisify(execFile);
 let outDir: string;
 let work: string;
 let externals: string[];
+let metafile: Metafile;
 
 beforeAll(async () => {
   // inside the repository: the bundle resolves its external packages from node_modules above it
   fs.mkdirSync(path.join(REPO_ROOT, '.cache'), { recursive: true });
   work = fs.mkdtempSync(path.join(REPO_ROOT, '.cache', 'dist-test-'));
   outDir = path.join(work, 'dist');
-  const metafile = await buildDist({ outDir });
+  metafile = await buildDist({ outDir });
   externals = Object.values(metafile.outputs).flatMap((o) => o.imports.filter((i) => i.external).map((i) => i.path));
 }, 60_000);
 afterAll(() => {
@@ -77,6 +79,27 @@ describe('the build (npm run build)', () => {
     const packages = [...new Set(externals.filter((name) => !isBuiltin(name)))];
     expect(packages).toContain('onnxruntime-node');
     for (const name of packages) expect(dependencies, name).toHaveProperty(name);
+  });
+
+  it('splits the commands: the CLI itself, and the worker until its model is loading, import no AWS SDK, local stack or converter', () => {
+    const outputs = metafile.outputs;
+    /** Source files of `output` and of every output it imports statically (what loading it evaluates). */
+    const staticSources = (output: string, seen = new Set<string>()): string[] => {
+      if (seen.has(output)) return [];
+      seen.add(output);
+      const o = outputs[output];
+      return [...Object.keys(o.inputs), ...o.imports.filter((i) => i.kind === 'import-statement' && !i.external).flatMap((i) => staticSources(i.path, seen))];
+    };
+    const outputOf = (source: string) => Object.keys(outputs).find((file) => file.endsWith('.mjs') && source in outputs[file].inputs)!;
+    const heavy = (sources: string[]) => sources.filter((f) => /node_modules\/(@aws-sdk|s3rver|local-aws-sqs|zod)\/|sidecar\/bundle\/write-bundle\.ts/.test(f));
+    const cli = outputOf('cli/main.ts');
+    const worker = outputOf('sidecar/worker/main.ts');
+    expect(path.basename(cli)).toBe('anole.mjs');
+    expect(worker).not.toBe(cli);
+    expect(heavy(staticSources(cli))).toEqual([]);
+    expect(heavy(staticSources(worker))).toEqual([]);
+    // the worker does load the SDK, after its engine thread has started
+    expect(heavy(staticSources(outputOf('sidecar/worker/start-worker.ts'))).some((f) => f.includes('@aws-sdk/client-s3'))).toBe(true);
   });
 
   it('says `anole bench` runs from the sources', async () => {

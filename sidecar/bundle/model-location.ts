@@ -1,9 +1,8 @@
+import fs from 'node:fs';
 import path from 'node:path';
-import { createS3Client, s3SettingsFromEnv } from '../../contract/s3.ts';
+import { s3SettingsFromEnv } from '../../contract/s3-settings.ts';
 import { isS3Uri, parseS3Uri } from '../../contract/s3-uri.ts';
 import { cacheLockOptionsFromEnv, withCacheLock } from './cache-lock.ts';
-import { downloadHubRepo, hubCacheDir, isHubRepoId } from './hub-download.ts';
-import { downloadS3Model, s3CacheDir } from './s3-download.ts';
 
 export type DownloadProgress = (file: string, done: number, size: number) => void;
 
@@ -18,6 +17,10 @@ export type DownloadProgress = (file: string, done: number, size: number) => voi
  */
 export async function resolveModelLocation(location: string, onProgress?: DownloadProgress): Promise<string> {
   if (isS3Uri(location)) return resolveS3Location(location, onProgress);
+  // a directory needs nothing more: the downloaders and their SDKs are imported only for a location
+  // that needs them (a worker with its model on disk starts loading it sooner)
+  if (fs.existsSync(location)) return location;
+  const { downloadHubRepo, hubCacheDir, isHubRepoId } = await import('./hub-download.ts');
   const [repo, revision] = location.split('@');
   if (!isHubRepoId(repo)) return location;
   const cacheDir = process.env.ANOLE_HUB_CACHE || path.resolve('.cache/hub');
@@ -35,6 +38,7 @@ export async function resolveModelLocation(location: string, onProgress?: Downlo
 
 async function resolveS3Location(location: string, onProgress?: DownloadProgress): Promise<string> {
   const from = parseS3Uri(location, 'a model location');
+  const [{ createS3Client }, { downloadS3Model, s3CacheDir }] = await Promise.all([import('../../contract/s3.ts'), import('./s3-download.ts')]);
   const cacheDir = process.env.ANOLE_S3_CACHE || path.resolve('.cache/s3');
   const s3 = createS3Client(s3SettingsFromEnv());
   try {

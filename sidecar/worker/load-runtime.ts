@@ -2,9 +2,6 @@ import type { BlobStore } from '../../contract/blob-store.ts';
 import { loadImageProcessorConfig } from '../../functions/preprocess/preprocessor-config.ts';
 import { AnoleTokenizer } from '../../functions/preprocess/tokenizer.ts';
 import { EngineThread } from '../engine/engine-thread.ts';
-import { Generator } from '../engine/generator.ts';
-import { ImageCodec } from '../engine/image-codec.ts';
-import { openModel } from '../engine/model-source.ts';
 import type { SessionConfig } from '../onnx/session.ts';
 import type { JobRuntime } from './run-jobs.ts';
 
@@ -13,11 +10,19 @@ export interface RuntimeOptions extends SessionConfig {
   thread?: boolean;
 }
 
+/** A job runtime without its store: what loading a model gives. */
+export type ModelRuntime = Omit<JobRuntime, 'store'>;
+
 /**
  * Loads a model once for many jobs, from a Hugging Face checkpoint directory or a bundle made by
  * `anole convert`: a bad checkpoint fails here, with one CheckpointError.
  */
 export async function loadRuntime(modelDir: string, store: BlobStore, opts: RuntimeOptions = {}): Promise<JobRuntime> {
+  return { ...(await loadModelRuntime(modelDir, opts)), store };
+}
+
+/** loadRuntime's model part, which needs no storage (the worker starts it before it connects any). */
+export async function loadModelRuntime(modelDir: string, opts: RuntimeOptions = {}): Promise<ModelRuntime> {
   const { thread = true, ...session } = opts;
   // The tokenizer (about 0.25 s for a 2.5 MB tokenizer.json) loads here while the engine thread
   // starts and makes its sessions. A bad tokenizer stops the thread at once rather than after
@@ -25,15 +30,22 @@ export async function loadRuntime(modelDir: string, store: BlobStore, opts: Runt
   const stop = new AbortController();
   const loadEngine = async (): Promise<Pick<JobRuntime, 'generator' | 'codec'>> => {
     if (thread) return EngineThread.start(modelDir, session, { signal: stop.signal });
+    // in process: ONNX Runtime is imported only here, so a main thread with an engine thread never loads it
+    const [{ openModel }, { Generator }, { ImageCodec }] = await Promise.all([
+      import('../engine/model-source.ts'),
+      import('../engine/generator.ts'),
+      import('../engine/image-codec.ts'),
+    ]);
     const model = openModel(modelDir);
     const [generator, codec] = await Promise.all([Generator.load(model, session), ImageCodec.load(model, session)]);
     return { generator, codec };
   };
+  const engineLoading = loadEngine(); // first: the tokenizer's load starts with work that blocks this thread
   const loadTokenizer = AnoleTokenizer.load(modelDir).catch((e) => {
     stop.abort(e);
     throw e;
   });
-  const [tokenizerLoad, engineLoad] = await Promise.allSettled([loadTokenizer, loadEngine()]);
+  const [tokenizerLoad, engineLoad] = await Promise.allSettled([loadTokenizer, engineLoading]);
   if (tokenizerLoad.status === 'rejected' || engineLoad.status === 'rejected') {
     if (engineLoad.status === 'fulfilled') await Promise.all([engineLoad.value.generator.release(), engineLoad.value.codec.release()]);
     throw tokenizerLoad.status === 'rejected' ? tokenizerLoad.reason : (engineLoad as PromiseRejectedResult).reason;
@@ -43,6 +55,5 @@ export async function loadRuntime(modelDir: string, store: BlobStore, opts: Runt
     ...engine,
     decodeText: (ids) => tokenizer.decode(ids, { skipSpecialTokens: true }),
     imageConfig: loadImageProcessorConfig(modelDir),
-    store,
   };
 }

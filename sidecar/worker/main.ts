@@ -1,13 +1,24 @@
 import { resolveModelDir } from '../../cli/default-model.ts';
 import { hasHugepageMalloc } from '../onnx/hugepage-malloc.ts';
-import { startWorker, workerConfigFromEnv } from './start-worker.ts';
+import { loadModelRuntime } from './load-runtime.ts';
+import { workerConfigFromEnv } from './worker-config.ts';
 
 /**
  * The worker as a process (`tsx sidecar/worker/main.ts`), configured by the environment (see
  * workerConfigFromEnv). SIGTERM or SIGINT drains: the batch in hand finishes, then it exits 0.
+ *
+ * The model starts loading on its engine thread as soon as the environment is read and checked,
+ * and the rest of the worker (the AWS SDK, the servers: about 0.3 s of imports from the build)
+ * is imported while it loads.
  */
 const config = workerConfigFromEnv(await resolveModelDir(undefined));
-const started = await startWorker(config);
+const model = loadModelRuntime(config.modelDir, { intraOpNumThreads: config.intraOpNumThreads });
+model.catch(() => {}); // startWorker reports it; a failed import below must not leave it unhandled
+const { startWorker } = await import('./start-worker.ts').catch(async (e) => {
+  await model.then((m) => Promise.all([m.generator.release(), m.codec.release()]), () => {});
+  throw e;
+});
+const started = await startWorker(config, model);
 if (!process.env.ANOLE_WEBHOOK_SECRET) console.error(`webhook secret (set ANOLE_WEBHOOK_SECRET to keep one): ${started.webhookSecret}`);
 // one line a supervisor (or a test) can wait for, with the cold start it took (process start to
 // taking jobs, model download included) and whether malloc was on huge pages (about half the load)

@@ -1,28 +1,15 @@
 import { SqsJobQueue } from '../../contract/job-queue.ts';
-import { addressPolicyFromEnv } from '../../functions/api/address-policy.ts';
-import type { PredictionRecord } from '../../contract/prediction.ts';
 import { PredictionStore } from '../../contract/prediction-store.ts';
-import { createS3Client, s3SettingsFromEnv, type S3Settings } from '../../contract/s3.ts';
+import { createS3Client } from '../../contract/s3.ts';
 import { S3BlobStore } from '../../contract/s3-blob-store.ts';
-import { createSqsClient, queueSettingsFromEnv, type QueueSettings } from '../../contract/sqs.ts';
+import { createSqsClient } from '../../contract/sqs.ts';
 import { startHealthServer, type HealthServer } from './health-server.ts';
-import { loadRuntime } from './load-runtime.ts';
-import { generateWebhookSecret, WebhookSender, type WebhookSenderOptions } from './webhooks.ts';
-import { Worker, type WorkerOptions } from './worker.ts';
+import { loadModelRuntime, type ModelRuntime } from './load-runtime.ts';
+import { generateWebhookSecret, WebhookSender } from './webhooks.ts';
+import { Worker } from './worker.ts';
+import type { WorkerConfig } from './worker-config.ts';
 
-export interface WorkerConfig {
-  modelDir: string;
-  s3: S3Settings;
-  queue: QueueSettings;
-  /** Standard Webhooks secret (`whsec_…`); a fresh one is made when absent (say it to the user). */
-  webhookSecret?: string;
-  webhook?: Omit<WebhookSenderOptions, 'secret'>;
-  /** The health/metrics server; port 0 = any free one. */
-  health?: { port?: number; hostname?: string };
-  worker?: WorkerOptions;
-  present?: (record: PredictionRecord) => Promise<unknown>;
-  intraOpNumThreads?: number;
-}
+export { workerConfigFromEnv, type WorkerConfig } from './worker-config.ts';
 
 export interface StartedWorker {
   worker: Worker;
@@ -32,24 +19,40 @@ export interface StartedWorker {
   stop(): Promise<void>;
 }
 
-/** Loads the model once, connects S3 and the queue, starts the loop and the health server. */
-export async function startWorker(config: WorkerConfig): Promise<StartedWorker> {
+/**
+ * Loads the model once (or takes the load `model` already started: the worker's process starts it
+ * before importing this module), connects S3 and the queue, starts the loop and the health server.
+ * A failure releases whatever was started, so the process can exit.
+ */
+export async function startWorker(config: WorkerConfig, model?: Promise<ModelRuntime>): Promise<StartedWorker> {
+  const loading = model ?? loadModelRuntime(config.modelDir, { intraOpNumThreads: config.intraOpNumThreads });
   const blobs = new S3BlobStore(createS3Client(config.s3), config.s3.bucket);
   const sqs = createSqsClient(config.queue);
-  const runtime = await loadRuntime(config.modelDir, blobs, { intraOpNumThreads: config.intraOpNumThreads });
   const webhookSecret = config.webhookSecret ?? generateWebhookSecret();
-  const worker = new Worker(
-    {
-      runtime,
-      blobs,
-      predictions: new PredictionStore(blobs),
-      queue: new SqsJobQueue(sqs, config.queue.queueUrl),
-      webhooks: new WebhookSender({ secret: webhookSecret, log: config.worker?.log, ...config.webhook }),
-      present: config.present,
-    },
-    config.worker,
-  );
-  const health = await startHealthServer(worker, config.health);
+  let runtime: ModelRuntime | undefined;
+  let worker: Worker;
+  let health: HealthServer;
+  try {
+    runtime = await loading;
+    worker = new Worker(
+      {
+        runtime: { ...runtime, store: blobs },
+        blobs,
+        predictions: new PredictionStore(blobs),
+        queue: new SqsJobQueue(sqs, config.queue.queueUrl),
+        webhooks: new WebhookSender({ secret: webhookSecret, log: config.worker?.log, ...config.webhook }),
+        present: config.present,
+      },
+      config.worker,
+    );
+    health = await startHealthServer(worker, config.health);
+  } catch (e) {
+    if (runtime) await Promise.all([runtime.generator.release(), runtime.codec.release()]);
+    sqs.destroy();
+    blobs.s3.destroy();
+    throw e;
+  }
+  const loaded = runtime;
   const loop = worker.run();
   let stopping: Promise<void> | undefined;
   return {
@@ -61,52 +64,9 @@ export async function startWorker(config: WorkerConfig): Promise<StartedWorker> 
         await worker.drain();
         await loop;
         await health.close();
-        await Promise.all([runtime.generator.release(), runtime.codec.release()]);
+        await Promise.all([loaded.generator.release(), loaded.codec.release()]);
         sqs.destroy();
         blobs.s3.destroy();
       })()),
   };
-}
-
-/**
- * The worker's settings from the environment: the S3 and queue variables (contract/s3.ts, sqs.ts),
- * ANOLE_WEBHOOK_SECRET, ANOLE_HEALTH_PORT (default 8788), ANOLE_HEALTH_HOST (default 127.0.0.1),
- * ANOLE_BATCH_SIZE, ANOLE_BATCH_WINDOW_MS, ANOLE_VISIBILITY_SECONDS, ANOLE_WAIT_SECONDS,
- * ANOLE_CANCEL_POLL_MS, ANOLE_MAX_ATTEMPTS, ANOLE_CHUNK_SIZE, ANOLE_PREVIEW_EVERY_ROWS,
- * ANOLE_WEBHOOK_MAX_ATTEMPTS, ANOLE_WEBHOOK_BASE_DELAY_MS, ANOLE_THREADS; webhook destinations follow
- * the API's address policy (ANOLE_ALLOW_HTTP_URLS, ANOLE_ALLOWED_ADDRESSES: https to public addresses only by default).
- */
-export function workerConfigFromEnv(modelDir: string, env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  const int = (name: string): number | undefined => {
-    const v = env[name];
-    if (v === undefined || v === '') return undefined;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got ${v}`);
-    return n;
-  };
-  const log = (m: string) => console.error(m);
-  return {
-    modelDir,
-    s3: s3SettingsFromEnv(env),
-    queue: queueSettingsFromEnv(env),
-    webhookSecret: env.ANOLE_WEBHOOK_SECRET || undefined,
-    webhook: dropUndefined({ maxAttempts: int('ANOLE_WEBHOOK_MAX_ATTEMPTS'), baseDelayMs: int('ANOLE_WEBHOOK_BASE_DELAY_MS'), policy: addressPolicyFromEnv(env) }),
-    health: { port: int('ANOLE_HEALTH_PORT') ?? 8788, hostname: env.ANOLE_HEALTH_HOST || '127.0.0.1' },
-    worker: dropUndefined({
-      maxBatch: int('ANOLE_BATCH_SIZE'),
-      batchWindowMs: int('ANOLE_BATCH_WINDOW_MS'),
-      visibilitySeconds: int('ANOLE_VISIBILITY_SECONDS'),
-      waitSeconds: int('ANOLE_WAIT_SECONDS'),
-      cancelPollMs: int('ANOLE_CANCEL_POLL_MS'),
-      maxAttempts: int('ANOLE_MAX_ATTEMPTS'),
-      chunkSize: int('ANOLE_CHUNK_SIZE'),
-      previewEveryRows: int('ANOLE_PREVIEW_EVERY_ROWS'),
-      log,
-    }),
-    intraOpNumThreads: int('ANOLE_THREADS'),
-  };
-}
-
-function dropUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }

@@ -1,0 +1,66 @@
+import type { PredictionRecord } from '../../contract/prediction.ts';
+import { s3SettingsFromEnv, type S3Settings } from '../../contract/s3-settings.ts';
+import { queueSettingsFromEnv, type QueueSettings } from '../../contract/sqs-settings.ts';
+import { addressPolicyFromEnv } from '../../functions/api/address-policy.ts';
+import type { WebhookSenderOptions } from './webhooks.ts';
+import type { WorkerOptions } from './worker.ts';
+
+// Settings only, no SDK or server: the worker reads and checks its environment first, then starts
+// loading the model, then imports the rest (sidecar/worker/main.ts).
+
+export interface WorkerConfig {
+  modelDir: string;
+  s3: S3Settings;
+  queue: QueueSettings;
+  /** Standard Webhooks secret (`whsec_…`); a fresh one is made when absent (say it to the user). */
+  webhookSecret?: string;
+  webhook?: Omit<WebhookSenderOptions, 'secret'>;
+  /** The health/metrics server; port 0 = any free one. */
+  health?: { port?: number; hostname?: string };
+  worker?: WorkerOptions;
+  present?: (record: PredictionRecord) => Promise<unknown>;
+  intraOpNumThreads?: number;
+}
+
+/**
+ * The worker's settings from the environment: the S3 and queue variables (contract/s3.ts, sqs.ts),
+ * ANOLE_WEBHOOK_SECRET, ANOLE_HEALTH_PORT (default 8788), ANOLE_HEALTH_HOST (default 127.0.0.1),
+ * ANOLE_BATCH_SIZE, ANOLE_BATCH_WINDOW_MS, ANOLE_VISIBILITY_SECONDS, ANOLE_WAIT_SECONDS,
+ * ANOLE_CANCEL_POLL_MS, ANOLE_MAX_ATTEMPTS, ANOLE_CHUNK_SIZE, ANOLE_PREVIEW_EVERY_ROWS,
+ * ANOLE_WEBHOOK_MAX_ATTEMPTS, ANOLE_WEBHOOK_BASE_DELAY_MS, ANOLE_THREADS; webhook destinations follow
+ * the API's address policy (ANOLE_ALLOW_HTTP_URLS, ANOLE_ALLOWED_ADDRESSES: https to public addresses only by default).
+ */
+export function workerConfigFromEnv(modelDir: string, env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const int = (name: string): number | undefined => {
+    const v = env[name];
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got ${v}`);
+    return n;
+  };
+  const log = (m: string) => console.error(m);
+  return {
+    modelDir,
+    s3: s3SettingsFromEnv(env),
+    queue: queueSettingsFromEnv(env),
+    webhookSecret: env.ANOLE_WEBHOOK_SECRET || undefined,
+    webhook: dropUndefined({ maxAttempts: int('ANOLE_WEBHOOK_MAX_ATTEMPTS'), baseDelayMs: int('ANOLE_WEBHOOK_BASE_DELAY_MS'), policy: addressPolicyFromEnv(env) }),
+    health: { port: int('ANOLE_HEALTH_PORT') ?? 8788, hostname: env.ANOLE_HEALTH_HOST || '127.0.0.1' },
+    worker: dropUndefined({
+      maxBatch: int('ANOLE_BATCH_SIZE'),
+      batchWindowMs: int('ANOLE_BATCH_WINDOW_MS'),
+      visibilitySeconds: int('ANOLE_VISIBILITY_SECONDS'),
+      waitSeconds: int('ANOLE_WAIT_SECONDS'),
+      cancelPollMs: int('ANOLE_CANCEL_POLL_MS'),
+      maxAttempts: int('ANOLE_MAX_ATTEMPTS'),
+      chunkSize: int('ANOLE_CHUNK_SIZE'),
+      previewEveryRows: int('ANOLE_PREVIEW_EVERY_ROWS'),
+      log,
+    }),
+    intraOpNumThreads: int('ANOLE_THREADS'),
+  };
+}
+
+function dropUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
