@@ -21,6 +21,9 @@ export function describeColdStart(figures: ColdStartFigures, referenceName = 're
       `  ${modelLabel(key)}, ${f.weights_mb.toFixed(0)} MiB: read ${s(f.read_ms)}, ready ${s(f.ready_ms)} = ${x(f.ready_over_read)} the read ` +
         `(${x(f.load_over_read)} without process start and imports)${perByte}; through the engine thread as the sidecar loads: ${s(f.engine_thread_ready_ms)}`,
     );
+    if (f.worker_ready_ms !== undefined) {
+      lines.push(`    the worker itself from the build (node dist/anole.mjs worker), start to its ready line: ${s(f.worker_ready_ms)} = ${x(f.worker_over_read!)} the read`);
+    }
     if (f.ready_without_hugepages_ms !== undefined) lines.push(`    without huge pages (GLIBC_TUNABLES unset): ready ${s(f.ready_without_hugepages_ms)}`);
     if (f.bundled) {
       lines.push(`    from the build (npm run build, no tsx): ready ${s(f.bundled.ready_ms)}, through the engine thread ${s(f.bundled.engine_thread_ready_ms)}`);

@@ -10,17 +10,20 @@
  * family) every model is also measured from it, interleaved, and the figure gets a per-byte
  * ratio: (ready − its ready) / (read − its read), what the load costs for each extra byte of
  * weights relative to reading that byte. With `bundled` (the default) the last model also starts
- * from the build (scripts/build-dist.ts: the child bundled, no tsx), as the worker image runs.
+ * from the build (scripts/build-dist.ts: the child bundled, no tsx), and every model is loaded by
+ * the worker itself as the worker image runs it, `node dist/anole.mjs worker`, until its ready
+ * line (its queue and bucket point at a closed local port: nothing is contacted before ready).
  * Every child starts with GLIBC_TUNABLES asking for huge pages, as the worker image runs
  * (sidecar/onnx/hugepage-malloc.ts); each model's load is also measured without, for what it saves.
  * Prints one JSON line.
  *
  *   npx tsx bench/measure-cold-start.ts <HF checkpoint dir> [<smaller HF checkpoint dir>] [--no-drop-caches]
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { buildDist } from '../scripts/build-dist.ts';
 import { writeBundle } from '../sidecar/bundle/write-bundle.ts';
@@ -61,6 +64,9 @@ export interface ColdStartFigure extends ColdStartRun {
   /** The sidecar's own path (EngineThread.start: a worker thread that starts tsx and imports again). */
   engine_thread_ready_ms: number;
   engine_thread_over_read: number;
+  /** The worker process from the build, start → its ready line (median; with `bundled`). */
+  worker_ready_ms?: number;
+  worker_over_read?: number;
   bundled?: BundledStart;
   /** (ready − reference ready) / (read − reference read); absent without a reference or when the reads came out equal. */
   per_byte_ratio?: number;
@@ -119,6 +125,7 @@ interface Samples {
   loadsWithoutHugepages: number[];
   bundledLoads: LoadSample[];
   bundledThreads: number[];
+  workers: number[];
 }
 
 /** A fresh child: cold-start-child.ts through tsx, or its bundle when given one. */
@@ -131,6 +138,46 @@ function child<T>(mode: 'load' | 'thread' | 'read', dir: string, opts: { dropCac
   const run = spawnSync(process.execPath, args, { encoding: 'utf8', env: opts.env });
   if (run.status !== 0) throw new Error(`cold-start-child ${mode} ${dir}: ${run.stderr}`);
   return JSON.parse(run.stdout.trim().split('\n').pop()!) as T;
+}
+
+/**
+ * `node <cli> worker` on `dir` until its ready line: the started_seconds it reports (process start →
+ * taking jobs), in ms. It is then stopped (SIGTERM, then SIGKILL if it lingers).
+ */
+async function workerReady(cli: string, dir: string, opts: { dropCaches: boolean; env: NodeJS.ProcessEnv }): Promise<number> {
+  if (opts.dropCaches) {
+    execFileSync('sync');
+    fs.writeFileSync(DROP_CACHES, '3');
+  }
+  const closed = 'http://127.0.0.1:9'; // the discard port: nothing listens, nothing is reached
+  const env = {
+    ...opts.env,
+    ANOLE_MODEL: dir,
+    ANOLE_QUEUE_URL: `${closed}/000000000000/anole-bench`,
+    ANOLE_SQS_ENDPOINT: closed,
+    ANOLE_S3_ENDPOINT: closed,
+    AWS_ACCESS_KEY_ID: 'bench',
+    AWS_SECRET_ACCESS_KEY: 'bench',
+    ANOLE_HEALTH_PORT: '0',
+  };
+  const worker = spawn(process.execPath, [cli, 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const stderr: string[] = [];
+  readline.createInterface({ input: worker.stderr! }).on('line', (l) => stderr.push(l));
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      readline.createInterface({ input: worker.stdout! }).on('line', (line) => {
+        const ready = line.startsWith('{') ? (JSON.parse(line) as { ready?: boolean; started_seconds?: number }) : {};
+        if (ready.ready && ready.started_seconds !== undefined) resolve(ready.started_seconds * 1000);
+      });
+      exited.then(() => reject(new Error(`worker on ${dir} exited before ready: ${stderr.join('\n')}`)));
+    });
+  } finally {
+    worker.kill('SIGTERM');
+    const lingering = setTimeout(() => worker.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(lingering);
+  }
 }
 
 const middle = <T>(xs: T[], by: (x: T) => number): T => [...xs].sort((a, b) => by(a) - by(b))[Math.floor(xs.length / 2)];
@@ -180,20 +227,21 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
   try {
     if (dist) await buildDist({ outDir: dist, extraEntries: { 'cold-start-child': 'bench/cold-start-child.ts' } });
     const bundle = dist && path.join(dist, 'cold-start-child.mjs');
+    const cli = dist && path.join(dist, 'anole.mjs');
     const main = await modelsOf(hfDir, dtypes, path.join(tmp, 'main'));
     const reference = opts.referenceDir ? await modelsOf(opts.referenceDir, dtypes, path.join(tmp, 'reference')) : [];
     const samples = new Map<string, Samples>();
     // the build saves a fixed cost, the same for any model: one measures it, the last (int4 by
     // default, the quickest to load, where it weighs most)
     const bundledKey = bundle && main.at(-1)![0];
-    const sample = (id: string, dir: string, withThread: boolean) => {
-      const s = samples.get(id) ?? { bytes: 0, reads: [], loads: [], threads: [], loadsWithoutHugepages: [], bundledLoads: [], bundledThreads: [] };
+    const sample = async (id: string, dir: string, isMain: boolean) => {
+      const s = samples.get(id) ?? { bytes: 0, reads: [], loads: [], threads: [], loadsWithoutHugepages: [], bundledLoads: [], bundledThreads: [], workers: [] };
       samples.set(id, s);
       const read = child<{ read_ms: number; bytes: number }>('read', dir, { dropCaches, env });
       s.reads.push(read.read_ms);
       s.bytes = read.bytes;
       s.loads.push(child<LoadSample>('load', dir, { dropCaches, env }));
-      if (withThread) {
+      if (isMain) {
         s.threads.push(child<{ ready_ms: number }>('thread', dir, { dropCaches, env }).ready_ms);
         if (hugepages) s.loadsWithoutHugepages.push(child<LoadSample>('load', dir, { dropCaches, env: withoutHugepageMalloc(process.env) }).ready_ms);
       }
@@ -201,13 +249,14 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
         s.bundledLoads.push(child<LoadSample>('load', dir, { dropCaches, env, bundle }));
         s.bundledThreads.push(child<{ ready_ms: number }>('thread', dir, { dropCaches, env, bundle }).ready_ms);
       }
+      if (isMain && cli) s.workers.push(await workerReady(cli, dir, { dropCaches, env }));
     };
     // Interleaved, every model once per round, so that whatever else runs on the machine meets
     // each of them alike; the engine thread's cost over the in-process load is the same for any
     // checkpoint, so only the main one measures it.
     for (let round = 0; round < (opts.repeats ?? 3); round++) {
-      for (const [key, dir] of main) sample(key, dir, true);
-      for (const [key, dir] of reference) sample(`reference ${key}`, dir, false);
+      for (const [key, dir] of main) await sample(key, dir, true);
+      for (const [key, dir] of reference) await sample(`reference ${key}`, dir, false);
     }
     const models: Record<string, ColdStartFigure> = {};
     for (const [key] of main) {
@@ -216,6 +265,10 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
       const thread = middle(s.threads, (x) => x);
       const figure: ColdStartFigure = { ...run, engine_thread_ready_ms: thread, engine_thread_over_read: thread / run.read_ms };
       if (s.loadsWithoutHugepages.length > 0) figure.ready_without_hugepages_ms = middle(s.loadsWithoutHugepages, (x) => x);
+      if (s.workers.length > 0) {
+        figure.worker_ready_ms = middle(s.workers, (x) => x);
+        figure.worker_over_read = figure.worker_ready_ms / run.read_ms;
+      }
       if (key === bundledKey) {
         const load = middle(s.bundledLoads, (l) => l.ready_ms);
         figure.bundled = { ready_ms: load.ready_ms, stages_ms: load.stages_ms, engine_thread_ready_ms: middle(s.bundledThreads, (x) => x) };

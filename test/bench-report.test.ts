@@ -116,9 +116,13 @@ describe('cold-start figures', () => {
       for (const stage of COLD_START_STAGES) expect(bundled.stages_ms[stage]).toBeGreaterThan(0);
       expect(COLD_START_STAGES.reduce((total, stage) => total + bundled.stages_ms[stage], 0)).toBeCloseTo(bundled.ready_ms, 6);
       expect(bundled.engine_thread_ready_ms).toBeGreaterThan(0);
+      // and the worker process itself from the build, up to its ready line
+      expect(f.worker_ready_ms).toBeGreaterThan(0);
+      expect(f.worker_over_read).toBeCloseTo(f.worker_ready_ms! / f.read_ms, 10);
       const lines = describeColdStart(figures).join('\n');
       expect(lines).toContain('HF directory');
       expect(lines).toContain('from the build');
+      expect(lines).toContain('the worker itself');
       expect(lines).toContain('without huge pages');
       for (const stage of COLD_START_STAGES) expect(lines).toContain(STAGE_LABELS[stage]);
     });
