@@ -1,6 +1,5 @@
-import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
+import { serveApi, type ServedApi } from '../../functions/api/serve.ts';
 
 /** What a worker has done since it started (counters only grow). */
 export interface WorkerMetrics {
@@ -48,24 +47,10 @@ export function healthApp(source: HealthSource): Hono {
   return app;
 }
 
-export interface HealthServer {
-  port: number;
-  url: string;
-  close(): Promise<void>;
-}
+export type HealthServer = ServedApi;
 
 export async function startHealthServer(source: HealthSource, opts: { port?: number; hostname?: string } = {}): Promise<HealthServer> {
-  const hostname = opts.hostname ?? '127.0.0.1';
-  const app = healthApp(source);
-  return new Promise((resolve) => {
-    const server = serve({ fetch: app.fetch, port: opts.port ?? 0, hostname }, (info: AddressInfo) => {
-      resolve({
-        port: info.port,
-        url: `http://${hostname}:${info.port}`,
-        close: () => new Promise<void>((done) => server.close(() => done())),
-      });
-    });
-  });
+  return serveApi(healthApp(source), opts);
 }
 
 function prometheusText(m: WorkerMetrics, state: WorkerState): string {
