@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -79,10 +80,15 @@ describe('the environment names in infra/config.ts are the ones the code reads',
     expect(apiKeysFromEnv({ [ENV.apiKeys]: 'k1, k2' })).toEqual(['k1', 'k2']);
     await expect(apiDepsFromEnv({ [ENV.bucket]: 'b', [ENV.queueUrl]: 'q' })).rejects.toThrow(new RegExp(`^${ENV.model} is not set`));
     const saved = process.env[ENV.model];
-    process.env[ENV.model] = CONTAINER.modelDir;
+    const modelDir = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-model-env-'));
+    process.env[ENV.model] = modelDir;
     try {
-      expect(await resolveModelDir(undefined)).toBe(CONTAINER.modelDir);
+      expect(await resolveModelDir(undefined)).toBe(modelDir);
+      // the container's path exists only in the container: here it is named as missing
+      process.env[ENV.model] = CONTAINER.modelDir;
+      await expect(resolveModelDir(undefined)).rejects.toThrow(`${CONTAINER.modelDir}: no such directory`);
     } finally {
+      fs.rmSync(modelDir, { recursive: true, force: true });
       if (saved === undefined) delete process.env[ENV.model];
       else process.env[ENV.model] = saved;
     }

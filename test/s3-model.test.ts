@@ -210,7 +210,7 @@ describe('models in S3 (s3://bucket/prefix/, against the local S3 server)', () =
     rec.s3.destroy();
   });
 
-  it('a missing prefix, a missing bucket and a prefix that holds no model each give one clear error', async () => {
+  it('a missing prefix, a missing bucket, a prefix that holds no model and a missing local directory each give one clear error', async () => {
     await expect(resolveModelLocation(uri('models/nothing-here/'))).rejects.toThrow(/^s3:\/\/anole\/models\/nothing-here\/: no objects there/);
     await expect(resolveModelLocation('s3://no-such-bucket/models/x/')).rejects.toThrow(/^s3:\/\/no-such-bucket\/models\/x\/: listing failed: NoSuchBucket/);
     const s3 = createS3Client(stack.s3);
@@ -218,6 +218,8 @@ describe('models in S3 (s3://bucket/prefix/, against the local S3 server)', () =
     s3.destroy();
     await expect(resolveModelLocation(uri('notes/'))).rejects.toThrow(/^s3:\/\/anole\/notes\/: neither a model bundle \(manifest\.json\) nor a Hugging Face directory \(config\.json\)/);
     await expect(resolveModelLocation('s3://Bad_Bucket/x')).rejects.toThrow(/a model location must look like s3:\/\/bucket\/prefix\//);
+    // neither a directory, nor s3://, nor an owner/name repo id: said before anything tries to read it
+    await expect(resolveModelLocation('/no/such/model-dir')).rejects.toThrow(/^\/no\/such\/model-dir: no such directory \(nor an s3:\/\/ location or a Hub repo id\)$/);
   });
 
   it("a Hugging Face directory uploaded as is works from s3://, and the CLI's --model takes it too", async () => {

@@ -22,7 +22,7 @@ export async function resolveModelLocation(location: string, onProgress?: Downlo
   if (fs.existsSync(location)) return location;
   const { downloadHubRepo, hubCacheDir, isHubRepoId } = await import('./hub-download.ts');
   const [repo, revision] = location.split('@');
-  if (!isHubRepoId(repo)) return location;
+  if (!isHubRepoId(repo)) throw new Error(`${location}: no such directory (nor an s3:// location or a Hub repo id)`);
   const cacheDir = process.env.ANOLE_HUB_CACHE || path.resolve('.cache/hub');
   try {
     return await withCacheLock(
