@@ -79,9 +79,18 @@ export async function* runJobs(jobs: GenerationJob[], rt: JobRuntime, opts: RunO
         }
         break;
       }
-      case 'image_start':
+      case 'image_start': {
+        // the text before the image is complete: a character it left unfinished is reported now,
+        // before the image, and the text after the image starts a stream of its own
+        const tail = await s.text.flush();
+        s.text = new TextStream(rt.decodeText);
+        if (tail) {
+          appendText(s.parts, tail);
+          yield [job.id, { type: 'text', sequence: k, delta: tail }];
+        }
         yield [job.id, { type: 'image_start', sequence: k, image: s.images }];
         break;
+      }
       case 'image_rows': {
         const every = opts.previewEveryRows ?? 0;
         const preview = every > 0 && event.rows < gridRows && event.rows % every === 0
@@ -97,10 +106,6 @@ export async function* runJobs(jobs: GenerationJob[], rt: JobRuntime, opts: RunO
         const part = { type: 'image' as const, key, width: png.width, height: png.height };
         s.parts.push(part);
         yield [job.id, { ...part, sequence: k, image: s.images++ }];
-        // text resumes in a fresh stream: what came before the image is already reported
-        const tail = await s.text.flush();
-        if (tail) appendText(s.parts, tail);
-        s.text = new TextStream(rt.decodeText);
         break;
       }
       case 'done': {
