@@ -270,7 +270,9 @@ describe('the playground page', () => {
       expect(await page.locator('#api-key').isVisible()).toBe(true);
       await page.fill('#prompt', 'Hello');
       await page.click('#settings summary');
-      await page.fill('#max_new_tokens', '300');
+      // long enough to outlast the first stream even when the page is slow to open it: 300 tokens
+      // of the tiny model were once all done before the page's first stream request
+      await page.fill('#max_new_tokens', '1000');
       await page.click('#run');
       await expect.poll(() => page.getByRole('alert').textContent()).toBe(
         'Starting the prediction failed — the API key is missing or wrong: missing API key: send Authorization: Bearer <key>',
@@ -286,7 +288,8 @@ describe('the playground page', () => {
       const stored = await (await fetch(`${api.url}/v1/predictions/${id}`, { headers: { authorization: 'Bearer sesame' } })).json();
       const storedText = stored.output.map((p: { text?: string }) => p.text ?? '').join('');
       expect(storedText.length).toBeGreaterThan(0);
-      expect(await page.locator('#output .text').textContent()).toBe(storedText); // nothing lost or repeated across streams
+      const pageText = (await page.locator('#output .text').textContent()) ?? '';
+      expect(pageText, whereTheyDiffer(pageText, storedText)).toBe(storedText); // nothing lost or repeated across streams
       expect(await page.getByRole('alert').isHidden()).toBe(true);
       await page.close();
     } finally {
@@ -313,3 +316,11 @@ describe('the playground page', () => {
     expect(foreign).toEqual([]);
   });
 });
+
+/** Where two long texts first differ, with a little of each around it (for a failure's message). */
+function whereTheyDiffer(a: string, b: string): string {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  const around = (s: string) => JSON.stringify(s.slice(Math.max(0, i - 40), i + 40));
+  return `lengths ${a.length} (page) and ${b.length} (stored); first difference at ${i}: page ${around(a)}, stored ${around(b)}`;
+}
