@@ -5,7 +5,8 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveApi } from '../functions/api/serve.ts';
-import { startWorker } from '../sidecar/worker/start-worker.ts';
+import { loadModelRuntime } from '../sidecar/worker/load-runtime.ts';
+import { startWorker, type StartedWorker } from '../sidecar/worker/start-worker.ts';
 import { FIXTURE_MODEL, startApiHarness } from './api-harness.ts';
 import { startServe, type ServedProcess } from './serve-harness.ts';
 
@@ -257,21 +258,25 @@ describe('the playground page', () => {
     // the API with a key and quarter-second streams, and a worker, on their own local stack
     const h = await startApiHarness({ limits: { pollMs: 50, maxStreamSeconds: 0.25 } });
     const api = await serveApi(h.makeApp({ apiKeys: ['sesame'] }));
-    const worker = await startWorker({
+    const workerConfig = {
       modelDir: FIXTURE_MODEL,
       s3: h.stack.s3,
       queue: h.stack.queue,
       health: { port: 0 },
       worker: { waitSeconds: 1, batchWindowMs: 20, cancelPollMs: 100 },
       intraOpNumThreads: 1,
-    });
+    };
+    // The worker takes the job only once the server has ended the page's first stream and the page
+    // has come back for a second: a job that runs at once can be done before the server even
+    // handles the first stream (then replayed in one), as 1000 tokens of the tiny model were under
+    // a loaded CI.
+    const model = loadModelRuntime(FIXTURE_MODEL, { intraOpNumThreads: 1 });
+    let worker: StartedWorker | undefined;
     try {
       const page = await openPage(undefined, api.url);
       expect(await page.locator('#api-key').isVisible()).toBe(true);
       await page.fill('#prompt', 'Hello');
       await page.click('#settings summary');
-      // long enough to outlast the first stream even when the page is slow to open it: 300 tokens
-      // of the tiny model were once all done before the page's first stream request
       await page.fill('#max_new_tokens', '1000');
       await page.click('#run');
       await expect.poll(() => page.getByRole('alert').textContent()).toBe(
@@ -281,6 +286,9 @@ describe('the playground page', () => {
 
       await page.fill('#api-key', 'sesame');
       await page.click('#run');
+      const streamRequests = () => requested.filter((r) => r.url.startsWith(`${api.url}/v1/predictions/`) && r.url.endsWith('/stream')).length;
+      await expect.poll(streamRequests, { timeout: 20_000 }).toBeGreaterThanOrEqual(2);
+      worker = await startWorker(workerConfig, model);
       await page.waitForFunction(() => document.getElementById('status')!.textContent!.startsWith('Done in'), undefined, { timeout: 60_000 });
       const id = await page.locator('#output').getAttribute('data-prediction');
       const streams = requested.filter((r) => r.url === `${api.url}/v1/predictions/${id}/stream`);
@@ -293,7 +301,8 @@ describe('the playground page', () => {
       expect(await page.getByRole('alert').isHidden()).toBe(true);
       await page.close();
     } finally {
-      await worker.stop();
+      if (worker) await worker.stop();
+      else await model.then((m) => Promise.all([m.generator.release(), m.codec.release()]));
       await api.close();
       await h.stop();
     }
