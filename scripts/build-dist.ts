@@ -56,8 +56,8 @@ export interface BuildOptions {
 export async function buildDist({ outDir, extraEntries = {} }: BuildOptions): Promise<esbuild.Metafile> {
   const entries = { ...DIST_ENTRIES, ...extraEntries };
   await fs.mkdir(outDir, { recursive: true });
-  // chunk names carry content hashes: an earlier build's chunks would pile up beside these
-  for (const file of await fs.readdir(outDir)) if (/\.mjs(\.map)?$/.test(file)) await fs.rm(path.join(outDir, file));
+  // chunk names carry content hashes (NAME-HASH.mjs): an earlier build's would pile up beside these
+  for (const file of await fs.readdir(outDir)) if (/-[A-Z0-9]{8}\.mjs(\.map)?$/.test(file)) await fs.rm(path.join(outDir, file));
   const [result, page] = await Promise.all([
     esbuild.build({
       entryPoints: Object.fromEntries(Object.entries(entries).map(([name, file]) => [name, path.join(REPO_ROOT, file)])),

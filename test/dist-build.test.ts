@@ -27,6 +27,10 @@ beforeAll(async () => {
   fs.mkdirSync(path.join(REPO_ROOT, '.cache'), { recursive: true });
   work = fs.mkdtempSync(path.join(REPO_ROOT, '.cache', 'dist-test-'));
   outDir = path.join(work, 'dist');
+  // an earlier build's chunk, and a file of someone else's, in the output directory
+  fs.mkdirSync(outDir);
+  fs.writeFileSync(path.join(outDir, 'chunk-STALE123.mjs'), 'throw new Error("an old chunk");\n');
+  fs.writeFileSync(path.join(outDir, 'keep.mjs'), '// not the build\'s\n');
   metafile = await buildDist({ outDir });
   externals = Object.values(metafile.outputs).flatMap((o) => o.imports.filter((i) => i.external).map((i) => i.path));
 }, 60_000);
@@ -100,6 +104,11 @@ describe('the build (npm run build)', () => {
     expect(heavy(staticSources(worker))).toEqual([]);
     // the worker does load the SDK, after its engine thread has started
     expect(heavy(staticSources(outputOf('sidecar/worker/start-worker.ts'))).some((f) => f.includes('@aws-sdk/client-s3'))).toBe(true);
+  });
+
+  it("removes an earlier build's chunks from its output directory, and nothing else", () => {
+    expect(fs.existsSync(path.join(outDir, 'chunk-STALE123.mjs'))).toBe(false);
+    expect(fs.existsSync(path.join(outDir, 'keep.mjs'))).toBe(true);
   });
 
   it('says `anole bench` runs from the sources', async () => {
