@@ -128,12 +128,15 @@ interface Samples {
   workers: number[];
 }
 
+/** Writes dirty pages out, then empties the page cache (root on Linux; see canDropCaches). */
+function emptyPageCache(): void {
+  execFileSync('sync');
+  fs.writeFileSync(DROP_CACHES, '3');
+}
+
 /** A fresh child: cold-start-child.ts through tsx, or its bundle when given one. */
 function child<T>(mode: 'load' | 'thread' | 'read', dir: string, opts: { dropCaches: boolean; env: NodeJS.ProcessEnv; bundle?: string }): T {
-  if (opts.dropCaches) {
-    execFileSync('sync');
-    fs.writeFileSync(DROP_CACHES, '3');
-  }
+  if (opts.dropCaches) emptyPageCache();
   const args = opts.bundle ? [opts.bundle, mode, dir] : ['--import', TSX, CHILD, mode, dir];
   const run = spawnSync(process.execPath, args, { encoding: 'utf8', env: opts.env });
   if (run.status !== 0) throw new Error(`cold-start-child ${mode} ${dir}: ${run.stderr}`);
@@ -145,10 +148,7 @@ function child<T>(mode: 'load' | 'thread' | 'read', dir: string, opts: { dropCac
  * taking jobs), in ms. It is then stopped (SIGTERM, then SIGKILL if it lingers).
  */
 async function workerReady(cli: string, dir: string, opts: { dropCaches: boolean; env: NodeJS.ProcessEnv }): Promise<number> {
-  if (opts.dropCaches) {
-    execFileSync('sync');
-    fs.writeFileSync(DROP_CACHES, '3');
-  }
+  if (opts.dropCaches) emptyPageCache();
   const closed = 'http://127.0.0.1:9'; // the discard port: nothing listens, nothing is reached
   const env = {
     ...opts.env,

@@ -8,7 +8,12 @@ export interface S3Settings {
   /** A non-AWS endpoint (the local stack); unset in AWS. */
   endpoint?: string;
   /** Explicit keys (the local stack); unset in AWS, where the SDK's default chain finds the role's. */
-  credentials?: { accessKeyId: string; secretAccessKey: string };
+  credentials?: AwsKeys;
+}
+
+export interface AwsKeys {
+  accessKeyId: string;
+  secretAccessKey: string;
 }
 
 /**
@@ -24,9 +29,14 @@ export function s3SettingsFromEnv(env: NodeJS.ProcessEnv = process.env): S3Setti
   };
 }
 
-export function awsKeysFromEnv(env: NodeJS.ProcessEnv): S3Settings['credentials'] {
+export function awsKeysFromEnv(env: NodeJS.ProcessEnv): AwsKeys | undefined {
   const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey } = env;
   return accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined;
+}
+
+/** The inverse of awsKeysFromEnv: no variables without keys. */
+export function awsKeysToEnv(keys: AwsKeys | undefined): Record<string, string> {
+  return keys ? { AWS_ACCESS_KEY_ID: keys.accessKeyId, AWS_SECRET_ACCESS_KEY: keys.secretAccessKey } : {};
 }
 
 /** The settings as environment variables, for a child process (the inverse of s3SettingsFromEnv). */
@@ -35,6 +45,6 @@ export function s3SettingsToEnv(s: S3Settings): Record<string, string> {
     ANOLE_S3_BUCKET: s.bucket,
     AWS_REGION: s.region,
     ...(s.endpoint ? { ANOLE_S3_ENDPOINT: s.endpoint } : {}),
-    ...(s.credentials ? { AWS_ACCESS_KEY_ID: s.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s.credentials.secretAccessKey } : {}),
+    ...awsKeysToEnv(s.credentials),
   };
 }

@@ -1,5 +1,5 @@
 // The queue settings alone, without the SDK (see s3-settings.ts).
-import { awsKeysFromEnv } from './s3-settings.ts';
+import { awsKeysFromEnv, awsKeysToEnv, type AwsKeys } from './s3-settings.ts';
 
 /** Where the job queue is and how to reach it. */
 export interface QueueSettings {
@@ -7,7 +7,7 @@ export interface QueueSettings {
   region: string;
   /** A non-AWS endpoint (the local stack's SQS server); unset in AWS. */
   endpoint?: string;
-  credentials?: { accessKeyId: string; secretAccessKey: string };
+  credentials?: AwsKeys;
 }
 
 /** Settings from the environment: ANOLE_QUEUE_URL (required), AWS_REGION, ANOLE_SQS_ENDPOINT, AWS keys. */
@@ -27,6 +27,6 @@ export function queueSettingsToEnv(s: QueueSettings): Record<string, string> {
     ANOLE_QUEUE_URL: s.queueUrl,
     AWS_REGION: s.region,
     ...(s.endpoint ? { ANOLE_SQS_ENDPOINT: s.endpoint } : {}),
-    ...(s.credentials ? { AWS_ACCESS_KEY_ID: s.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s.credentials.secretAccessKey } : {}),
+    ...awsKeysToEnv(s.credentials),
   };
 }

@@ -5,7 +5,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveApi } from '../functions/api/serve.ts';
-import { loadModelRuntime } from '../sidecar/worker/load-runtime.ts';
+import { loadModelRuntime, releaseModel } from '../sidecar/worker/load-runtime.ts';
 import { startWorker, type StartedWorker } from '../sidecar/worker/start-worker.ts';
 import { FIXTURE_MODEL, startApiHarness } from './api-harness.ts';
 import { startServe, type ServedProcess } from './serve-harness.ts';
@@ -302,7 +302,7 @@ describe('the playground page', () => {
       await page.close();
     } finally {
       if (worker) await worker.stop();
-      else await model.then((m) => Promise.all([m.generator.release(), m.codec.release()]));
+      else await model.then(releaseModel);
       await api.close();
       await h.stop();
     }

@@ -9,7 +9,7 @@ import { AnoleTokenizer } from '../functions/preprocess/tokenizer.ts';
 import type { GeneratorLike } from '../sidecar/engine/engine-thread.ts';
 import { DEFAULT_SAMPLING } from '../sidecar/engine/generation-request.ts';
 import type { GenerationEvent } from '../sidecar/engine/generator.ts';
-import { loadModelRuntime } from '../sidecar/worker/load-runtime.ts';
+import { loadModelRuntime, releaseModel } from '../sidecar/worker/load-runtime.ts';
 import { runJobs, type JobEvent } from '../sidecar/worker/run-jobs.ts';
 
 /**
@@ -52,7 +52,7 @@ describe('runJobs, text around an image', () => {
     try {
       for await (const [, event] of runJobs([job], { ...model, generator, store: new DirectoryBlobStore(tmp) })) events.push(event);
     } finally {
-      await Promise.all([model.generator.release(), model.codec.release()]);
+      await releaseModel(model);
     }
 
     // events: the text before the image (held back while it ended in a lone lead byte, shown as

@@ -4,7 +4,7 @@ import { DirectoryBlobStore } from '../../contract/blob-store.ts';
 import type { GenerationMode } from '../../functions/generation/constraints.ts';
 import { prepareJob } from '../../functions/prepare-job.ts';
 import { AnoleProcessor } from '../../functions/preprocess/processor.ts';
-import { loadRuntime } from '../../sidecar/worker/load-runtime.ts';
+import { loadRuntime, releaseModel } from '../../sidecar/worker/load-runtime.ts';
 import { runJobs, type JobRuntime } from '../../sidecar/worker/run-jobs.ts';
 import { progress, withProgress } from '../progress.ts';
 
@@ -43,7 +43,7 @@ export async function generateCommand(modelDir: string, opts: GenerateOptions): 
   try {
     return await generateWith(runtime, processor, store, out, opts);
   } finally {
-    await Promise.all([runtime.generator.release(), runtime.codec.release()]);
+    await releaseModel(runtime);
   }
 }
 

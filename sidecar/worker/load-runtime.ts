@@ -13,6 +13,11 @@ export interface RuntimeOptions extends SessionConfig {
 /** A job runtime without its store: what loading a model gives. */
 export type ModelRuntime = Omit<JobRuntime, 'store'>;
 
+/** Releases a loaded model's sessions (and its engine thread, when it has one). */
+export async function releaseModel(model: Pick<JobRuntime, 'generator' | 'codec'>): Promise<void> {
+  await Promise.all([model.generator.release(), model.codec.release()]);
+}
+
 /**
  * Loads a model once for many jobs, from a Hugging Face checkpoint directory or a bundle made by
  * `anole convert`: a bad checkpoint fails here, with one CheckpointError.
@@ -47,7 +52,7 @@ export async function loadModelRuntime(modelDir: string, opts: RuntimeOptions = 
   });
   const [tokenizerLoad, engineLoad] = await Promise.allSettled([loadTokenizer, engineLoading]);
   if (tokenizerLoad.status === 'rejected' || engineLoad.status === 'rejected') {
-    if (engineLoad.status === 'fulfilled') await Promise.all([engineLoad.value.generator.release(), engineLoad.value.codec.release()]);
+    if (engineLoad.status === 'fulfilled') await releaseModel(engineLoad.value);
     throw tokenizerLoad.status === 'rejected' ? tokenizerLoad.reason : (engineLoad as PromiseRejectedResult).reason;
   }
   const [tokenizer, engine] = [tokenizerLoad.value, engineLoad.value];

@@ -1,6 +1,6 @@
 import { resolveModelDir } from '../../cli/default-model.ts';
 import { hasHugepageMalloc } from '../onnx/hugepage-malloc.ts';
-import { loadModelRuntime } from './load-runtime.ts';
+import { loadModelRuntime, releaseModel } from './load-runtime.ts';
 import { workerConfigFromEnv } from './worker-config.ts';
 
 /**
@@ -15,7 +15,7 @@ const config = workerConfigFromEnv(await resolveModelDir(undefined));
 const model = loadModelRuntime(config.modelDir, { intraOpNumThreads: config.intraOpNumThreads });
 model.catch(() => {}); // startWorker reports it; a failed import below must not leave it unhandled
 const { startWorker } = await import('./start-worker.ts').catch(async (e) => {
-  await model.then((m) => Promise.all([m.generator.release(), m.codec.release()]), () => {});
+  await model.then(releaseModel, () => {});
   throw e;
 });
 const started = await startWorker(config, model);

@@ -4,7 +4,7 @@ import { createS3Client } from '../../contract/s3.ts';
 import { S3BlobStore } from '../../contract/s3-blob-store.ts';
 import { createSqsClient } from '../../contract/sqs.ts';
 import { startHealthServer, type HealthServer } from './health-server.ts';
-import { loadModelRuntime, type ModelRuntime } from './load-runtime.ts';
+import { loadModelRuntime, releaseModel, type ModelRuntime } from './load-runtime.ts';
 import { generateWebhookSecret, WebhookSender } from './webhooks.ts';
 import { Worker } from './worker.ts';
 import type { WorkerConfig } from './worker-config.ts';
@@ -47,7 +47,7 @@ export async function startWorker(config: WorkerConfig, model?: Promise<ModelRun
     );
     health = await startHealthServer(worker, config.health);
   } catch (e) {
-    if (runtime) await Promise.all([runtime.generator.release(), runtime.codec.release()]);
+    if (runtime) await releaseModel(runtime);
     sqs.destroy();
     blobs.s3.destroy();
     throw e;
@@ -64,7 +64,7 @@ export async function startWorker(config: WorkerConfig, model?: Promise<ModelRun
         await worker.drain();
         await loop;
         await health.close();
-        await Promise.all([loaded.generator.release(), loaded.codec.release()]);
+        await releaseModel(loaded);
         sqs.destroy();
         blobs.s3.destroy();
       })()),

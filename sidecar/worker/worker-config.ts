@@ -23,7 +23,7 @@ export interface WorkerConfig {
 }
 
 /**
- * The worker's settings from the environment: the S3 and queue variables (contract/s3.ts, sqs.ts),
+ * The worker's settings from the environment: the S3 and queue variables (contract/s3-settings.ts, sqs-settings.ts),
  * ANOLE_WEBHOOK_SECRET, ANOLE_HEALTH_PORT (default 8788), ANOLE_HEALTH_HOST (default 127.0.0.1),
  * ANOLE_BATCH_SIZE, ANOLE_BATCH_WINDOW_MS, ANOLE_VISIBILITY_SECONDS, ANOLE_WAIT_SECONDS,
  * ANOLE_CANCEL_POLL_MS, ANOLE_MAX_ATTEMPTS, ANOLE_CHUNK_SIZE, ANOLE_PREVIEW_EVERY_ROWS,
