@@ -286,12 +286,14 @@ describe('the playground page', () => {
 
       await page.fill('#api-key', 'sesame');
       await page.click('#run');
-      const streamRequests = () => requested.filter((r) => r.url.startsWith(`${api.url}/v1/predictions/`) && r.url.endsWith('/stream')).length;
-      await expect.poll(streamRequests, { timeout: 20_000 }).toBeGreaterThanOrEqual(2);
+      // by this prediction's id: an earlier test's server may have had the same port
+      await expect.poll(() => page.locator('#output').getAttribute('data-prediction')).toBeTruthy();
+      const id = await page.locator('#output').getAttribute('data-prediction');
+      const streamsOf = () => requested.filter((r) => r.url === `${api.url}/v1/predictions/${id}/stream`);
+      await expect.poll(() => streamsOf().length, { timeout: 20_000 }).toBeGreaterThanOrEqual(2);
       worker = await startWorker(workerConfig, model);
       await page.waitForFunction(() => document.getElementById('status')!.textContent!.startsWith('Done in'), undefined, { timeout: 60_000 });
-      const id = await page.locator('#output').getAttribute('data-prediction');
-      const streams = requested.filter((r) => r.url === `${api.url}/v1/predictions/${id}/stream`);
+      const streams = streamsOf();
       expect(streams.length).toBeGreaterThanOrEqual(2); // the server ended the first after 0.25 s; the page came back
       const stored = await (await fetch(`${api.url}/v1/predictions/${id}`, { headers: { authorization: 'Bearer sesame' } })).json();
       const storedText = stored.output.map((p: { text?: string }) => p.text ?? '').join('');
