@@ -94,7 +94,12 @@ export class GpuCapacity extends Construct {
       blockDevices: [
         {
           deviceName: '/dev/xvda',
-          volume: ec2.BlockDeviceVolume.ebs(settings.volumeGiB, { volumeType: ec2.EbsDeviceVolumeType.GP3, encrypted: true, deleteOnTermination: true }),
+          volume: ec2.BlockDeviceVolume.ebs(settings.volumeGiB, {
+            volumeType: ec2.EbsDeviceVolumeType.GP3,
+            encrypted: true,
+            deleteOnTermination: true,
+            ...gp3Performance(settings.volumeThroughputMiBps),
+          }),
         },
       ],
     });
@@ -216,4 +221,13 @@ export class GpuCapacity extends Construct {
     });
     this.instanceRole.addToPolicy(new iam.PolicyStatement({ actions: ['autoscaling:DescribeAutoScalingInstances'], resources: ['*'] }));
   }
+}
+
+/**
+ * A gp3 volume's throughput, with the IOPS it needs: gp3 allows at most 0.25 MiB/s per provisioned
+ * IOPS, and includes 3000 IOPS and 125 MiB/s. Nothing is set (nothing billed) at the baseline.
+ */
+export function gp3Performance(throughputMiBps: number): { throughput?: number; iops?: number } {
+  if (throughputMiBps <= 125) return {};
+  return { throughput: throughputMiBps, iops: Math.max(3000, Math.ceil(throughputMiBps / 0.25)) };
 }

@@ -40,6 +40,7 @@ describe('settings from CDK context', () => {
       [{ 'anole:maxInstances': 'two' }, /anole:maxInstances/],
       [{ 'anole:idleMinutes': 2.5 }, /anole:idleMinutes/],
       [{ 'anole:maxReceiveCount': '11' }, /anole:maxReceiveCount must be an integer in \[3, 10\]/],
+      [{ 'anole:volumeThroughputMiBps': '100' }, /anole:volumeThroughputMiBps must be an integer in \[125, 2000\]/],
       [{ 'anole:apiAuth': 'token' }, /anole:apiAuth must be "iam" or "api-keys"/],
       [{ 'anole:modelUri': 'https://example.com/model' }, /anole:modelUri must look like s3:\/\/bucket\/prefix\//],
       [{ 'anole:alarmEmail': 'ops' }, /anole:alarmEmail is not an email address/],

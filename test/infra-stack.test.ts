@@ -4,14 +4,14 @@ import { Stack } from 'aws-cdk-lib';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONTAINER, ENV, EVENTS, KEYS } from '../infra/config.ts';
-import { AWS_CLI_IMAGE, WARM_POOL_HOOK } from '../infra/gpu-capacity.ts';
+import { AWS_CLI_IMAGE, gp3Performance, WARM_POOL_HOOK } from '../infra/gpu-capacity.ts';
 import { DEFAULT_SETTINGS } from '../infra/settings.ts';
 import { auditNag, synthAnole, type Synthesized } from './infra-synth.ts';
 
 /**
  * The synthesized stack, property by property (issue 5), for the defaults and for a variant that
  * turns every knob: other instance types, a bigger ceiling, a model in another bucket, a longer
- * idle time, a warm pool, Bearer-key auth, an alarm email.
+ * idle time, a warm pool, Bearer-key auth, an alarm email, a faster volume.
  */
 let base: Synthesized;
 let tuned: Synthesized;
@@ -28,6 +28,7 @@ const TUNED = {
   'anole:maxReceiveCount': '7',
   'anole:logRetentionDays': '14',
   'anole:alarmEmail': 'ops@example.com',
+  'anole:volumeThroughputMiBps': '1000',
 };
 
 beforeAll(() => {
@@ -205,6 +206,14 @@ describe('GPU workers', () => {
     expect(asg.Properties.MaxSize).toBe('4');
     expect(asg.Properties.MixedInstancesPolicy.LaunchTemplate.Overrides).toEqual([{ InstanceType: 'g5.xlarge' }, { InstanceType: 'g6e.xlarge' }]);
     expect(asg.Properties.MixedInstancesPolicy.InstancesDistribution.OnDemandAllocationStrategy).toBe('prioritized');
+  });
+
+  it('a faster volume comes with the IOPS gp3 asks for it (0.25 MiB/s per IOPS; 3000 IOPS and 125 MiB/s are free)', () => {
+    const [, lt] = only(tuned.resources('AWS::EC2::LaunchTemplate'));
+    expect(lt.Properties.LaunchTemplateData.BlockDeviceMappings[0].Ebs).toMatchObject({ VolumeType: 'gp3', Throughput: 1000, Iops: 4000 });
+    expect(gp3Performance(125)).toEqual({});
+    expect(gp3Performance(500)).toEqual({ throughput: 500, iops: 3000 });
+    expect(gp3Performance(2000)).toEqual({ throughput: 2000, iops: 8000 });
   });
 
   it('the group is an ECS capacity provider with managed scaling and termination protection, associated with the cluster', () => {
