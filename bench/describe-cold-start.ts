@@ -24,6 +24,20 @@ export function describeColdStart(figures: ColdStartFigures, referenceName = 're
     if (f.worker_ready_ms !== undefined) {
       lines.push(`    the worker itself from the build (node dist/anole.mjs worker), start to its ready line: ${s(f.worker_ready_ms)} = ${x(f.worker_over_read!)} the read`);
     }
+    if (f.capped) {
+      const caps = Object.entries(f.capped).map(
+        ([key, c]) => {
+          const rate = Number.parseFloat(key);
+          const ownRead = (c.worker_read_mb / rate) * 1000;
+          return (
+            `at ${rate} MiB/s: read ${s(c.read_ms)}, the worker ${s(c.worker_ready_ms)} = ${x(c.worker_over_read)} the read; ` +
+            `it had read ${c.worker_read_mb.toFixed(0)} MiB by then, ${x(c.worker_ready_ms / ownRead)} the ${s(ownRead)} those take`
+          );
+        },
+      );
+      lines.push(`    the disk's reads capped (a gp3 volume reads 125 MiB/s at its baseline; untouched weights are read on first use):`);
+      for (const cap of caps) lines.push(`      ${cap}`);
+    }
     if (f.ready_without_hugepages_ms !== undefined) lines.push(`    without huge pages (GLIBC_TUNABLES unset): ready ${s(f.ready_without_hugepages_ms)}`);
     if (f.bundled) {
       lines.push(`    from the build (npm run build, no tsx): ready ${s(f.bundled.ready_ms)}, through the engine thread ${s(f.bundled.engine_thread_ready_ms)}`);
@@ -33,6 +47,7 @@ export function describeColdStart(figures: ColdStartFigures, referenceName = 're
     const from = f.reference ? ` (${referenceName}, ${f.reference.weights_mb.toFixed(0)} MiB: read ${s(f.reference.read_ms)}, ready ${s(f.reference.ready_ms)} → this)` : '';
     lines.push(`    stages${from}: ${COLD_START_STAGES.map(stage).join('; ')}`);
   }
+  if (figures.read_cap_unavailable) lines.push(`  reads not capped: ${figures.read_cap_unavailable}`);
   if (models.length > 0) {
     const runs = models.flatMap(([, f]) => (f.reference ? [f, f.reference] : [f]));
     const thread = median(models.map(([, f]) => f.engine_thread_ready_ms - f.ready_ms));

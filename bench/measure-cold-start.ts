@@ -15,6 +15,11 @@
  * line (its queue and bucket point at a closed local port: nothing is contacted before ready).
  * Every child starts with GLIBC_TUNABLES asking for huge pages, as the worker image runs
  * (sidecar/onnx/hugepage-malloc.ts); each model's load is also measured without, for what it saves.
+ *
+ * With `readCapsMiBps` (default 125 and 500 MiB/s when the caches are dropped and the bench may cap
+ * reads: read-cap.ts) the read and the worker's start are measured again with the disk's reads capped
+ * at each rate: the gp3 volume a worker loads from reads 125 MiB/s unless more is provisioned, while
+ * this machine's virtual disk may serve "cold" reads from its host's cache at GB/s.
  * Prints one JSON line.
  *
  *   npx tsx bench/measure-cold-start.ts <HF checkpoint dir> [<smaller HF checkpoint dir>] [--no-drop-caches]
@@ -31,6 +36,7 @@ import type { WeightDtype } from '../sidecar/graphs/precision.ts';
 import { withHugepageMalloc, withoutHugepageMalloc } from '../sidecar/onnx/hugepage-malloc.ts';
 import { BENCH_CACHE_DIR } from './bench-checkpoints.ts';
 import { FIXED_STAGES, type ColdStartStage } from './cold-start-stages.ts';
+import { readCap, type ReadCap } from './read-cap.ts';
 
 const CHILD = fileURLToPath(new URL('./cold-start-child.ts', import.meta.url));
 const TSX = import.meta.resolve('tsx/esm');
@@ -60,6 +66,19 @@ export interface BundledStart {
   engine_thread_ready_ms: number;
 }
 
+/** Reading the weights once and the worker's start, with the disk's reads capped (medians). */
+export interface CappedStart {
+  read_ms: number;
+  worker_ready_ms: number;
+  worker_over_read: number;
+  /**
+   * What that worker had read from the disk when it said ready (node, its code, the model): the weights
+   * are mapped, and pages it has not touched yet (embedding rows not yet used; the VQ-VAE, whose
+   * sessions are made on first use) are read when first needed.
+   */
+  worker_read_mb: number;
+}
+
 export interface ColdStartFigure extends ColdStartRun {
   /** The sidecar's own path (EngineThread.start: a worker thread that starts tsx and imports again). */
   engine_thread_ready_ms: number;
@@ -72,6 +91,8 @@ export interface ColdStartFigure extends ColdStartRun {
   per_byte_ratio?: number;
   /** The same model made from the smaller checkpoint. */
   reference?: ColdStartRun;
+  /** By cap: "125_mib_s", … */
+  capped?: Record<string, CappedStart>;
 }
 
 export interface ColdStartFigures {
@@ -81,6 +102,8 @@ export interface ColdStartFigures {
   hugepage_malloc: boolean;
   /** By model: hf_dir, bundle_bf16, bundle_fp32, bundle_int4, … */
   models: Record<string, ColdStartFigure>;
+  /** Why the capped figures are missing, when they were asked for and cannot be measured here. */
+  read_cap_unavailable?: string;
 }
 
 export interface ColdStartOptions {
@@ -92,6 +115,8 @@ export interface ColdStartOptions {
   bundled?: boolean;
   /** Start the children with malloc on huge pages, as the worker image does (default true). */
   hugepages?: boolean;
+  /** Read caps to measure the main models' read and worker start under (needs `bundled`); [] for none. */
+  readCapsMiBps?: number[];
 }
 
 export const MODEL_LABELS: Record<string, string> = { hf_dir: 'HF directory' };
@@ -126,6 +151,8 @@ interface Samples {
   bundledLoads: LoadSample[];
   bundledThreads: number[];
   workers: number[];
+  /** By cap (MiB/s). */
+  capped: Map<number, { reads: number[]; workers: { ready_ms: number; read_bytes?: number }[] }>;
 }
 
 /** Writes dirty pages out, then empties the page cache (root on Linux; see canDropCaches). */
@@ -134,20 +161,31 @@ function emptyPageCache(): void {
   fs.writeFileSync(DROP_CACHES, '3');
 }
 
+interface ChildOptions {
+  dropCaches: boolean;
+  env: NodeJS.ProcessEnv;
+  /** Reads of the disk capped, for this child and its threads. */
+  cap?: ReadCap;
+}
+
+/** `node args…`, under the cap if there is one. */
+const nodeCommand = (args: string[], cap?: ReadCap): [string, string[]] => (cap ? cap.wrap(process.execPath, args) : [process.execPath, args]);
+
 /** A fresh child: cold-start-child.ts through tsx, or its bundle when given one. */
-function child<T>(mode: 'load' | 'thread' | 'read', dir: string, opts: { dropCaches: boolean; env: NodeJS.ProcessEnv; bundle?: string }): T {
+function child<T>(mode: 'load' | 'thread' | 'read', dir: string, opts: ChildOptions & { bundle?: string }): T {
   if (opts.dropCaches) emptyPageCache();
-  const args = opts.bundle ? [opts.bundle, mode, dir] : ['--import', TSX, CHILD, mode, dir];
-  const run = spawnSync(process.execPath, args, { encoding: 'utf8', env: opts.env });
+  const [command, args] = nodeCommand(opts.bundle ? [opts.bundle, mode, dir] : ['--import', TSX, CHILD, mode, dir], opts.cap);
+  const run = spawnSync(command, args, { encoding: 'utf8', env: opts.env });
   if (run.status !== 0) throw new Error(`cold-start-child ${mode} ${dir}: ${run.stderr}`);
   return JSON.parse(run.stdout.trim().split('\n').pop()!) as T;
 }
 
 /**
  * `node <cli> worker` on `dir` until its ready line: the started_seconds it reports (process start →
- * taking jobs), in ms. It is then stopped (SIGTERM, then SIGKILL if it lingers).
+ * taking jobs), in ms, and under a cap what it had read from the disk by then. It is then stopped
+ * (SIGTERM, then SIGKILL if it lingers).
  */
-async function workerReady(cli: string, dir: string, opts: { dropCaches: boolean; env: NodeJS.ProcessEnv }): Promise<number> {
+async function workerReady(cli: string, dir: string, opts: ChildOptions): Promise<{ ready_ms: number; read_bytes?: number }> {
   if (opts.dropCaches) emptyPageCache();
   const closed = 'http://127.0.0.1:9'; // the discard port: nothing listens, nothing is reached
   const env = {
@@ -160,15 +198,20 @@ async function workerReady(cli: string, dir: string, opts: { dropCaches: boolean
     AWS_SECRET_ACCESS_KEY: 'bench',
     ANOLE_HEALTH_PORT: '0',
   };
-  const worker = spawn(process.execPath, [cli, 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [command, args] = nodeCommand([cli, 'worker'], opts.cap);
+  const readBefore = opts.cap?.bytesRead();
+  const worker = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const stderr: string[] = [];
   readline.createInterface({ input: worker.stderr! }).on('line', (l) => stderr.push(l));
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   try {
-    return await new Promise<number>((resolve, reject) => {
+    return await new Promise((resolve, reject) => {
       readline.createInterface({ input: worker.stdout! }).on('line', (line) => {
         const ready = line.startsWith('{') ? (JSON.parse(line) as { ready?: boolean; started_seconds?: number }) : {};
-        if (ready.ready && ready.started_seconds !== undefined) resolve(ready.started_seconds * 1000);
+        if (ready.ready && ready.started_seconds !== undefined) {
+          const read = readBefore === undefined ? {} : { read_bytes: opts.cap!.bytesRead() - readBefore };
+          resolve({ ready_ms: ready.started_seconds * 1000, ...read });
+        }
       });
       exited.then(() => reject(new Error(`worker on ${dir} exited before ready: ${stderr.join('\n')}`)));
     });
@@ -224,18 +267,41 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
   // inside the repository: a bundle resolves its external packages from node_modules above it
   fs.mkdirSync(BENCH_CACHE_DIR, { recursive: true });
   const dist = opts.bundled === false ? undefined : fs.mkdtempSync(path.join(BENCH_CACHE_DIR, 'dist-'));
+  const caps: ReadCap[] = [];
+  let capUnavailable: string | undefined;
   try {
     if (dist) await buildDist({ outDir: dist, extraEntries: { 'cold-start-child': 'bench/cold-start-child.ts' } });
     const bundle = dist && path.join(dist, 'cold-start-child.mjs');
     const cli = dist && path.join(dist, 'anole.mjs');
     const main = await modelsOf(hfDir, dtypes, path.join(tmp, 'main'));
     const reference = opts.referenceDir ? await modelsOf(opts.referenceDir, dtypes, path.join(tmp, 'reference')) : [];
+    const rates = opts.readCapsMiBps ?? (dropCaches && cli ? [125, 500] : []);
+    if (rates.length > 0 && !dropCaches) capUnavailable = 'the page cache is left warm (not root), so reads would not reach the disk';
+    else if (rates.length > 0 && !cli) capUnavailable = 'capped figures are of the worker from the build (bundled: false)';
+    for (const rate of capUnavailable ? [] : rates) {
+      const cap = readCap(tmp, rate);
+      if ('unavailable' in cap) {
+        capUnavailable = cap.unavailable;
+        break;
+      }
+      caps.push(cap);
+    }
     const samples = new Map<string, Samples>();
     // the build saves a fixed cost, the same for any model: one measures it, the last (int4 by
     // default, the quickest to load, where it weighs most)
     const bundledKey = bundle && main.at(-1)![0];
     const sample = async (id: string, dir: string, isMain: boolean) => {
-      const s = samples.get(id) ?? { bytes: 0, reads: [], loads: [], threads: [], loadsWithoutHugepages: [], bundledLoads: [], bundledThreads: [], workers: [] };
+      const s = samples.get(id) ?? {
+        bytes: 0,
+        reads: [],
+        loads: [],
+        threads: [],
+        loadsWithoutHugepages: [],
+        bundledLoads: [],
+        bundledThreads: [],
+        workers: [],
+        capped: new Map(caps.map((cap) => [cap.mibPerSecond, { reads: [], workers: [] }])),
+      };
       samples.set(id, s);
       const read = child<{ read_ms: number; bytes: number }>('read', dir, { dropCaches, env });
       s.reads.push(read.read_ms);
@@ -249,7 +315,14 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
         s.bundledLoads.push(child<LoadSample>('load', dir, { dropCaches, env, bundle }));
         s.bundledThreads.push(child<{ ready_ms: number }>('thread', dir, { dropCaches, env, bundle }).ready_ms);
       }
-      if (isMain && cli) s.workers.push(await workerReady(cli, dir, { dropCaches, env }));
+      if (isMain && cli) {
+        s.workers.push((await workerReady(cli, dir, { dropCaches, env })).ready_ms);
+        for (const cap of caps) {
+          const capped = s.capped.get(cap.mibPerSecond)!;
+          capped.reads.push(child<{ read_ms: number }>('read', dir, { dropCaches, env, cap }).read_ms);
+          capped.workers.push(await workerReady(cli, dir, { dropCaches, env, cap }));
+        }
+      }
     };
     // Interleaved, every model once per round, so that whatever else runs on the machine meets
     // each of them alike; the engine thread's cost over the in-process load is the same for any
@@ -273,6 +346,16 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
         const load = middle(s.bundledLoads, (l) => l.ready_ms);
         figure.bundled = { ready_ms: load.ready_ms, stages_ms: load.stages_ms, engine_thread_ready_ms: middle(s.bundledThreads, (x) => x) };
       }
+      if (caps.length > 0) {
+        figure.capped = Object.fromEntries(
+          [...s.capped].map(([rate, c]) => {
+            const read = middle(c.reads, (x) => x);
+            const worker = middle(c.workers, (w) => w.ready_ms);
+            const figure: CappedStart = { read_ms: read, worker_ready_ms: worker.ready_ms, worker_over_read: worker.ready_ms / read, worker_read_mb: worker.read_bytes! / 2 ** 20 };
+            return [`${rate}_mib_s`, figure];
+          }),
+        );
+      }
       const r = samples.get(`reference ${key}`);
       if (r) {
         figure.reference = summarizeRun(r.bytes, r.reads, r.loads);
@@ -281,8 +364,9 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
       }
       models[key] = figure;
     }
-    return { dropped_caches: dropCaches, hugepage_malloc: hugepages, models };
+    return { dropped_caches: dropCaches, hugepage_malloc: hugepages, models, ...(capUnavailable ? { read_cap_unavailable: capUnavailable } : {}) };
   } finally {
+    for (const cap of caps) cap.release();
     fs.rmSync(tmp, { recursive: true, force: true });
     if (dist) fs.rmSync(dist, { recursive: true, force: true });
   }

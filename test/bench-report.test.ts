@@ -89,6 +89,14 @@ describe('cold-start figures', () => {
     expect(lines.at(-2)).toContain(`${STAGE_LABELS.process_start} and ${STAGE_LABELS.imports}, 0.20 in all`);
   });
 
+  it('capped reads: the worker against reading all the weights, and against reading what it had read by ready', () => {
+    const run: ColdStartRun = { weights_mb: 400, read_ms: 100, ready_ms: 1000, ready_over_read: 10, load_over_read: 5, stages_ms: stages(100) };
+    const capped = { '125_mib_s': { read_ms: 3200, worker_ready_ms: 1600, worker_over_read: 0.5, worker_read_mb: 100 } };
+    const lines = describeColdStart({ dropped_caches: true, hugepage_malloc: true, models: { bundle_int4: { ...run, engine_thread_ready_ms: 1100, engine_thread_over_read: 11, capped } } });
+    // 100 MiB at 125 MiB/s take 0.8 s: the worker's 1.6 s are twice that
+    expect(lines).toContain('      at 125 MiB/s: read 3.20, the worker 1.60 = 0.5× the read; it had read 100 MiB by then, 2.0× the 0.80 those take');
+  });
+
   describe('from fresh processes on a tiny checkpoint', () => {
     let dir: string;
     beforeAll(() => {
@@ -98,7 +106,7 @@ describe('cold-start figures', () => {
     afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
     it('reads every weight byte, and its stages add up to the ready time, from the sources and from the build', async () => {
-      const figures = await measureColdStart(path.join(dir, 'ckpt'), { repeats: 1, dtypes: [], dropCaches: false });
+      const figures = await measureColdStart(path.join(dir, 'ckpt'), { repeats: 1, dtypes: [], dropCaches: false, readCapsMiBps: [125] });
       expect(figures.dropped_caches).toBe(false);
       expect(figures.hugepage_malloc).toBe(true);
       expect(Object.keys(figures.models)).toEqual(['hf_dir']);
@@ -125,6 +133,9 @@ describe('cold-start figures', () => {
       expect(lines).toContain('the worker itself');
       expect(lines).toContain('without huge pages');
       for (const stage of COLD_START_STAGES) expect(lines).toContain(STAGE_LABELS[stage]);
+      // a read cap slows only reads that reach the disk: with the page cache left warm it says so, rather than measuring nothing
+      expect(f.capped).toBeUndefined();
+      expect(lines).toContain('reads not capped: the page cache is left warm');
     });
   });
 });
