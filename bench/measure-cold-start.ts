@@ -24,23 +24,18 @@
  *
  *   npx tsx bench/measure-cold-start.ts <HF checkpoint dir> [<smaller HF checkpoint dir>] [--no-drop-caches]
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { buildDist } from '../scripts/build-dist.ts';
 import { writeBundle } from '../sidecar/bundle/write-bundle.ts';
 import type { WeightDtype } from '../sidecar/graphs/precision.ts';
 import { withHugepageMalloc, withoutHugepageMalloc } from '../sidecar/onnx/hugepage-malloc.ts';
 import { BENCH_CACHE_DIR } from './bench-checkpoints.ts';
+import { canDropCaches, child, workerReady } from './cold-start-processes.ts';
 import { FIXED_STAGES, type ColdStartStage } from './cold-start-stages.ts';
 import { readCap, type ReadCap } from './read-cap.ts';
 
-const CHILD = fileURLToPath(new URL('./cold-start-child.ts', import.meta.url));
-const TSX = import.meta.resolve('tsx/esm');
-const DROP_CACHES = '/proc/sys/vm/drop_caches';
 
 /** One checkpoint's model, the middle of its repeats. */
 export interface ColdStartRun {
@@ -122,16 +117,6 @@ export interface ColdStartOptions {
 export const MODEL_LABELS: Record<string, string> = { hf_dir: 'HF directory' };
 export const modelLabel = (key: string) => MODEL_LABELS[key] ?? key.replace('_', ' ');
 
-/** Whether this process may empty the page cache (root on Linux). */
-export function canDropCaches(): boolean {
-  try {
-    fs.accessSync(DROP_CACHES, fs.constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export function perByteRatio(run: ColdStartRun, reference: ColdStartRun): number | undefined {
   const read = run.read_ms - reference.read_ms;
   return read > 0 ? (run.ready_ms - reference.ready_ms) / read : undefined;
@@ -153,74 +138,6 @@ interface Samples {
   workers: number[];
   /** By cap (MiB/s). */
   capped: Map<number, { reads: number[]; workers: { ready_ms: number; read_bytes?: number }[] }>;
-}
-
-/** Writes dirty pages out, then empties the page cache (root on Linux; see canDropCaches). */
-function emptyPageCache(): void {
-  execFileSync('sync');
-  fs.writeFileSync(DROP_CACHES, '3');
-}
-
-interface ChildOptions {
-  dropCaches: boolean;
-  env: NodeJS.ProcessEnv;
-  /** Reads of the disk capped, for this child and its threads. */
-  cap?: ReadCap;
-}
-
-/** `node args…`, under the cap if there is one. */
-const nodeCommand = (args: string[], cap?: ReadCap): [string, string[]] => (cap ? cap.wrap(process.execPath, args) : [process.execPath, args]);
-
-/** A fresh child: cold-start-child.ts through tsx, or its bundle when given one. */
-function child<T>(mode: 'load' | 'thread' | 'read', dir: string, opts: ChildOptions & { bundle?: string }): T {
-  if (opts.dropCaches) emptyPageCache();
-  const [command, args] = nodeCommand(opts.bundle ? [opts.bundle, mode, dir] : ['--import', TSX, CHILD, mode, dir], opts.cap);
-  const run = spawnSync(command, args, { encoding: 'utf8', env: opts.env });
-  if (run.status !== 0) throw new Error(`cold-start-child ${mode} ${dir}: ${run.stderr}`);
-  return JSON.parse(run.stdout.trim().split('\n').pop()!) as T;
-}
-
-/**
- * `node <cli> worker` on `dir` until its ready line: the started_seconds it reports (process start →
- * taking jobs), in ms, and under a cap what it had read from the disk by then. It is then stopped
- * (SIGTERM, then SIGKILL if it lingers).
- */
-async function workerReady(cli: string, dir: string, opts: ChildOptions): Promise<{ ready_ms: number; read_bytes?: number }> {
-  if (opts.dropCaches) emptyPageCache();
-  const closed = 'http://127.0.0.1:9'; // the discard port: nothing listens, nothing is reached
-  const env = {
-    ...opts.env,
-    ANOLE_MODEL: dir,
-    ANOLE_QUEUE_URL: `${closed}/000000000000/anole-bench`,
-    ANOLE_SQS_ENDPOINT: closed,
-    ANOLE_S3_ENDPOINT: closed,
-    AWS_ACCESS_KEY_ID: 'bench',
-    AWS_SECRET_ACCESS_KEY: 'bench',
-    ANOLE_HEALTH_PORT: '0',
-  };
-  const [command, args] = nodeCommand([cli, 'worker'], opts.cap);
-  const readBefore = opts.cap?.bytesRead();
-  const worker = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const stderr: string[] = [];
-  readline.createInterface({ input: worker.stderr! }).on('line', (l) => stderr.push(l));
-  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-  try {
-    return await new Promise((resolve, reject) => {
-      readline.createInterface({ input: worker.stdout! }).on('line', (line) => {
-        const ready = line.startsWith('{') ? (JSON.parse(line) as { ready?: boolean; started_seconds?: number }) : {};
-        if (ready.ready && ready.started_seconds !== undefined) {
-          const read = readBefore === undefined ? {} : { read_bytes: opts.cap!.bytesRead() - readBefore };
-          resolve({ ready_ms: ready.started_seconds * 1000, ...read });
-        }
-      });
-      exited.then(() => reject(new Error(`worker on ${dir} exited before ready: ${stderr.join('\n')}`)));
-    });
-  } finally {
-    worker.kill('SIGTERM');
-    const lingering = setTimeout(() => worker.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(lingering);
-  }
 }
 
 const middle = <T>(xs: T[], by: (x: T) => number): T => [...xs].sort((a, b) => by(a) - by(b))[Math.floor(xs.length / 2)];

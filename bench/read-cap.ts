@@ -10,6 +10,12 @@ import path from 'node:path';
  * provisioned). Capping the reads of the children that read and load the model shows the cold start
  * on such a disk, with the same code and files. Only reads that reach the disk are slowed: empty the
  * page cache first.
+ *
+ * It is not a slow disk in every respect. The throttle budgets in time slices (100 ms on this machine's
+ * disk, which says it is rotational; 20 ms on others): a process whose reads pause for longer than a
+ * slice may then read a slice's worth at once (12.5 MiB at 125 MiB/s). A start that alternates
+ * computing and reading is flattered by up to a slice per such pause; over the whole start it can never
+ * read faster than the cap. Latency per read is not added.
  */
 export interface ReadCap {
   mibPerSecond: number;
