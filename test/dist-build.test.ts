@@ -106,6 +106,23 @@ describe('the build (npm run build)', () => {
     expect(heavy(staticSources(outputOf('sidecar/worker/start-worker.ts'))).some((f) => f.includes('@aws-sdk/client-s3'))).toBe(true);
   });
 
+  it('the worker loads sharp (libvips, about 19 MB to read from a cold disk) at its first image, not before ready', () => {
+    const outputs = metafile.outputs;
+    const outputOf = (source: string) => Object.keys(outputs).find((file) => file.endsWith('.mjs') && source in outputs[file].inputs)!;
+    /** External packages that loading `output` imports, through its static imports. */
+    const staticExternals = (output: string, seen = new Set<string>()): string[] => {
+      if (seen.has(output)) return [];
+      seen.add(output);
+      const statics = outputs[output].imports.filter((i) => i.kind === 'import-statement');
+      return statics.flatMap((i) => (i.external ? [i.path] : staticExternals(i.path, seen)));
+    };
+    const worker = [...staticExternals(outputOf('sidecar/worker/main.ts')), ...staticExternals(outputOf('sidecar/worker/start-worker.ts'))];
+    expect(worker).toContain('tokenizers');
+    expect(worker).not.toContain('sharp');
+    // the API and the CLI's image commands import it as before
+    expect(staticExternals(outputOf('functions/preprocess/image-processor.ts'))).toContain('sharp');
+  });
+
   it("removes an earlier build's chunks from its output directory, and nothing else", () => {
     expect(fs.existsSync(path.join(outDir, 'chunk-STALE123.mjs'))).toBe(false);
     expect(fs.existsSync(path.join(outDir, 'keep.mjs'))).toBe(true);

@@ -1,6 +1,5 @@
 import type { BlobStore } from '../../contract/blob-store.ts';
 import { preparedImage, type GenerationJob, type JobResult, type OutputPart, type SequenceResult } from '../../contract/job.ts';
-import { encodePng, postprocess } from '../../functions/preprocess/image-processor.ts';
 import type { ImageProcessorConfig } from '../../functions/preprocess/preprocessor-config.ts';
 import type { CodecLike, GeneratorLike } from '../engine/engine-thread.ts';
 import type { SequenceRequest } from '../engine/generation-request.ts';
@@ -155,6 +154,9 @@ async function spliceJobImages(job: GenerationJob, rt: JobRuntime): Promise<numb
 
 async function decodeToPng(rt: JobRuntime, codes: number[][], keepRows?: number): Promise<{ bytes: Uint8Array; width: number; height: number }[]> {
   const { outChannels, resolution } = rt.codec.vq;
+  // Imported at the first image rather than at start: sharp brings libvips, about 19 MB that a worker
+  // starting on a cold gp3 volume would otherwise read before ready (0.2–0.3 s of it at 125 MiB/s).
+  const { encodePng, postprocess } = await import('../../functions/preprocess/image-processor.ts');
   const pixels = await rt.codec.decode(codes);
   const images = postprocess(pixels, [codes.length, outChannels, resolution, resolution], rt.imageConfig);
   return Promise.all(
