@@ -28,20 +28,38 @@ export function emptyPageCache(): void {
   fs.writeFileSync(DROP_CACHES, '3');
 }
 
+/**
+ * The kernel keeps the pages of files a running process has mapped, whatever is dropped: the children's
+ * own node executable and native libraries would stay cached while this process maps them, and a child
+ * would not read them as a worker starting on a cold machine does. So the children run a copy of node
+ * (`into`/node, mapped by nobody else), and this returns which native libraries this process holds
+ * that the children load too (ONNX Runtime's, tokenizers', sharp's), to refuse measuring beside them.
+ */
+export function coldProgram(into: string): { node: string; mappedHere: string[] } {
+  const node = `${into}/node`;
+  fs.copyFileSync(process.execPath, node);
+  fs.chmodSync(node, 0o755);
+  const mapped = fs.readFileSync('/proc/self/maps', 'utf8').split('\n').map((line) => line.split(/\s+/)[5] ?? '');
+  const mappedHere = [...new Set(mapped.filter((file) => /node_modules\/.*\.(so[.\d]*|node)$/.test(file)))];
+  return { node, mappedHere };
+}
+
 export interface ChildOptions {
   dropCaches: boolean;
   env: NodeJS.ProcessEnv;
+  /** The node executable to run (a copy from coldProgram when the caches are dropped). */
+  node: string;
   /** Reads of the disk capped, for this child and its threads. */
   cap?: ReadCap;
 }
 
 /** `node args…`, under the cap if there is one. */
-const nodeCommand = (args: string[], cap?: ReadCap): [string, string[]] => (cap ? cap.wrap(process.execPath, args) : [process.execPath, args]);
+const nodeCommand = (opts: ChildOptions, args: string[]): [string, string[]] => (opts.cap ? opts.cap.wrap(opts.node, args) : [opts.node, args]);
 
 /** A fresh child: cold-start-child.ts through tsx, or its bundle when given one. */
 export function child<T>(mode: 'load' | 'thread' | 'read', dir: string, opts: ChildOptions & { bundle?: string }): T {
   if (opts.dropCaches) emptyPageCache();
-  const [command, args] = nodeCommand(opts.bundle ? [opts.bundle, mode, dir] : ['--import', TSX, CHILD, mode, dir], opts.cap);
+  const [command, args] = nodeCommand(opts, opts.bundle ? [opts.bundle, mode, dir] : ['--import', TSX, CHILD, mode, dir]);
   const run = spawnSync(command, args, { encoding: 'utf8', env: opts.env });
   if (run.status !== 0) throw new Error(`cold-start-child ${mode} ${dir}: ${run.stderr}`);
   return JSON.parse(run.stdout.trim().split('\n').pop()!) as T;
@@ -65,7 +83,7 @@ export async function workerReady(cli: string, dir: string, opts: ChildOptions):
     AWS_SECRET_ACCESS_KEY: 'bench',
     ANOLE_HEALTH_PORT: '0',
   };
-  const [command, args] = nodeCommand([cli, 'worker'], opts.cap);
+  const [command, args] = nodeCommand(opts, [cli, 'worker']);
   const readBefore = opts.cap?.bytesRead();
   const worker = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const stderr: string[] = [];

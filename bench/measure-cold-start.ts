@@ -3,7 +3,9 @@
  * for before taking jobs) from the Hugging Face directory and from bundles of it, next to the
  * time to read the weight files once, all in fresh processes (cold-start-child.ts) in the same
  * run. With `dropCaches` (root on Linux; the default when this process may) the page cache is
- * emptied before every figure, so "cold" means from disk.
+ * emptied before every figure, so "cold" means from disk, for the program too: the children run a
+ * copy of node, and this process must not have loaded the native libraries they load (coldProgram in
+ * cold-start-processes.ts; `anole bench` measures in a child of its own, measureColdStartInChild).
  *
  * A fixed cost (node, tsx, imports, graph building) weighs on the plain ready/read ratio in
  * proportion to how fast the disk is, so with `referenceDir` (a smaller checkpoint of the same
@@ -24,15 +26,17 @@
  *
  *   npx tsx bench/measure-cold-start.ts <HF checkpoint dir> [<smaller HF checkpoint dir>] [--no-drop-caches]
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { buildDist } from '../scripts/build-dist.ts';
 import { writeBundle } from '../sidecar/bundle/write-bundle.ts';
 import type { WeightDtype } from '../sidecar/graphs/precision.ts';
 import { withHugepageMalloc, withoutHugepageMalloc } from '../sidecar/onnx/hugepage-malloc.ts';
 import { BENCH_CACHE_DIR } from './bench-checkpoints.ts';
-import { canDropCaches, child, workerReady } from './cold-start-processes.ts';
+import { canDropCaches, child, coldProgram, workerReady, type ChildOptions } from './cold-start-processes.ts';
 import { FIXED_STAGES, type ColdStartStage } from './cold-start-stages.ts';
 import { readCap, type ReadCap } from './read-cap.ts';
 
@@ -192,6 +196,14 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
     const cli = dist && path.join(dist, 'anole.mjs');
     const main = await modelsOf(hfDir, dtypes, path.join(tmp, 'main'));
     const reference = opts.referenceDir ? await modelsOf(opts.referenceDir, dtypes, path.join(tmp, 'reference')) : [];
+    const program = dropCaches ? coldProgram(tmp) : undefined;
+    if (program && program.mappedHere.length > 0) {
+      throw new Error(
+        `measure cold start in a process that has not loaded ${program.mappedHere.join(', ')}: ` +
+          'while this process maps them they stay cached, and the children would not read them from the disk',
+      );
+    }
+    const base: ChildOptions = { dropCaches, env, node: program?.node ?? process.execPath };
     const rates = opts.readCapsMiBps ?? (dropCaches && cli ? [125, 500] : []);
     if (rates.length > 0 && !dropCaches) capUnavailable = 'the page cache is left warm (not root), so reads would not reach the disk';
     else if (rates.length > 0 && !cli) capUnavailable = 'capped figures are of the worker from the build (bundled: false)';
@@ -220,24 +232,24 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
         capped: new Map(caps.map((cap) => [cap.mibPerSecond, { reads: [], workers: [] }])),
       };
       samples.set(id, s);
-      const read = child<{ read_ms: number; bytes: number }>('read', dir, { dropCaches, env });
+      const read = child<{ read_ms: number; bytes: number }>('read', dir, base);
       s.reads.push(read.read_ms);
       s.bytes = read.bytes;
-      s.loads.push(child<LoadSample>('load', dir, { dropCaches, env }));
+      s.loads.push(child<LoadSample>('load', dir, base));
       if (isMain) {
-        s.threads.push(child<{ ready_ms: number }>('thread', dir, { dropCaches, env }).ready_ms);
-        if (hugepages) s.loadsWithoutHugepages.push(child<LoadSample>('load', dir, { dropCaches, env: withoutHugepageMalloc(process.env) }).ready_ms);
+        s.threads.push(child<{ ready_ms: number }>('thread', dir, base).ready_ms);
+        if (hugepages) s.loadsWithoutHugepages.push(child<LoadSample>('load', dir, { ...base, env: withoutHugepageMalloc(process.env) }).ready_ms);
       }
       if (id === bundledKey) {
-        s.bundledLoads.push(child<LoadSample>('load', dir, { dropCaches, env, bundle }));
-        s.bundledThreads.push(child<{ ready_ms: number }>('thread', dir, { dropCaches, env, bundle }).ready_ms);
+        s.bundledLoads.push(child<LoadSample>('load', dir, { ...base, bundle }));
+        s.bundledThreads.push(child<{ ready_ms: number }>('thread', dir, { ...base, bundle }).ready_ms);
       }
       if (isMain && cli) {
-        s.workers.push((await workerReady(cli, dir, { dropCaches, env })).ready_ms);
+        s.workers.push((await workerReady(cli, dir, base)).ready_ms);
         for (const cap of caps) {
           const capped = s.capped.get(cap.mibPerSecond)!;
-          capped.reads.push(child<{ read_ms: number }>('read', dir, { dropCaches, env, cap }).read_ms);
-          capped.workers.push(await workerReady(cli, dir, { dropCaches, env, cap }));
+          capped.reads.push(child<{ read_ms: number }>('read', dir, { ...base, cap }).read_ms);
+          capped.workers.push(await workerReady(cli, dir, { ...base, cap }));
         }
       }
     };
@@ -287,6 +299,21 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
     fs.rmSync(tmp, { recursive: true, force: true });
     if (dist) fs.rmSync(dist, { recursive: true, force: true });
   }
+}
+
+/**
+ * measureColdStart in a child process of its own (this module's command line, through tsx), for a
+ * caller that has loaded ONNX Runtime: a library this process maps stays in the page cache, and the
+ * children would not read it from the disk (measureColdStart refuses to measure beside it).
+ */
+export async function measureColdStartInChild(hfDir: string, referenceDir?: string): Promise<ColdStartFigures> {
+  const args = ['--import', import.meta.resolve('tsx/esm'), fileURLToPath(import.meta.url), hfDir, ...(referenceDir ? [referenceDir] : [])];
+  const measuring = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let stdout = '';
+  measuring.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const code = await new Promise<number | null>((resolve, reject) => measuring.once('error', reject).once('exit', resolve));
+  if (code !== 0) throw new Error(`measure-cold-start.ts ${hfDir} exited with ${code}`);
+  return JSON.parse(stdout.trim().split('\n').pop()!) as ColdStartFigures;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

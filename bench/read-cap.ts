@@ -64,6 +64,8 @@ export function readCap(dir: string, mibPerSecond: number): ReadCap | { unavaila
       release: () => fs.rmdirSync(group),
     };
   } catch (error) {
+    // a cgroup made before the failing write goes again (cgroup directories are removed with rmdir)
+    for (const root of [V1_ROOT, V2_ROOT]) if (fs.existsSync(path.join(root, name))) fs.rmdirSync(path.join(root, name));
     return { unavailable: `cannot set a read cap: ${(error as Error).message}` };
   }
 }

@@ -6,7 +6,7 @@ import { RANDOM_CHECKPOINT_PRESETS, type PresetName } from '../sidecar/weights/r
 import { benchCheckpoint, sizeOnDisk } from './bench-checkpoints.ts';
 import { benchPlan } from './bench-plan.ts';
 import { describeColdStart } from './describe-cold-start.ts';
-import { measureColdStart, type ColdStartFigures } from './measure-cold-start.ts';
+import { measureColdStartInChild, type ColdStartFigures } from './measure-cold-start.ts';
 import { measureFirstToken } from './measure-first-token.ts';
 import { measureWholeImage } from './measure-image.ts';
 import { measureLoad, type LoadFigures } from './measure-load.ts';
@@ -112,7 +112,8 @@ class PresetRun {
 
   private async measureColdStart(dir: string, plan: ColdStartPlan): Promise<ColdStartFigures> {
     const referenceDir = plan.reference && benchCheckpoint(plan.reference).dir;
-    const figures = await measureColdStart(dir, { referenceDir });
+    // in a child: this process has loaded ONNX Runtime, whose library would then stay cached
+    const figures = await measureColdStartInChild(dir, referenceDir);
     for (const line of describeColdStart(figures, plan.reference)) this.log(line);
     return figures;
   }

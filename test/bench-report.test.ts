@@ -1,7 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { coldProgram } from '../bench/cold-start-processes.ts';
 import { COLD_START_STAGES, STAGE_LABELS } from '../bench/cold-start-stages.ts';
 import { describeColdStart } from '../bench/describe-cold-start.ts';
 import { measureColdStart, perByteRatio, summarizeRun, type ColdStartRun } from '../bench/measure-cold-start.ts';
@@ -95,6 +97,19 @@ describe('cold-start figures', () => {
     const lines = describeColdStart({ dropped_caches: true, hugepage_malloc: true, models: { bundle_int4: { ...run, engine_thread_ready_ms: 1100, engine_thread_over_read: 11, capped } } });
     // 100 MiB at 125 MiB/s take 0.8 s: the worker's 1.6 s are twice that
     expect(lines).toContain('      at 125 MiB/s: read 3.20, the worker 1.60 = 0.5× the read; it had read 100 MiB by then, 2.0× the 0.80 those take');
+  });
+
+  it("cold children run a copy of node, and the libraries this process maps (which stay cached) are named", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-cold-program-'));
+    try {
+      await import('onnxruntime-node');
+      const program = coldProgram(dir);
+      expect(program.node).not.toBe(process.execPath);
+      expect(execFileSync(program.node, ['-p', 'process.version'], { encoding: 'utf8' }).trim()).toBe(process.version);
+      expect(program.mappedHere.some((file) => file.endsWith('libonnxruntime.so.1'))).toBe(true);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   describe('from fresh processes on a tiny checkpoint', () => {
