@@ -4,6 +4,7 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { ReadCap } from './read-cap.ts';
@@ -29,19 +30,31 @@ export function emptyPageCache(): void {
 }
 
 /**
- * The kernel keeps the pages of files a running process has mapped, whatever is dropped: the children's
- * own node executable and native libraries would stay cached while this process maps them, and a child
+ * The kernel keeps a file's pages while any process maps it, whatever is dropped: the children's
+ * node executable and native libraries would stay cached while some process maps them, and a child
  * would not read them as a worker starting on a cold machine does. So the children run a copy of node
- * (`into`/node, mapped by nobody else), and this returns which native libraries this process holds
- * that the children load too (ONNX Runtime's, tokenizers', sharp's), to refuse measuring beside them.
+ * (`into`/node, mapped by no one else), and this names the native libraries under node_modules (ONNX
+ * Runtime's, tokenizers', sharp's: what the children load) that running processes map, with the
+ * processes' ids, to refuse measuring beside them.
  */
-export function coldProgram(into: string): { node: string; mappedHere: string[] } {
-  const node = `${into}/node`;
+export function coldProgram(into: string): { node: string; mapped: string[] } {
+  const node = path.join(into, 'node');
   fs.copyFileSync(process.execPath, node);
   fs.chmodSync(node, 0o755);
-  const mapped = fs.readFileSync('/proc/self/maps', 'utf8').split('\n').map((line) => line.split(/\s+/)[5] ?? '');
-  const mappedHere = [...new Set(mapped.filter((file) => /node_modules\/.*\.(so[.\d]*|node)$/.test(file)))];
-  return { node, mappedHere };
+  const byFile = new Map<string, number[]>();
+  for (const pid of fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    let maps: string;
+    try {
+      maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
+    } catch {
+      continue; // gone meanwhile, or not ours to read
+    }
+    const files = new Set(maps.split('\n').map((line) => line.split(/\s+/)[5] ?? ''));
+    for (const file of files) {
+      if (/\/node_modules\/.*\.(so[.\d]*|node)$/.test(file)) byFile.set(file, [...(byFile.get(file) ?? []), Number(pid)]);
+    }
+  }
+  return { node, mapped: [...byFile].map(([file, pids]) => `${file} (process ${pids.join(', ')})`) };
 }
 
 export interface ChildOptions {

@@ -4,8 +4,8 @@
  * time to read the weight files once, all in fresh processes (cold-start-child.ts) in the same
  * run. With `dropCaches` (root on Linux; the default when this process may) the page cache is
  * emptied before every figure, so "cold" means from disk, for the program too: the children run a
- * copy of node, and this process must not have loaded the native libraries they load (coldProgram in
- * cold-start-processes.ts; `anole bench` measures in a child of its own, measureColdStartInChild).
+ * copy of node, and no running process may map the native libraries they load (coldProgram in
+ * cold-start-processes.ts; `anole bench` measures cold start before it loads ONNX Runtime itself).
  *
  * A fixed cost (node, tsx, imports, graph building) weighs on the plain ready/read ratio in
  * proportion to how fast the disk is, so with `referenceDir` (a smaller checkpoint of the same
@@ -26,11 +26,9 @@
  *
  *   npx tsx bench/measure-cold-start.ts <HF checkpoint dir> [<smaller HF checkpoint dir>] [--no-drop-caches]
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { buildDist } from '../scripts/build-dist.ts';
 import { writeBundle } from '../sidecar/bundle/write-bundle.ts';
 import type { WeightDtype } from '../sidecar/graphs/precision.ts';
@@ -197,10 +195,10 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
     const main = await modelsOf(hfDir, dtypes, path.join(tmp, 'main'));
     const reference = opts.referenceDir ? await modelsOf(opts.referenceDir, dtypes, path.join(tmp, 'reference')) : [];
     const program = dropCaches ? coldProgram(tmp) : undefined;
-    if (program && program.mappedHere.length > 0) {
+    if (program && program.mapped.length > 0) {
       throw new Error(
-        `measure cold start in a process that has not loaded ${program.mappedHere.join(', ')}: ` +
-          'while this process maps them they stay cached, and the children would not read them from the disk',
+        `running processes map libraries the children load, which keeps them cached (the children would not read them from the disk): ` +
+          `${program.mapped.join('; ')}. Measure cold start where nothing has loaded them (anole bench does so first).`,
       );
     }
     const base: ChildOptions = { dropCaches, env, node: program?.node ?? process.execPath };
@@ -299,21 +297,6 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
     fs.rmSync(tmp, { recursive: true, force: true });
     if (dist) fs.rmSync(dist, { recursive: true, force: true });
   }
-}
-
-/**
- * measureColdStart in a child process of its own (this module's command line, through tsx), for a
- * caller that has loaded ONNX Runtime: a library this process maps stays in the page cache, and the
- * children would not read it from the disk (measureColdStart refuses to measure beside it).
- */
-export async function measureColdStartInChild(hfDir: string, referenceDir?: string): Promise<ColdStartFigures> {
-  const args = ['--import', import.meta.resolve('tsx/esm'), fileURLToPath(import.meta.url), hfDir, ...(referenceDir ? [referenceDir] : [])];
-  const measuring = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  let stdout = '';
-  measuring.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  const code = await new Promise<number | null>((resolve, reject) => measuring.once('error', reject).once('exit', resolve));
-  if (code !== 0) throw new Error(`measure-cold-start.ts ${hfDir} exited with ${code}`);
-  return JSON.parse(stdout.trim().split('\n').pop()!) as ColdStartFigures;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

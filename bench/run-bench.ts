@@ -1,20 +1,9 @@
 import os from 'node:os';
-import { Generator } from '../sidecar/engine/generator.ts';
-import { ImageCodec } from '../sidecar/engine/image-codec.ts';
-import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
 import { RANDOM_CHECKPOINT_PRESETS, type PresetName } from '../sidecar/weights/random-checkpoint.ts';
 import { benchCheckpoint, sizeOnDisk } from './bench-checkpoints.ts';
-import { benchPlan } from './bench-plan.ts';
 import { describeColdStart } from './describe-cold-start.ts';
-import { measureColdStartInChild, type ColdStartFigures } from './measure-cold-start.ts';
-import { measureFirstToken } from './measure-first-token.ts';
-import { measureWholeImage } from './measure-image.ts';
+import { measureColdStart, type ColdStartFigures } from './measure-cold-start.ts';
 import { measureLoad, type LoadFigures } from './measure-load.ts';
-import { measurePrecision, PRECISION_LABELS } from './measure-precision.ts';
-import { measureTextModel } from './measure-text-model.ts';
-import { measureThroughput } from './measure-throughput.ts';
-import { measureTransfer } from './measure-transfer.ts';
-import { measureVQ } from './measure-vq.ts';
 import { benchReportLine, type FigureGroup, type PresetFigures } from './report.ts';
 
 export interface BenchOptions {
@@ -27,8 +16,10 @@ const MiB = 2 ** 20;
  * `anole bench` (npm run bench): per preset, the model's costs (load memory, prefill, single
  * step, VQ encode/decode) and then generation (throughput with and without guidance for the
  * in-graph loop and the per-token baseline, bytes per token at context 1000, time to first
- * token, a whole image), then precision (fp32 / int8 / int4 bundles against the checkpoint) and
- * cold start (fresh processes: ready against reading the weights once). Readable lines go to
+ * token, a whole image), then precision (fp32 / int8 / int4 bundles against the checkpoint); cold
+ * start (fresh processes: ready against reading the weights once) comes before any of that, while this
+ * process has not loaded ONNX Runtime: a library a process maps stays in the page cache whatever is
+ * dropped, and the children would not read it as a cold worker does. Readable lines go to
  * stderr as it runs, with each part's duration; the last stdout line is one JSON object
  * {"tiny": {...}, "small": {...}, "total_seconds", the 1-minute load averages at start and end}.
  */
@@ -49,6 +40,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<void> {
     preset !== 'tiny' ? { reference: 'tiny' } : presets.length === 1 ? {} : undefined;
   const runs = (presets as PresetName[]).map((preset) => new PresetRun(preset, coldStart(preset)));
   for (const run of runs) await run.prepare();
+  for (const run of runs) await run.measureColdStart();
   const figures: Partial<Record<PresetName, PresetFigures>> = {};
   for (const run of runs) figures[run.preset] = await run.measure();
   const totalSeconds = (performance.now() - start) / 1000;
@@ -64,12 +56,13 @@ interface ColdStartPlan {
 }
 
 /**
- * One preset's bench: its checkpoint and load figures first, then the in-process measurements,
- * then the ones that load models of their own (precision in process, cold start in children).
+ * One preset's bench: its checkpoint and load figures first, its cold start (children), then the
+ * in-process measurements (the engine's, then precision, which loads bundles of its own).
  */
 class PresetRun {
   private readonly partSeconds: Record<string, number> = {};
   private prepared: { dir: string; checkpointMiB: number; load: LoadFigures } | undefined;
+  private coldStartFigures: ColdStartFigures | undefined;
 
   constructor(
     readonly preset: PresetName,
@@ -88,10 +81,21 @@ class PresetRun {
     this.prepared = { dir, checkpointMiB, load };
   }
 
+  async measureColdStart(): Promise<void> {
+    if (!this.prepared) throw new Error('prepare() first');
+    if (!this.coldStart) return;
+    const referenceDir = this.coldStart.reference && benchCheckpoint(this.coldStart.reference).dir;
+    this.coldStartFigures = await this.part('cold_start', () => measureColdStart(this.prepared!.dir, { referenceDir }));
+    for (const line of describeColdStart(this.coldStartFigures, this.coldStart.reference)) this.log(line);
+  }
+
   async measure(): Promise<PresetFigures> {
     if (!this.prepared) throw new Error('prepare() first');
     const { dir, checkpointMiB, load } = this.prepared;
-    const engine = await this.measureEngine(dir);
+    // imported here, after every cold start: these load ONNX Runtime into this process
+    const { measureEngine } = await import('./measure-engine.ts');
+    const { measurePrecision, PRECISION_LABELS } = await import('./measure-precision.ts');
+    const engine = await measureEngine(this.preset, dir, (name, run) => this.part(name, run), (line) => this.log(line));
     const precision = await this.part('precision', () => measurePrecision(dir, { tokens: 64 }));
     for (const [key, p] of Object.entries(precision)) {
       this.log(
@@ -99,54 +103,14 @@ class PresetRun {
           `weights ${p.weights_mb.toFixed(0)} MiB (${p.bundle_mb.toFixed(0)} MiB on disk), ${p.text_tokens_per_s.toFixed(1)} text tokens/s`,
       );
     }
-    const coldStart = this.coldStart && (await this.part('cold_start', () => this.measureColdStart(dir, this.coldStart!)));
     return {
       ...engine,
       ...load,
       precision,
-      ...(coldStart ? { cold_start: coldStartGroup(coldStart) } : {}),
+      ...(this.coldStartFigures ? { cold_start: coldStartGroup(this.coldStartFigures) } : {}),
       checkpoint_mb: checkpointMiB,
       part_seconds: this.partSeconds,
     };
-  }
-
-  private async measureColdStart(dir: string, plan: ColdStartPlan): Promise<ColdStartFigures> {
-    const referenceDir = plan.reference && benchCheckpoint(plan.reference).dir;
-    // in a child: this process has loaded ONNX Runtime, whose library would then stay cached
-    const figures = await measureColdStartInChild(dir, referenceDir);
-    for (const line of describeColdStart(figures, plan.reference)) this.log(line);
-    return figures;
-  }
-
-  /** The measurements on one loaded text model, image codec and generator. */
-  private async measureEngine(dir: string) {
-    const log = (line: string) => this.log(line);
-    const ckpt = openCheckpoint(dir);
-    const plan = benchPlan(this.preset, ckpt.config!);
-    const textModel = await this.part('text_model', () => measureTextModel(ckpt, plan, log));
-    const codec = await ImageCodec.load(ckpt);
-    try {
-      const vq = await this.part('vq', () => measureVQ(codec, plan, log));
-      const generator = await this.part('generator_load', () => Generator.load(ckpt));
-      try {
-        const throughput = await this.part('throughput', () => measureThroughput(generator, plan, log));
-        const transfer = await this.part('transfer', () => measureTransfer(generator, plan, log));
-        const firstToken = await this.part('first_token', () => measureFirstToken(generator, plan, log));
-        const wholeImage = await this.part('whole_image', () => measureWholeImage(generator, codec, plan, log));
-        return {
-          ...throughput,
-          ...transfer,
-          ...firstToken,
-          ...wholeImage,
-          ...textModel,
-          ...vq,
-        };
-      } finally {
-        await generator.release();
-      }
-    } finally {
-      await codec.release();
-    }
   }
 
   private log(line: string): void {
