@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { TERMINAL, TRANSITIONS, type PredictionEvent, type PredictionRecord, type PredictionStatus } from './prediction.ts';
 import { PreconditionFailedError, type S3BlobStore } from './s3-blob-store.ts';
@@ -82,15 +83,16 @@ export class PredictionStore {
   constructor(readonly blobs: S3BlobStore) {}
 
   async create(record: PredictionRecord): Promise<Versioned<PredictionRecord>> {
+    const written = withRevision(record);
     let etag: string;
     try {
-      etag = await this.blobs.putIfAbsent(statusKey(record.id), JSON.stringify(record), JSON_TYPE);
+      etag = await this.blobs.putIfAbsent(statusKey(record.id), JSON.stringify(written), JSON_TYPE);
     } catch (e) {
       if (e instanceof PreconditionFailedError) throw new PredictionExistsError(record.id);
       throw e;
     }
     await this.blobs.put(ownerKey(record), record.id, 'text/plain');
-    return { value: record, etag };
+    return { value: written, etag };
   }
 
   async get(id: string): Promise<Versioned<PredictionRecord> | undefined> {
@@ -111,9 +113,10 @@ export class PredictionStore {
       const next = mutate(structuredClone(current.value));
       if (next === null || isDeepStrictEqual(next, current.value)) return current;
       checkUpdate(current.value, next);
+      const written = withRevision(next);
       try {
-        const etag = await this.blobs.putIfMatch(statusKey(id), JSON.stringify(next), JSON_TYPE, current.etag);
-        return { value: next, etag };
+        const etag = await this.blobs.putIfMatch(statusKey(id), JSON.stringify(written), JSON_TYPE, current.etag);
+        return { value: written, etag };
       } catch (e) {
         if (!(e instanceof PreconditionFailedError) || attempt >= maxAttempts) throw e;
         await sleep(Math.random() * 20 * attempt);
@@ -168,6 +171,9 @@ export class PredictionStore {
     return keys.length === 0 ? -1 : seqOf(keys[keys.length - 1]);
   }
 }
+
+/** The record with a fresh revision: no two writes store the same bytes (see S3BlobStore's conditional writes). */
+const withRevision = (record: PredictionRecord): PredictionRecord => ({ ...record, revision: randomUUID() });
 
 function checkUpdate(from: PredictionRecord, to: PredictionRecord): void {
   if (TERMINAL.has(from.status)) throw new InvalidTransitionError(from.id, from.status, to.status, `is ${from.status}: a finished prediction never changes`);

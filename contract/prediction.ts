@@ -44,6 +44,11 @@ export interface PredictionRecord {
   metrics: { predict_time?: number; generated_tokens?: number; finish_reasons?: SequenceResult['finishReason'][] };
   /** The job key the worker runs (`jobs/{id}.json`). */
   job: string;
+  /**
+   * A fresh id on every write (PredictionStore sets it), so that a writer whose answer was lost can
+   * tell its own write from another's identical one. Internal: the API does not show it.
+   */
+  revision?: string;
 }
 
 /** A prediction as it is created: starting, nothing run yet. `job` defaults to `jobs/{id}.json`. */

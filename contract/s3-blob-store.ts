@@ -151,10 +151,28 @@ export class S3BlobStore implements BlobStore {
     } catch (e) {
       // 409 ConditionalRequestConflict: AWS's answer when a concurrent conditional write is in flight;
       // 404 NoSuchKey: If-Match on an object that is gone
-      if (isStatus(e, 412) || isStatus(e, 409) || isStatus(e, 404)) throw new PreconditionFailedError(key);
+      const refused = isStatus(e, 412) || isStatus(e, 409) || isStatus(e, 404);
+      // A write can land while its answer is lost (a 500 after the write, a dropped connection): the
+      // SDK then retries, and the retry is refused because of the write itself. So when the SDK had
+      // to retry, or the PUT failed otherwise, the object is read back: holding exactly our bytes, the
+      // write was ours. (Callers that need to tell their write from an identical one make the bytes
+      // unique: PredictionStore puts a fresh revision in every record it writes.)
+      if (!refused || attemptsOf(e) > 1) {
+        const landed = await this.getWithEtag(key).catch(() => undefined);
+        if (landed && sameBytes(landed.body, body)) return landed.etag;
+      }
+      if (refused) throw new PreconditionFailedError(key);
       throw e;
     }
   }
+}
+
+/** How many times the SDK sent the request that ended in `e` (1 when it did not retry). */
+const attemptsOf = (e: unknown): number => (e as { $metadata?: { attempts?: number } })?.$metadata?.attempts ?? 1;
+
+function sameBytes(stored: Uint8Array, sent: Uint8Array | string): boolean {
+  const bytes = typeof sent === 'string' ? new TextEncoder().encode(sent) : sent;
+  return Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength).equals(bytes);
 }
 
 function isStatus(e: unknown, status: number): boolean {

@@ -12,12 +12,18 @@ import type { AddressInfo } from 'node:net';
  * per-key queue here: the check and the write happen with no other write to that key between.
  * Requests must be signed (an Authorization header or a presigned query), as on a private bucket:
  * s3rver alone serves anonymous reads. (It still does not verify signatures; see serverless.md §2.4.)
- * It can be stopped and started again on the same port, to play an S3 outage.
+ * It can be stopped and started again on the same port, to play an S3 outage, and it can lose the
+ * answers to writes it made (loseWriteAnswers), to play a PUT that landed while its client saw an error.
  */
 export interface S3Front {
   /** http://127.0.0.1:PORT: give this to S3 clients, never the upstream's address. */
   endpoint: string;
   port: number;
+  /**
+   * The next `count` PUTs that succeed upstream are answered 500 InternalError instead: the object is
+   * written, and the client (whose SDK retries a 500) cannot tell.
+   */
+  loseWriteAnswers(count: number): void;
   /** Refuses connections (and drops open ones) until start(). */
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -28,6 +34,7 @@ export async function startConditionalS3Front(opts: { upstream: string; host?: s
   const upstream = new URL(opts.upstream);
   const host = opts.host ?? '127.0.0.1';
   const locks = new KeyLocks();
+  let answersToLose = 0;
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((e) => {
@@ -75,6 +82,12 @@ export async function startConditionalS3Front(opts: { upstream: string; host?: s
             ? untilReadable(objectKey, etag)
             : Promise.resolve();
           settle.then(() => {
+            if (objectKey && req.method === 'PUT' && upRes.statusCode === 200 && answersToLose > 0) {
+              answersToLose--;
+              upRes.resume();
+              s3Error(res, 500, 'InternalError', 'We encountered an internal error. Please try again.');
+              return upRes.on('end', resolve);
+            }
             // a client that left (a dropped connection, the front stopped) must not hold its key's
             // lock: piping to its closed response would wait for a 'drain' that never comes
             if (res.destroyed) {
@@ -101,7 +114,8 @@ export async function startConditionalS3Front(opts: { upstream: string; host?: s
   /** Waits until GET returns bytes whose MD5 is the ETag just given (single-part objects: ETag = MD5). */
   async function untilReadable(pathname: string, etag: string): Promise<void> {
     const want = bareEtag(etag);
-    for (let attempt = 0; attempt < 200; attempt++) {
+    // up to about 10 s (it was 1 s): past this the client gets a 502 for a write that did land
+    for (let attempt = 0; attempt < 2000; attempt++) {
       const body = await new Promise<Buffer>((resolve, reject) => {
         const r = http.request({ host: upstream.hostname, port: upstream.port, method: 'GET', path: pathname }, (res) => {
           const chunks: Buffer[] = [];
@@ -135,6 +149,9 @@ export async function startConditionalS3Front(opts: { upstream: string; host?: s
   const front: S3Front = {
     endpoint: '',
     port: 0,
+    loseWriteAnswers(count) {
+      answersToLose = count;
+    },
     get listening() {
       return listening;
     },

@@ -5,6 +5,7 @@ import { createS3Client } from '../contract/s3.ts';
 import { BlobNotFoundError, PreconditionFailedError, S3BlobStore } from '../contract/s3-blob-store.ts';
 import { startLocalStack, type LocalStack } from '../dev/local-stack.ts';
 import { isTransientError } from '../sidecar/worker/transient-error.ts';
+import { renderPrediction } from '../functions/api/prediction-view.ts';
 
 /**
  * The storage layer against a real S3-compatible server on loopback (s3rver behind the
@@ -65,13 +66,59 @@ describe('conditional writes through the S3 front', () => {
   });
 });
 
+describe('a write that landed while its answer was lost (the front answers 500; the SDK retries, and the retry is refused)', () => {
+  const increment = (cur: PredictionRecord) => ({ ...cur, metrics: { ...cur.metrics, generated_tokens: (cur.metrics.generated_tokens ?? 0) + 1 } });
+
+  it('an update counts once', async () => {
+    const r = record();
+    await store.create(r);
+    stack.s3Front.loseWriteAnswers(1);
+    const { value } = await store.update(r.id, increment);
+    expect(value.metrics.generated_tokens).toBe(1);
+    expect((await store.get(r.id))!.value).toEqual(value);
+    await store.update(r.id, increment);
+    expect((await store.get(r.id))!.value.metrics.generated_tokens).toBe(2);
+  });
+
+  it('a create is not taken for an existing prediction', async () => {
+    const r = record();
+    stack.s3Front.loseWriteAnswers(1);
+    const { value } = await store.create(r);
+    expect((await store.get(r.id))!.value).toEqual(value);
+    await expect(store.create(r)).rejects.toBeInstanceOf(PredictionExistsError);
+  });
+
+  it('an event is appended once', async () => {
+    const { id } = record();
+    stack.s3Front.loseWriteAnswers(1);
+    expect(await store.appendEvent(id, { type: 'text', sequence: 0, delta: 'a' })).toBe(0);
+    expect(await new PredictionStore(blobs).appendEvent(id, { type: 'text', sequence: 0, delta: 'b' })).toBe(1);
+    expect((await store.readEvents(id)).map((e) => e.event)).toEqual([
+      { type: 'text', sequence: 0, delta: 'a' },
+      { type: 'text', sequence: 0, delta: 'b' },
+    ]);
+  });
+
+  it('every record written carries a fresh revision; the API does not show it', async () => {
+    const r = record();
+    const created = await store.create(r);
+    const updated = await store.update(r.id, increment);
+    expect(created.value.revision).toMatch(/^[0-9a-f-]{36}$/);
+    expect(updated.value.revision).toMatch(/^[0-9a-f-]{36}$/);
+    expect(updated.value.revision).not.toBe(created.value.revision);
+    const view = await renderPrediction(updated.value, { presignGet: (key) => blobs.presignGet(key), origin: 'http://api', urlExpirySeconds: 60 });
+    expect(view).not.toHaveProperty('revision');
+  });
+});
+
 describe('PredictionStore lifecycle', () => {
   it('creates once and reads back with an ETag', async () => {
     const r = record();
     const created = await store.create(r);
     expect(created.etag).toMatch(/^".+"$/);
     const got = await store.get(r.id);
-    expect(got).toEqual({ value: r, etag: created.etag });
+    expect(got).toEqual({ value: { ...r, revision: created.value.revision }, etag: created.etag });
+    expect(created.value).toEqual({ ...r, revision: created.value.revision });
     await expect(store.create({ ...r, input: { prompt: 'other' } })).rejects.toBeInstanceOf(PredictionExistsError);
     expect(await store.get('nope')).toBeUndefined();
     await expect(store.update('nope', (x) => x)).rejects.toBeInstanceOf(PredictionNotFoundError);
