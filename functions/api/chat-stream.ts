@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { TERMINAL, type PredictionRecord } from '../../contract/prediction.ts';
+import { abortAfter } from './abort-after.ts';
 import type { ApiContext } from './deps.ts';
 import { followEvents } from './follow-prediction.ts';
 import { requestCancel } from './cancel-prediction.ts';
@@ -44,24 +45,29 @@ export function streamChat(c: Context, ctx: ApiContext, info: ChatStreamInfo): R
     let attempts = 0;
     let failure: string | null = null;
 
-    const signal = AbortSignal.any([hungUp.signal, AbortSignal.timeout(ctx.limits.openaiWaitSeconds * 1000)]);
-    for await (const { event } of followEvents(ctx.predictions, info.predictionId, { afterSeq: -1, pollMs: ctx.limits.pollMs, signal })) {
-      if (event.type === 'status' && event.status === 'processing' && ++attempts > 1) attempt = new Array<string>(n).fill('');
-      if (event.type === 'error') failure = event.message;
-      if (event.type !== 'text') continue;
-      const k = event.sequence;
-      attempt[k] += event.delta;
-      const [longer, shorter] = attempt[k].length > sent[k].length ? [attempt[k], sent[k]] : [sent[k], attempt[k]];
-      if (!longer.startsWith(shorter)) {
-        failure = 'the job was retried and produced different text';
-        await requestCancel(ctx, info.predictionId).catch(() => undefined);
-        break;
+    const deadline = abortAfter(ctx.limits.openaiWaitSeconds * 1000, hungUp.signal);
+    const events = followEvents(ctx.predictions, info.predictionId, { afterSeq: -1, pollMs: ctx.limits.pollMs, signal: deadline.signal });
+    try {
+      for await (const { event } of events) {
+        if (event.type === 'status' && event.status === 'processing' && ++attempts > 1) attempt = new Array<string>(n).fill('');
+        if (event.type === 'error') failure = event.message;
+        if (event.type !== 'text') continue;
+        const k = event.sequence;
+        attempt[k] += event.delta;
+        const [longer, shorter] = attempt[k].length > sent[k].length ? [attempt[k], sent[k]] : [sent[k], attempt[k]];
+        if (!longer.startsWith(shorter)) {
+          failure = 'the job was retried and produced different text';
+          await requestCancel(ctx, info.predictionId).catch(() => undefined);
+          break;
+        }
+        if (attempt[k].length > sent[k].length) {
+          const delta = attempt[k].slice(sent[k].length);
+          sent[k] = attempt[k];
+          await chunk([{ index: k, delta: { content: delta }, finish_reason: null }]);
+        }
       }
-      if (attempt[k].length > sent[k].length) {
-        const delta = attempt[k].slice(sent[k].length);
-        sent[k] = attempt[k];
-        await chunk([{ index: k, delta: { content: delta }, finish_reason: null }]);
-      }
+    } finally {
+      deadline.clear();
     }
     if (hungUp.signal.aborted) return;
 

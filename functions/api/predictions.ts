@@ -3,6 +3,7 @@ import type { Context } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { TERMINAL, type PredictionEvent, type PredictionRecord } from '../../contract/prediction.ts';
 import { InvalidCursorError } from '../../contract/prediction-store.ts';
+import { abortAfter } from './abort-after.ts';
 import type { AuthEnv } from './auth.ts';
 import { createPrediction, DEFAULT_WEBHOOK_EVENTS, parseCancelAfter } from './create-prediction.ts';
 import type { ApiContext } from './deps.ts';
@@ -153,15 +154,16 @@ export function predictionRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): vo
       const keepAlive = setInterval(() => void stream.write(': keep-alive\n\n').catch(() => undefined), 15_000);
       const aborted = new AbortController();
       stream.onAbort(() => aborted.abort());
+      const deadline = abortAfter(ctx.limits.maxStreamSeconds * 1000, aborted.signal);
       try {
         await stream.writeSSE({ event: 'status', data: JSON.stringify({ status: record.status }) });
-        const signal = AbortSignal.any([aborted.signal, AbortSignal.timeout(ctx.limits.maxStreamSeconds * 1000)]);
-        const events = followEvents(ctx.predictions, id, { afterSeq: lastEventId ? Number(lastEventId) : -1, pollMs: ctx.limits.pollMs, signal });
+        const events = followEvents(ctx.predictions, id, { afterSeq: lastEventId ? Number(lastEventId) : -1, pollMs: ctx.limits.pollMs, signal: deadline.signal });
         for await (const { seq, event } of events) {
           const { type, ...data } = await renderEvent(event, view);
           await stream.writeSSE({ event: type, data: JSON.stringify(data), ...(seq !== null ? { id: String(seq) } : {}) });
         }
       } finally {
+        deadline.clear();
         clearInterval(keepAlive);
       }
     });
