@@ -177,6 +177,34 @@ async function modelsOf(hfDir: string, dtypes: WeightDtype[], into: string): Pro
   return models;
 }
 
+/** Cold start cannot be measured here now: running processes map native libraries the children load. */
+export class ColdStartRefused extends Error {
+  constructor(readonly mapped: string[]) {
+    super(
+      `running processes map libraries the children load, which keeps them cached (the children would not read them from the disk): ` +
+        `${mapped.join('; ')}. Measure cold start where nothing has loaded them (anole bench does so first).`,
+    );
+    this.name = 'ColdStartRefused';
+  }
+}
+
+/** The read caps at `rates` on the disk holding `dir`, or why there are none (then none are held). */
+function readCaps(dir: string, rates: number[], here: { dropCaches: boolean; built: boolean }): { caps: ReadCap[]; unavailable?: string } {
+  if (rates.length === 0) return { caps: [] };
+  if (!here.dropCaches) return { caps: [], unavailable: 'the page cache is left warm (not root), so reads would not reach the disk' };
+  if (!here.built) return { caps: [], unavailable: 'capped figures are of the worker from the build (bundled: false)' };
+  const caps: ReadCap[] = [];
+  for (const rate of rates) {
+    const cap = readCap(dir, rate);
+    if ('unavailable' in cap) {
+      for (const held of caps) held.release();
+      return { caps: [], unavailable: cap.unavailable };
+    }
+    caps.push(cap);
+  }
+  return { caps };
+}
+
 export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {}): Promise<ColdStartFigures> {
   const dropCaches = opts.dropCaches ?? canDropCaches();
   const hugepages = opts.hugepages ?? true;
@@ -186,7 +214,7 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
   // inside the repository: a bundle resolves its external packages from node_modules above it
   fs.mkdirSync(BENCH_CACHE_DIR, { recursive: true });
   const dist = opts.bundled === false ? undefined : fs.mkdtempSync(path.join(BENCH_CACHE_DIR, 'dist-'));
-  const caps: ReadCap[] = [];
+  let caps: ReadCap[] = [];
   let capUnavailable: string | undefined;
   try {
     if (dist) await buildDist({ outDir: dist, extraEntries: { 'cold-start-child': 'bench/cold-start-child.ts' } });
@@ -195,24 +223,9 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
     const main = await modelsOf(hfDir, dtypes, path.join(tmp, 'main'));
     const reference = opts.referenceDir ? await modelsOf(opts.referenceDir, dtypes, path.join(tmp, 'reference')) : [];
     const program = dropCaches ? coldProgram(tmp) : undefined;
-    if (program && program.mapped.length > 0) {
-      throw new Error(
-        `running processes map libraries the children load, which keeps them cached (the children would not read them from the disk): ` +
-          `${program.mapped.join('; ')}. Measure cold start where nothing has loaded them (anole bench does so first).`,
-      );
-    }
+    if (program && program.mapped.length > 0) throw new ColdStartRefused(program.mapped);
     const base: ChildOptions = { dropCaches, env, node: program?.node ?? process.execPath };
-    const rates = opts.readCapsMiBps ?? (dropCaches && cli ? [125, 500] : []);
-    if (rates.length > 0 && !dropCaches) capUnavailable = 'the page cache is left warm (not root), so reads would not reach the disk';
-    else if (rates.length > 0 && !cli) capUnavailable = 'capped figures are of the worker from the build (bundled: false)';
-    for (const rate of capUnavailable ? [] : rates) {
-      const cap = readCap(tmp, rate);
-      if ('unavailable' in cap) {
-        capUnavailable = cap.unavailable;
-        break;
-      }
-      caps.push(cap);
-    }
+    ({ caps, unavailable: capUnavailable } = readCaps(tmp, opts.readCapsMiBps ?? (dropCaches && cli ? [125, 500] : []), { dropCaches, built: cli !== undefined }));
     const samples = new Map<string, Samples>();
     // the build saves a fixed cost, the same for any model: one measures it, the last (int4 by
     // default, the quickest to load, where it weighs most)

@@ -2,7 +2,7 @@ import os from 'node:os';
 import { RANDOM_CHECKPOINT_PRESETS, type PresetName } from '../sidecar/weights/random-checkpoint.ts';
 import { benchCheckpoint, sizeOnDisk } from './bench-checkpoints.ts';
 import { describeColdStart } from './describe-cold-start.ts';
-import { measureColdStart, type ColdStartFigures } from './measure-cold-start.ts';
+import { ColdStartRefused, measureColdStart, type ColdStartFigures } from './measure-cold-start.ts';
 import { measureLoad, type LoadFigures } from './measure-load.ts';
 import { benchReportLine, type FigureGroup, type PresetFigures } from './report.ts';
 
@@ -85,7 +85,14 @@ class PresetRun {
     if (!this.prepared) throw new Error('prepare() first');
     if (!this.coldStart) return;
     const referenceDir = this.coldStart.reference && benchCheckpoint(this.coldStart.reference).dir;
-    this.coldStartFigures = await this.part('cold_start', () => measureColdStart(this.prepared!.dir, { referenceDir }));
+    try {
+      this.coldStartFigures = await this.part('cold_start', () => measureColdStart(this.prepared!.dir, { referenceDir }));
+    } catch (e) {
+      // another process (a running `anole serve`, say) holds ONNX Runtime: the rest of the bench still runs
+      if (!(e instanceof ColdStartRefused)) throw e;
+      this.log(`cold start not measured: ${e.message}`);
+      return;
+    }
     for (const line of describeColdStart(this.coldStartFigures, this.coldStart.reference)) this.log(line);
   }
 

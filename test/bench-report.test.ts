@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { coldProgram } from '../bench/cold-start-processes.ts';
 import { COLD_START_STAGES, STAGE_LABELS } from '../bench/cold-start-stages.ts';
 import { describeColdStart } from '../bench/describe-cold-start.ts';
-import { measureColdStart, perByteRatio, summarizeRun, type ColdStartRun } from '../bench/measure-cold-start.ts';
+import { ColdStartRefused, measureColdStart, perByteRatio, summarizeRun, type ColdStartRun } from '../bench/measure-cold-start.ts';
 import { median } from '../bench/median.ts';
 import { benchReportLine, REQUIRED_METRICS, type PresetFigures } from '../bench/report.ts';
 import { writeRandomCheckpoint } from '../sidecar/weights/random-checkpoint.ts';
@@ -119,6 +119,13 @@ describe('cold-start figures', () => {
       writeRandomCheckpoint({ out: path.join(dir, 'ckpt'), preset: 'tiny', seed: 3 });
     });
     afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it('refuses to measure from disk while a running process maps a native library the children load (this one, here)', async () => {
+      await import('onnxruntime-node');
+      const measuring = measureColdStart(path.join(dir, 'ckpt'), { repeats: 1, dtypes: [], dropCaches: true, bundled: false });
+      await expect(measuring).rejects.toBeInstanceOf(ColdStartRefused);
+      await expect(measuring).rejects.toThrow(/libonnxruntime\.so\.1 \(process .*\)/);
+    });
 
     it('reads every weight byte, and its stages add up to the ready time, from the sources and from the build', async () => {
       const figures = await measureColdStart(path.join(dir, 'ckpt'), { repeats: 1, dtypes: [], dropCaches: false, readCapsMiBps: [125] });
