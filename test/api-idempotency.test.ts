@@ -50,6 +50,20 @@ describe('Idempotency-Key', () => {
     expect(await drainQueue()).toEqual([firstBody.id]);
   });
 
+  it("a request whose writes landed while their answers were lost makes one prediction, and its replay says so", async () => {
+    // the front answers 500 to the first writes it makes (the claim, the prediction's record); the SDK retries them
+    h.stack.s3Front.loseWriteAnswers(2);
+    const body = { input: { prompt: 'lost answers', max_new_tokens: 3 } };
+    const first = await create(body, { 'idempotency-key': 'lost-1' });
+    expect(first.status).toBe(201);
+    const again = await create(body, { 'idempotency-key': 'lost-1' });
+    expect(again.status).toBe(201);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    const { id } = await first.json();
+    expect((await again.json()).id).toBe(id);
+    expect(await drainQueue()).toEqual([id]);
+  });
+
   it('the same key with a different body is 422', async () => {
     expect((await create({ input: { prompt: 'one' } }, { 'idempotency-key': 'reuse-1' })).status).toBe(201);
     const other = await create({ input: { prompt: 'two' } }, { 'idempotency-key': 'reuse-1' });

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { PreconditionFailedError, type S3BlobStore } from '../../contract/s3-blob-store.ts';
 import { ApiError } from './errors.ts';
 
@@ -28,6 +28,12 @@ interface IdempotencyRecord {
   created_at: string;
   /** In flight: until then the runner is presumed alive. */
   lease_until: string;
+  /**
+   * Unique to the request that wrote the claim: two requests with the same key at the same millisecond
+   * would otherwise write the same bytes, and a claim whose answer was lost is recognised by its bytes
+   * (S3BlobStore's conditional writes).
+   */
+  claim?: string;
   response?: StoredResponse;
 }
 
@@ -110,6 +116,7 @@ async function claim(store: Store, recordKey: string, opts: IdempotencyOptions &
       state: 'in_flight',
       created_at: new Date(now).toISOString(),
       lease_until: new Date(now + opts.leaseMs).toISOString(),
+      claim: randomUUID(),
     } satisfies IdempotencyRecord);
     try {
       return await store.putIfAbsent(recordKey, record, 'application/json');
