@@ -83,7 +83,7 @@ export class PredictionStore {
   constructor(readonly blobs: S3BlobStore) {}
 
   async create(record: PredictionRecord): Promise<Versioned<PredictionRecord>> {
-    const written = withRevision(record);
+    const written = withRevision(record, randomUUID());
     let etag: string;
     try {
       etag = await this.blobs.putIfAbsent(statusKey(record.id), JSON.stringify(written), JSON_TYPE);
@@ -107,19 +107,25 @@ export class PredictionStore {
    */
   async update(id: string, mutate: (current: PredictionRecord) => PredictionRecord | null, opts: { maxAttempts?: number } = {}): Promise<Versioned<PredictionRecord>> {
     const maxAttempts = opts.maxAttempts ?? 20;
+    let current = await this.get(id);
     for (let attempt = 1; ; attempt++) {
-      const current = await this.get(id);
       if (!current) throw new PredictionNotFoundError(id);
       const next = mutate(structuredClone(current.value));
       if (next === null || isDeepStrictEqual(next, current.value)) return current;
       checkUpdate(current.value, next);
-      const written = withRevision(next);
+      const revision = randomUUID();
+      const written = withRevision(next, revision);
       try {
         const etag = await this.blobs.putIfMatch(statusKey(id), JSON.stringify(written), JSON_TYPE, current.etag);
         return { value: written, etag };
       } catch (e) {
-        if (!(e instanceof PreconditionFailedError) || attempt >= maxAttempts) throw e;
+        if (!(e instanceof PreconditionFailedError)) throw e;
         await sleep(Math.random() * 20 * attempt);
+        current = await this.get(id);
+        // our write landed, its answer was lost, and another writer has written since (the blob store's
+        // read-back no longer finds our bytes): the record still lists it
+        if (current?.value.revisions?.includes(revision)) return current;
+        if (attempt >= maxAttempts) throw e;
       }
     }
   }
@@ -172,8 +178,8 @@ export class PredictionStore {
   }
 }
 
-/** The record with a fresh revision: no two writes store the same bytes (see S3BlobStore's conditional writes). */
-const withRevision = (record: PredictionRecord): PredictionRecord => ({ ...record, revision: randomUUID() });
+/** The record with this write's id added to its latest 8: no two writes store the same bytes (see S3BlobStore's conditional writes). */
+const withRevision = (record: PredictionRecord, revision: string): PredictionRecord => ({ ...record, revisions: [...(record.revisions ?? []).slice(-7), revision] });
 
 function checkUpdate(from: PredictionRecord, to: PredictionRecord): void {
   if (TERMINAL.has(from.status)) throw new InvalidTransitionError(from.id, from.status, to.status, `is ${from.status}: a finished prediction never changes`);

@@ -45,10 +45,11 @@ export interface PredictionRecord {
   /** The job key the worker runs (`jobs/{id}.json`). */
   job: string;
   /**
-   * A fresh id on every write (PredictionStore sets it), so that a writer whose answer was lost can
-   * tell its own write from another's identical one. Internal: the API does not show it.
+   * The ids of the latest writes, newest last (PredictionStore adds a fresh one on every write and keeps
+   * 8), so that a writer whose answer was lost can tell that its write landed, even when others have
+   * written since. Internal: the API does not show it.
    */
-  revision?: string;
+  revisions?: string[];
 }
 
 /** A prediction as it is created: starting, nothing run yet. `job` defaults to `jobs/{id}.json`. */

@@ -21,9 +21,10 @@ export interface S3Front {
   port: number;
   /**
    * The next `count` PUTs that succeed upstream are answered 500 InternalError instead: the object is
-   * written, and the client (whose SDK retries a 500) cannot tell.
+   * written, and the client (whose SDK retries a 500) cannot tell. `meanwhile` runs before each such
+   * answer, with the key free: a writer that comes between a write and its client's retry.
    */
-  loseWriteAnswers(count: number): void;
+  loseWriteAnswers(count: number, opts?: { meanwhile?: () => Promise<unknown> }): void;
   /** Refuses connections (and drops open ones) until start(). */
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -35,6 +36,7 @@ export async function startConditionalS3Front(opts: { upstream: string; host?: s
   const host = opts.host ?? '127.0.0.1';
   const locks = new KeyLocks();
   let answersToLose = 0;
+  let meanwhile: (() => Promise<unknown>) | undefined;
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((e) => {
@@ -47,9 +49,10 @@ export async function startConditionalS3Front(opts: { upstream: string; host?: s
     const u = url(req);
     if (!isSigned(req, u)) return s3Error(res, 403, 'AccessDenied', 'Access Denied');
     const objectKey = isObjectPath(u.pathname) ? u.pathname : undefined;
-    if (!objectKey) return forward(req, res);
+    if (!objectKey) return void (await forward(req, res));
 
     // every request on one key waits its turn: s3rver writes objects in place, so a read alongside a write could see half of it
+    let lost = false;
     await locks.run(objectKey, async () => {
       const ifMatch = req.headers['if-match'];
       const ifNoneMatch = req.headers['if-none-match'];
@@ -62,17 +65,22 @@ export async function startConditionalS3Front(opts: { upstream: string; host?: s
           if (bareEtag(ifMatch) !== bareEtag(etag)) return s3Error(res, 412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', 'If-Match');
         }
       }
-      await forward(req, res, objectKey);
+      lost = (await forward(req, res, objectKey)) === 'lost';
     });
+    if (lost) {
+      await meanwhile?.();
+      s3Error(res, 500, 'InternalError', 'We encountered an internal error. Please try again.');
+    }
   }
 
   /**
    * Pipes the request upstream and the answer back; resolves when the answer is fully sent. A PUT's
    * answer is held until the object reads back whole: s3rver answers before its file write has
    * finished (it does not wait for the write stream), so a read right after could see a truncated
-   * object. Measured here: 1 read in 1,500 came back empty without this wait.
+   * object. Measured here: 1 read in 1,500 came back empty without this wait. Resolves 'lost' without
+   * answering a write whose answer is to be lost (handle answers it once the key is free).
    */
-  function forward(req: http.IncomingMessage, res: http.ServerResponse, objectKey?: string): Promise<void> {
+  function forward(req: http.IncomingMessage, res: http.ServerResponse, objectKey?: string): Promise<'answered' | 'lost'> {
     return new Promise((resolve, reject) => {
       const up = http.request(
         { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
@@ -85,23 +93,22 @@ export async function startConditionalS3Front(opts: { upstream: string; host?: s
             if (objectKey && req.method === 'PUT' && upRes.statusCode === 200 && answersToLose > 0) {
               answersToLose--;
               upRes.resume();
-              s3Error(res, 500, 'InternalError', 'We encountered an internal error. Please try again.');
-              return upRes.on('end', resolve);
+              return upRes.on('end', () => resolve('lost'));
             }
             // a client that left (a dropped connection, the front stopped) must not hold its key's
             // lock: piping to its closed response would wait for a 'drain' that never comes
             if (res.destroyed) {
               upRes.destroy();
-              return resolve();
+              return resolve('answered');
             }
             res.on('close', () => {
               if (res.writableFinished) return;
               upRes.destroy();
-              resolve();
+              resolve('answered');
             });
             res.writeHead(upRes.statusCode ?? 502, upRes.headers);
             upRes.pipe(res);
-            upRes.on('end', resolve);
+            upRes.on('end', () => resolve('answered'));
             upRes.on('error', reject);
           }, reject);
         },
@@ -149,8 +156,9 @@ export async function startConditionalS3Front(opts: { upstream: string; host?: s
   const front: S3Front = {
     endpoint: '',
     port: 0,
-    loseWriteAnswers(count) {
+    loseWriteAnswers(count, opts) {
       answersToLose = count;
+      meanwhile = opts?.meanwhile;
     },
     get listening() {
       return listening;

@@ -99,15 +99,27 @@ describe('a write that landed while its answer was lost (the front answers 500; 
     ]);
   });
 
-  it('every record written carries a fresh revision; the API does not show it', async () => {
+  it('an update counts once when another writer wrote over it before its retry', async () => {
+    const r = record();
+    await store.create(r);
+    const other = new PredictionStore(blobs);
+    stack.s3Front.loseWriteAnswers(1, { meanwhile: () => other.update(r.id, increment) });
+    await store.update(r.id, increment);
+    expect((await store.get(r.id))!.value.metrics.generated_tokens).toBe(2);
+  });
+
+  it('every write adds a fresh revision to the record’s latest 8; the API does not show them', async () => {
     const r = record();
     const created = await store.create(r);
-    const updated = await store.update(r.id, increment);
-    expect(created.value.revision).toMatch(/^[0-9a-f-]{36}$/);
-    expect(updated.value.revision).toMatch(/^[0-9a-f-]{36}$/);
-    expect(updated.value.revision).not.toBe(created.value.revision);
-    const view = await renderPrediction(updated.value, { presignGet: (key) => blobs.presignGet(key), origin: 'http://api', urlExpirySeconds: 60 });
-    expect(view).not.toHaveProperty('revision');
+    expect(created.value.revisions).toHaveLength(1);
+    let latest = created.value;
+    for (let i = 0; i < 9; i++) latest = (await store.update(r.id, increment)).value;
+    expect(latest.revisions).toHaveLength(8);
+    expect(new Set(latest.revisions).size).toBe(8);
+    for (const id of latest.revisions!) expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(latest.revisions).not.toContain(created.value.revisions![0]);
+    const view = await renderPrediction(latest, { presignGet: (key) => blobs.presignGet(key), origin: 'http://api', urlExpirySeconds: 60 });
+    expect(view).not.toHaveProperty('revisions');
   });
 });
 
@@ -117,8 +129,8 @@ describe('PredictionStore lifecycle', () => {
     const created = await store.create(r);
     expect(created.etag).toMatch(/^".+"$/);
     const got = await store.get(r.id);
-    expect(got).toEqual({ value: { ...r, revision: created.value.revision }, etag: created.etag });
-    expect(created.value).toEqual({ ...r, revision: created.value.revision });
+    expect(got).toEqual({ value: { ...r, revisions: created.value.revisions }, etag: created.etag });
+    expect(created.value).toEqual({ ...r, revisions: created.value.revisions });
     await expect(store.create({ ...r, input: { prompt: 'other' } })).rejects.toBeInstanceOf(PredictionExistsError);
     expect(await store.get('nope')).toBeUndefined();
     await expect(store.update('nope', (x) => x)).rejects.toBeInstanceOf(PredictionNotFoundError);

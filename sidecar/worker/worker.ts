@@ -504,7 +504,7 @@ export async function presentRecord(r: PredictionRecord, blobs: S3BlobStore): Pr
   const output = r.output
     ? await Promise.all(r.output.map((parts) => Promise.all(parts.map(async (p) => (p.type === 'image' ? { type: 'image', url: (await blobs.presignGet(p.key)).url, width: p.width, height: p.height } : p)))))
     : null;
-  const { job: _job, owner: _owner, revision: _revision, ...shown } = r;
+  const { job: _job, owner: _owner, revisions: _revisions, ...shown } = r;
   return { ...shown, output };
 }
 
