@@ -25,18 +25,14 @@ export function describeColdStart(figures: ColdStartFigures, referenceName = 're
       lines.push(`    the worker itself from the build (node dist/anole.mjs worker), start to its ready line: ${s(f.worker_ready_ms)} = ${x(f.worker_over_read!)} the read`);
     }
     if (f.capped) {
-      const caps = Object.entries(f.capped).map(
-        ([key, c]) => {
-          const rate = Number.parseFloat(key);
-          const ownRead = (c.worker_read_mb / rate) * 1000;
-          return (
-            `at ${rate} MiB/s: read ${s(c.read_ms)}, the worker ${s(c.worker_ready_ms)} = ${x(c.worker_over_read)} the read; ` +
-            `it had read ${c.worker_read_mb.toFixed(0)} MiB by then, ${x(c.worker_ready_ms / ownRead)} the ${s(ownRead)} those take`
-          );
-        },
-      );
       lines.push(`    the disk's reads capped (a gp3 volume reads 125 MiB/s at its baseline; untouched weights are read on first use):`);
-      for (const cap of caps) lines.push(`      ${cap}`);
+      for (const c of Object.values(f.capped)) {
+        const ownRead = (c.worker_read_mb / c.read_cap_mib_s) * 1000; // ms for the bytes the worker did read
+        lines.push(
+          `      at ${c.read_cap_mib_s} MiB/s: read ${s(c.read_ms)}, the worker ${s(c.worker_ready_ms)} = ${x(c.worker_over_read)} the read; ` +
+            `it had read ${c.worker_read_mb.toFixed(0)} MiB by then, ${x(c.worker_ready_ms / ownRead)} the ${s(ownRead)} those take`,
+        );
+      }
     }
     if (f.ready_without_hugepages_ms !== undefined) lines.push(`    without huge pages (GLIBC_TUNABLES unset): ready ${s(f.ready_without_hugepages_ms)}`);
     if (f.bundled) {

@@ -38,7 +38,6 @@ import { canDropCaches, child, coldProgram, workerReady, type ChildOptions } fro
 import { FIXED_STAGES, type ColdStartStage } from './cold-start-stages.ts';
 import { readCap, type ReadCap } from './read-cap.ts';
 
-
 /** One checkpoint's model, the middle of its repeats. */
 export interface ColdStartRun {
   weights_mb: number;
@@ -65,6 +64,8 @@ export interface BundledStart {
 
 /** Reading the weights once and the worker's start, with the disk's reads capped (medians). */
 export interface CappedStart {
+  /** The cap these figures were measured under. */
+  read_cap_mib_s: number;
   read_ms: number;
   worker_ready_ms: number;
   worker_over_read: number;
@@ -291,7 +292,13 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
           [...s.capped].map(([rate, c]) => {
             const read = middle(c.reads, (x) => x);
             const worker = middle(c.workers, (w) => w.ready_ms);
-            const figure: CappedStart = { read_ms: read, worker_ready_ms: worker.ready_ms, worker_over_read: worker.ready_ms / read, worker_read_mb: worker.read_bytes! / 2 ** 20 };
+            const figure: CappedStart = {
+              read_cap_mib_s: rate,
+              read_ms: read,
+              worker_ready_ms: worker.ready_ms,
+              worker_over_read: worker.ready_ms / read,
+              worker_read_mb: worker.read_bytes! / 2 ** 20,
+            };
             return [`${rate}_mib_s`, figure];
           }),
         );

@@ -93,7 +93,7 @@ describe('cold-start figures', () => {
 
   it('capped reads: the worker against reading all the weights, and against reading what it had read by ready', () => {
     const run: ColdStartRun = { weights_mb: 400, read_ms: 100, ready_ms: 1000, ready_over_read: 10, load_over_read: 5, stages_ms: stages(100) };
-    const capped = { '125_mib_s': { read_ms: 3200, worker_ready_ms: 1600, worker_over_read: 0.5, worker_read_mb: 100 } };
+    const capped = { '125_mib_s': { read_cap_mib_s: 125, read_ms: 3200, worker_ready_ms: 1600, worker_over_read: 0.5, worker_read_mb: 100 } };
     const lines = describeColdStart({ dropped_caches: true, hugepage_malloc: true, models: { bundle_int4: { ...run, engine_thread_ready_ms: 1100, engine_thread_over_read: 11, capped } } });
     // 100 MiB at 125 MiB/s take 0.8 s: the worker's 1.6 s are twice that
     expect(lines).toContain('      at 125 MiB/s: read 3.20, the worker 1.60 = 0.5× the read; it had read 100 MiB by then, 2.0× the 0.80 those take');
