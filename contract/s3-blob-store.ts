@@ -47,6 +47,18 @@ export interface PresignedUrl {
 
 export const DEFAULT_URL_EXPIRY_SECONDS = 3600;
 
+/**
+ * A presigned URL states its time in whole seconds (X-Amz-Date), so it expires counted from the second it
+ * was signed in, up to a second before now + expiresIn. Signing at a whole second makes expiresAt exact.
+ */
+function wholeSecondNow(): Date {
+  return new Date(Math.floor(Date.now() / 1000) * 1000);
+}
+
+function expiry(signingDate: Date, expiresInSeconds: number): string {
+  return new Date(signingDate.getTime() + expiresInSeconds * 1000).toISOString();
+}
+
 /** The BlobStore on one S3 bucket, plus what only S3 offers: conditional writes, listing, presigned URLs. */
 export class S3BlobStore implements BlobStore {
   constructor(
@@ -122,8 +134,9 @@ export class S3BlobStore implements BlobStore {
 
   /** A GET URL anyone can use until it expires: the only way outputs leave the private bucket. */
   async presignGet(key: string, expiresInSeconds = DEFAULT_URL_EXPIRY_SECONDS): Promise<PresignedUrl> {
-    const url = await getSignedUrl(this.s3, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: expiresInSeconds });
-    return { url, expiresAt: new Date(Date.now() + expiresInSeconds * 1000).toISOString() };
+    const signingDate = wholeSecondNow();
+    const url = await getSignedUrl(this.s3, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: expiresInSeconds, signingDate });
+    return { url, expiresAt: expiry(signingDate, expiresInSeconds) };
   }
 
   /**
@@ -132,11 +145,13 @@ export class S3BlobStore implements BlobStore {
    */
   async presignPut(key: string, opts: { contentType?: string; expiresInSeconds?: number } = {}): Promise<PresignedUrl> {
     const expiresIn = opts.expiresInSeconds ?? DEFAULT_URL_EXPIRY_SECONDS;
+    const signingDate = wholeSecondNow();
     const url = await getSignedUrl(this.s3, new PutObjectCommand({ Bucket: this.bucket, Key: key, ContentType: opts.contentType }), {
       expiresIn,
+      signingDate,
       signableHeaders: opts.contentType ? new Set(['content-type']) : undefined,
     });
-    return { url, expiresAt: new Date(Date.now() + expiresIn * 1000).toISOString() };
+    return { url, expiresAt: expiry(signingDate, expiresIn) };
   }
 
   private async conditionalPut(

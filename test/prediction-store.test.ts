@@ -245,9 +245,14 @@ describe('presigned URLs and failures', () => {
     expect(Date.parse(put.expiresAt) - Date.now()).toBeGreaterThan(55_000);
     expect((await fetch(put.url, { method: 'PUT', body: 'pngbytes', headers: { 'content-type': 'image/png' } })).status).toBe(200);
     expect(await blobs.head('uploads/alice/u1')).toMatchObject({ size: 8, contentType: 'image/png' });
-    const get = await blobs.presignGet('uploads/alice/u1', 1);
+    const get = await blobs.presignGet('uploads/alice/u1', 3);
+    // expiresAt is the signature's own expiry: X-Amz-Date (whole seconds) plus X-Amz-Expires
+    const q = new URL(get.url).searchParams;
+    const signedAt = Date.parse(q.get('X-Amz-Date')!.replace(/^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/, '$1-$2-$3T$4:$5:$6Z'));
+    expect(Date.parse(get.expiresAt)).toBe(signedAt + Number(q.get('X-Amz-Expires')) * 1000);
     expect(await (await fetch(get.url)).text()).toBe('pngbytes');
-    await new Promise((r) => setTimeout(r, 2100));
+    // the server compares whole seconds too: a second past expiresAt it has expired
+    await new Promise((r) => setTimeout(r, Date.parse(get.expiresAt) + 1100 - Date.now()));
     expect((await fetch(get.url)).status).toBe(403);
     // the bucket itself is private: no signature, no object
     expect((await fetch(`${stack.s3.endpoint}/${stack.s3.bucket}/uploads/alice/u1`)).status).toBe(403);
