@@ -47,18 +47,6 @@ export interface PresignedUrl {
 
 export const DEFAULT_URL_EXPIRY_SECONDS = 3600;
 
-/**
- * A presigned URL states its time in whole seconds (X-Amz-Date), so it expires counted from the second it
- * was signed in, up to a second before now + expiresIn. Signing at a whole second makes expiresAt exact.
- */
-function wholeSecondNow(): Date {
-  return new Date(Math.floor(Date.now() / 1000) * 1000);
-}
-
-function expiry(signingDate: Date, expiresInSeconds: number): string {
-  return new Date(signingDate.getTime() + expiresInSeconds * 1000).toISOString();
-}
-
 /** The BlobStore on one S3 bucket, plus what only S3 offers: conditional writes, listing, presigned URLs. */
 export class S3BlobStore implements BlobStore {
   constructor(
@@ -133,25 +121,28 @@ export class S3BlobStore implements BlobStore {
   }
 
   /** A GET URL anyone can use until it expires: the only way outputs leave the private bucket. */
-  async presignGet(key: string, expiresInSeconds = DEFAULT_URL_EXPIRY_SECONDS): Promise<PresignedUrl> {
-    const signingDate = wholeSecondNow();
-    const url = await getSignedUrl(this.s3, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: expiresInSeconds, signingDate });
-    return { url, expiresAt: expiry(signingDate, expiresInSeconds) };
+  presignGet(key: string, expiresInSeconds = DEFAULT_URL_EXPIRY_SECONDS): Promise<PresignedUrl> {
+    return this.presign(new GetObjectCommand({ Bucket: this.bucket, Key: key }), expiresInSeconds);
   }
 
   /**
    * A PUT URL for one upload straight to the bucket. The content type, when given, is signed:
    * the client must send that exact Content-Type header.
    */
-  async presignPut(key: string, opts: { contentType?: string; expiresInSeconds?: number } = {}): Promise<PresignedUrl> {
-    const expiresIn = opts.expiresInSeconds ?? DEFAULT_URL_EXPIRY_SECONDS;
-    const signingDate = wholeSecondNow();
-    const url = await getSignedUrl(this.s3, new PutObjectCommand({ Bucket: this.bucket, Key: key, ContentType: opts.contentType }), {
-      expiresIn,
-      signingDate,
-      signableHeaders: opts.contentType ? new Set(['content-type']) : undefined,
-    });
-    return { url, expiresAt: expiry(signingDate, expiresIn) };
+  presignPut(key: string, opts: { contentType?: string; expiresInSeconds?: number } = {}): Promise<PresignedUrl> {
+    const command = new PutObjectCommand({ Bucket: this.bucket, Key: key, ContentType: opts.contentType });
+    return this.presign(command, opts.expiresInSeconds ?? DEFAULT_URL_EXPIRY_SECONDS, opts.contentType ? new Set(['content-type']) : undefined);
+  }
+
+  /**
+   * A presigned URL states its signing time in whole seconds (X-Amz-Date) and expires counted from
+   * there: signed at a whole second, its expiresAt is exact (signed now, it would expire up to a
+   * second before now + expiresIn).
+   */
+  private async presign(command: GetObjectCommand | PutObjectCommand, expiresIn: number, signableHeaders?: Set<string>): Promise<PresignedUrl> {
+    const signingDate = new Date(Math.floor(Date.now() / 1000) * 1000);
+    const url = await getSignedUrl(this.s3, command, { expiresIn, signingDate, signableHeaders });
+    return { url, expiresAt: new Date(signingDate.getTime() + expiresIn * 1000).toISOString() };
   }
 
   private async conditionalPut(
@@ -186,8 +177,7 @@ export class S3BlobStore implements BlobStore {
 const attemptsOf = (e: unknown): number => (e as { $metadata?: { attempts?: number } })?.$metadata?.attempts ?? 1;
 
 function sameBytes(stored: Uint8Array, sent: Uint8Array | string): boolean {
-  const bytes = typeof sent === 'string' ? new TextEncoder().encode(sent) : sent;
-  return Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength).equals(bytes);
+  return Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength).equals(typeof sent === 'string' ? Buffer.from(sent) : sent);
 }
 
 function isStatus(e: unknown, status: number): boolean {
