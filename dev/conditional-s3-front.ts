@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { isSafeKey } from './bucket-key.ts';
 
 /**
  * An HTTP front for an S3-compatible server that lacks conditional writes (s3rver 3.7.1 ignores
@@ -11,7 +12,9 @@ import type { AddressInfo } from 'node:net';
  * Atomic because every request on a key (reads, writes, deletes) passes through one
  * per-key queue here: the check and the write happen with no other write to that key between.
  * Requests must be signed (an Authorization header or a presigned query), as on a private bucket:
- * s3rver alone serves anonymous reads. (It still does not verify signatures; see serverless.md §2.4.)
+ * s3rver alone serves anonymous reads. (It still does not verify signatures; see serverless.md §2.4: this front
+ * listens on loopback for the service's own clients, and the bucket on the API's origin is guarded by
+ * bucket-on-api-origin.ts.) Keys that would leave s3rver's directory (`..` segments, however encoded) are refused.
  * It can be stopped and started again on the same port, to play an S3 outage, and it can lose the
  * answers to writes it made (loseWriteAnswers), to play a PUT that landed while its client saw an error.
  */
@@ -49,6 +52,8 @@ export async function startConditionalS3Front(opts: { upstream: string; host?: s
     const u = url(req);
     if (!isSigned(req, u)) return s3Error(res, 403, 'AccessDenied', 'Access Denied');
     const objectKey = isObjectPath(u.pathname) ? u.pathname : undefined;
+    // s3rver maps keys to files: one with a `..` segment, however encoded, would name a file outside its directory
+    if (objectKey && !isSafeKey(safeDecode(objectKey.split('/').slice(2).join('/')))) return s3Error(res, 400, 'InvalidKey', 'the key is not one this bucket can hold');
     if (!objectKey) return void (await forward(req, res));
 
     // every request on one key waits its turn: s3rver writes objects in place, so a read alongside a write could see half of it
@@ -200,6 +205,14 @@ function isObjectPath(pathname: string): boolean {
   const parts = pathname.split('/');
   return parts.length >= 3 && parts[1] !== '' && parts.slice(2).join('/') !== '';
 }
+
+const safeDecode = (s: string) => {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return '';
+  }
+};
 
 const bareEtag = (etag: string) => etag.replace(/^W\//, '').replace(/"/g, '').trim();
 

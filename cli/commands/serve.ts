@@ -2,6 +2,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { bucketOnOrigin, presignOnOrigin } from '../../dev/bucket-on-api-origin.ts';
 import { startLocalStack, type LocalStack } from '../../dev/local-stack.ts';
+import { readOrCreateSecret } from '../../dev/local-secret.ts';
+import { createS3Client } from '../../contract/s3.ts';
+import { S3BlobStore } from '../../contract/s3-blob-store.ts';
 import { createApp } from '../../functions/api/app.ts';
 import { loadPlaygroundPage } from '../../functions/api/playground.ts';
 import { apiDepsFromEnv } from '../../functions/api/deps-from-env.ts';
@@ -63,8 +66,11 @@ export async function startLocalService(env: NodeJS.ProcessEnv = process.env): P
 
     const serviceEnv = { ...env, ...stack.env, ANOLE_MODEL: modelDir };
     const deps = await apiDepsFromEnv(serviceEnv);
-    deps.store = presignOnOrigin(deps.store, stack.s3, api.url);
-    handle = bucketOnOrigin(stack.s3.bucket, stack.s3Front.endpoint, createApp(deps).fetch);
+    // the bucket on the API's origin takes only URLs signed with this key (kept, so URLs outlive a restart)
+    const signing = { accessKeyId: 'ANOLE-LOCAL', secretAccessKey: readOrCreateSecret(path.join(dataDir, 'url-signing-key')).secret };
+    const internalStore = new S3BlobStore(createS3Client(stack.s3), stack.s3.bucket);
+    deps.store = presignOnOrigin(deps.store, stack.s3, api.url, signing);
+    handle = bucketOnOrigin({ bucket: stack.s3.bucket, store: internalStore, signing, region: stack.s3.region }, createApp(deps).fetch);
 
     const config = workerConfigFromEnv(modelDir, { ANOLE_HEALTH_PORT: '0', ...serviceEnv });
     // a preview at each quarter of the rows: 3 on the tiny 4-row grid, 3 (each a VQ decode) on the real 32
