@@ -110,28 +110,56 @@ describe('sidecar/Dockerfile', () => {
   const lastStage = instructions.slice(instructions.lastIndexOf(instructions.filter((l) => l.startsWith('FROM ')).at(-1)!));
   const runs = instructions.filter((l) => l.startsWith('RUN ')).join('\n');
 
-  it('runs on a CUDA 12 + cuDNN runtime base, with Node 22 copied in', () => {
+  it('runs on a CUDA 13 + cuDNN runtime base (what onnxruntime-node 1.27+ provider libraries link), with Node 22 copied in', () => {
     const [runtime] = froms.at(-1)!;
-    expect(runtime).toMatch(/^nvidia\/cuda:12\.\d+\.\d+-cudnn-runtime-ubuntu\d{2}\.04$/);
+    expect(runtime).toMatch(/^nvidia\/cuda:13\.\d+\.\d+-cudnn-runtime-ubuntu\d{2}\.04$/);
     expect(froms[0]).toEqual([expect.stringMatching(/^node:22(-|$)/), 'AS', 'node']);
     expect(lastStage).toContain('COPY --from=node /usr/local/bin/node /usr/local/bin/node');
   });
 
-  it("installs production packages, then onnxruntime-node's CUDA 12 binaries with its install flag, and checks they arrived", () => {
+  it("installs production packages, then forces onnxruntime-node's CUDA provider download with its install flag, and checks it arrived", () => {
     expect(runs).toContain('npm ci --omit=dev');
     const install = /ONNXRUNTIME_NODE_INSTALL=(\S+) node (node_modules\/onnxruntime-node\/script\/install\.js)/.exec(runs);
     expect(install).not.toBeNull();
     const [, flag, script] = install!;
     // the flag is one the installed onnxruntime-node knows for linux/x64, and it fetches the CUDA provider
     expect(fs.existsSync(script)).toBe(true);
-    const metadata = createRequire(import.meta.url)(path.resolve('node_modules/onnxruntime-node/script/install-metadata.js'));
-    expect(metadata.requirements['linux/x64']).toContain(flag);
-    const files = Object.keys(metadata.manifests[`linux/x64:${flag}`]).map((f) => path.basename(f));
+    // `1` forces the install of linux/x64's manifests (1.30's install-utils parses `cuda12` to nothing)
+    const require = createRequire(import.meta.url);
+    const previous = process.env.ONNXRUNTIME_NODE_INSTALL;
+    process.env.ONNXRUNTIME_NODE_INSTALL = flag;
+    try {
+      expect(require(path.resolve('node_modules/onnxruntime-node/script/install-utils.js')).parseInstallFlag()).toBe(true);
+    } finally {
+      if (previous === undefined) delete process.env.ONNXRUNTIME_NODE_INSTALL;
+      else process.env.ONNXRUNTIME_NODE_INSTALL = previous;
+    }
+    const metadata = require(path.resolve('node_modules/onnxruntime-node/script/install-metadata.js'));
+    const files = (metadata.requirements['linux/x64'] as string[]).flatMap((m) => Object.keys(metadata.manifests[`linux/x64:${m}`])).map((f) => path.basename(f));
     expect(files).toContain('libonnxruntime_providers_cuda.so');
     for (const f of ['libonnxruntime_providers_cuda.so', 'libonnxruntime_providers_shared.so']) {
       expect(files).toContain(f);
       expect(runs).toContain(`test -f node_modules/onnxruntime-node/bin/napi-v6/linux/x64/${f}`);
     }
+  });
+
+  it('pins onnxruntime-node to the exact version of package.json and the lockfile, and fails the build on another', () => {
+    const pinned = instructions.find((l) => l.startsWith('ARG ONNXRUNTIME_NODE_VERSION='))!.split('=')[1];
+    expect(pinned).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(JSON.parse(fs.readFileSync('package.json', 'utf8')).dependencies['onnxruntime-node']).toBe(pinned);
+    const lock = JSON.parse(fs.readFileSync('package-lock.json', 'utf8'));
+    expect(lock.packages[''].dependencies['onnxruntime-node']).toBe(pinned);
+    expect(lock.packages['node_modules/onnxruntime-node'].version).toBe(pinned);
+    expect(runs).toMatch(/\[ "\$installed" = "\$ONNXRUNTIME_NODE_VERSION" \] \|\| \{ echo .*; exit 1; \}/);
+  });
+
+  it("checks, in the runtime image, that the CUDA provider's libraries are all there with the image's CUDA / cuDNN majors; requires the GPU", () => {
+    expect(lastStage).toContain('COPY sidecar/check-cuda-libs.sh /usr/local/bin/check-cuda-libs');
+    expect(lastStage).toContain('RUN check-cuda-libs node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so');
+    expect(lastStage.findIndex((l) => l.startsWith('RUN check-cuda-libs'))).toBeGreaterThan(lastStage.findIndex((l) => l.startsWith('COPY --from=deps /app/node_modules')));
+    expect(fs.statSync('sidecar/check-cuda-libs.sh').mode & 0o111).not.toBe(0);
+    const env = lastStage.filter((l) => l.startsWith('ENV ')).flatMap((l) => l.slice(4).split(/\s+/));
+    expect(env).toContain('ANOLE_REQUIRE_GPU=1');
   });
 
   it('builds dist/ (npm run build) in a stage of its own and copies only the build into the runtime', () => {
