@@ -1,16 +1,17 @@
-import sharp, { type KernelEnum, type OutputInfo } from 'sharp';
+import sharp from 'sharp';
+import { decodePilPixels } from './pil-convert.ts';
+import { pilResize } from './pil-resample.ts';
 import type { ImageProcessorConfig, ResizeTarget } from './preprocessor-config.ts';
 
 /**
- * AnoleImageProcessor (image_processing_anole.py @241464, slow PIL path) on sharp:
+ * AnoleImageProcessor (image_processing_anole.py @241464, slow PIL path), pixel for pixel:
  *
- *   bytes ─decode─▶ RGBA u8 ─composite on white─▶ RGB u8 [H,W,3]
- *         ─resize shortest edge─▶ ─centre crop─▶ RGB u8 [h,w,3]
+ *   bytes ─decode as PIL (pil-convert)─▶ RGB, or RGBA ─blend_rgba on white─▶ RGB u8 [H,W,3]
+ *         ─PIL resize, shortest edge (pil-resample)─▶ ─centre crop─▶ RGB u8 [h,w,3]
  *         ─× rescale_factor, (x − mean)/std─▶ float32 [3,h,w]
  *
- * and `postprocess`, its inverse back to uint8. Each step is exported on its own so the
- * arithmetic after resizing can be checked bit for bit against the reference, apart from the
- * resampling filter (libvips is not PIL; see `resizeImage`).
+ * and `postprocess`, its inverse back to uint8. sharp only decodes and encodes; every step after
+ * decoding is the reference's arithmetic, checked bit for bit against its goldens and Pillow's output.
  */
 
 /** An 8-bit RGB image, HWC, row-major. */
@@ -41,20 +42,16 @@ export interface DecodeOptions {
 }
 
 /**
- * Decodes any format sharp reads (PNG, JPEG, WebP, GIF, TIFF, AVIF…; first frame only) to RGB,
- * compositing transparency onto white like HF `blend_rgba`. Like PIL, EXIF orientation and
- * embedded ICC profiles are ignored: the model saw raw stored pixels.
+ * Decodes any format sharp reads (PNG, JPEG, WebP, GIF, TIFF, AVIF…; first frame only) to the
+ * RGB image HF's `blend_rgba` makes of PIL's decode: transparency composited onto white, CMYK and
+ * 16-bit greyscale converted as PIL converts them, EXIF orientation and ICC profiles ignored.
  */
 export async function decodeImage(input: Uint8Array, options: DecodeOptions = {}): Promise<RgbImage> {
   if (!input || input.length === 0) throw new ImageInputError('EMPTY_INPUT', 'image input is empty');
   const limitInputPixels = options.limitInputPixels ?? DEFAULT_LIMIT_INPUT_PIXELS;
-  let decoded: { data: Buffer; info: OutputInfo };
+  let decoded: Awaited<ReturnType<typeof decodePilPixels>>;
   try {
-    decoded = await sharp(input, { limitInputPixels, ignoreIcc: true })
-      .toColourspace('srgb')
-      .ensureAlpha()
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
+    decoded = await decodePilPixels(input, limitInputPixels);
   } catch (e) {
     const reason = (e as Error).message;
     if (/pixel limit/i.test(reason)) {
@@ -62,9 +59,8 @@ export async function decodeImage(input: Uint8Array, options: DecodeOptions = {}
     }
     throw new ImageInputError('UNDECODABLE', `cannot decode image (${input.length} bytes): ${reason}`);
   }
-  const { width, height, channels } = decoded.info;
-  if (channels !== 4) throw new ImageInputError('UNDECODABLE', `decoded image has ${channels} channels, expected RGBA`);
-  return compositeOnWhite(new Uint8Array(decoded.data.buffer, decoded.data.byteOffset, decoded.data.byteLength), width, height);
+  const { width, height, channels, data } = decoded;
+  return channels === 3 ? { width, height, data } : compositeOnWhite(data, width, height);
 }
 
 /**
@@ -96,68 +92,12 @@ export function resizeOutputSize(width: number, height: number, target: ResizeTa
   return width <= height ? { width: size, height: newLong } : { width: newLong, height: size };
 }
 
-// PIL resample id → the libvips kernel for shrinking and the interpolator for enlarging.
-const SHRINK_KERNEL: Record<number, keyof KernelEnum> = { 0: 'nearest', 1: 'lanczos3', 2: 'linear', 3: 'cubic' };
-const ENLARGE_INTERPOLATOR: Record<number, 'nearest' | 'bilinear' | 'bicubic'> = { 0: 'nearest', 1: 'bicubic', 2: 'bilinear', 3: 'bicubic' };
-
 /**
- * PIL's `Image.resize` approximated with sharp. PIL filters horizontally, rounds to uint8, then
- * filters vertically; so do we, one axis per pass (libvips alone would go vertical first: on
- * fixture A that costs max 13 levels instead of 2).
- * - Shrinking an axis: sharp's resize with the matching kernel (lanczos3 for LANCZOS), which like
- *   PIL widens the kernel by the scale factor.
- * - Enlarging an axis: libvips cannot convolve with Lanczos when enlarging — sharp's resize then
- *   interpolates bicubically whatever the kernel, and samples pixel corners rather than centres
- *   (max 79 levels off on fixture B). `enlargeAxis` interpolates at PIL's sample positions
- *   instead; what remains is bicubic vs Lanczos-3 (max 19, mean 0.24 levels on fixture B).
+ * PIL's `Image.resize((width, height), resample)` as HF's `resize` calls it (no reducing_gap), in
+ * our own code (pil-resample.ts): every filter id 0–5, byte for byte Pillow's.
  */
-export async function resizeImage(image: RgbImage, width: number, height: number, resample: number): Promise<RgbImage> {
-  if (!(resample in SHRINK_KERNEL)) throw new Error(`unsupported PIL resample id ${resample}`);
-  const horizontal = await resizeAxis(image, width, image.height, resample);
-  return resizeAxis(horizontal, width, height, resample);
-}
-
-/** One pass that changes at most one axis. */
-async function resizeAxis(image: RgbImage, width: number, height: number, resample: number): Promise<RgbImage> {
-  if (width === image.width && height === image.height) return image;
-  if (width < image.width || height < image.height) {
-    const out = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
-      .resize(width, height, { fit: 'fill', kernel: SHRINK_KERNEL[resample] })
-      .raw()
-      .toBuffer();
-    return { width, height, data: new Uint8Array(out.buffer, out.byteOffset, out.byteLength) };
-  }
-  return enlargeAxis(image, width, height, ENLARGE_INTERPOLATOR[resample]);
-}
-
-// Edge pixels replicated around the input so the interpolator never reads libvips' black background.
-const ENLARGE_PAD = 4;
-
-/**
- * Output pixel X samples the input at (X + ½)/s − ½, as PIL does (pixel centres). With libvips'
- * affine `X = s·(x + idx) + odx` on the padded input (x = x_in + pad), that is idx = ½ and
- * odx = −½ − s·pad; the output then starts at X = 0, so its top-left width × height is the image.
- * libvips' nearest takes floor(x) where PIL takes floor((X + ½)/s): idx = 0 for it.
- */
-async function enlargeAxis(image: RgbImage, width: number, height: number, interpolator: 'nearest' | 'bilinear' | 'bicubic'): Promise<RgbImage> {
-  const sx = width / image.width;
-  const sy = height / image.height;
-  const pad = ENLARGE_PAD;
-  const centre = interpolator === 'nearest' ? 0 : 0.5;
-  const padded = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
-    .extend({ top: pad, bottom: pad, left: pad, right: pad, extendWith: 'copy' })
-    .raw()
-    .toBuffer();
-  const { data, info } = await sharp(padded, { raw: { width: image.width + 2 * pad, height: image.height + 2 * pad, channels: 3 } })
-    .affine([sx, 0, 0, sy], { idx: centre, idy: centre, odx: -0.5 - sx * pad, ody: -0.5 - sy * pad, interpolator })
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  if (info.width < width || info.height < height) {
-    throw new Error(`affine enlarge produced ${info.width}×${info.height}, smaller than ${width}×${height}`);
-  }
-  const out = new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) out.set(data.subarray(y * info.width * 3, (y * info.width + width) * 3), y * width * 3);
-  return { width, height, data: out };
+export function resizeImage(image: RgbImage, width: number, height: number, resample: number): RgbImage {
+  return pilResize(image, width, height, resample);
 }
 
 /**
@@ -218,7 +158,7 @@ export async function prepareImage(input: Uint8Array, config: ImageProcessorConf
   let image = await decodeImage(input, options);
   if (config.doResize) {
     const { width, height } = resizeOutputSize(image.width, image.height, config.size);
-    image = await resizeImage(image, width, height, config.resample);
+    image = resizeImage(image, width, height, config.resample);
   }
   if (config.doCenterCrop) image = centerCrop(image, config.cropSize.height, config.cropSize.width);
   return image;

@@ -16,7 +16,7 @@ export interface ImageProcessorConfig {
   doConvertRgb: boolean;
   doResize: boolean;
   size: ResizeTarget;
-  /** PIL resample id: 0 NEAREST, 1 LANCZOS, 2 BILINEAR, 3 BICUBIC. */
+  /** PIL resample id: 0 NEAREST, 1 LANCZOS, 2 BILINEAR, 3 BICUBIC, 4 BOX, 5 HAMMING. */
   resample: number;
   doCenterCrop: boolean;
   cropSize: { height: number; width: number };
@@ -77,7 +77,7 @@ function sizeDict(raw: Json, name: string, fallback: ResizeTarget, allowShortest
 }
 
 export function parseImageProcessorConfig(raw: Json): ImageProcessorConfig {
-  const resample = number(raw, 'resample', 1, (v) => [0, 1, 2, 3].includes(v as number), 'a PIL resample id 0..3');
+  const resample = number(raw, 'resample', 1, (v) => [0, 1, 2, 3, 4, 5].includes(v as number), 'a PIL resample id 0..5');
   const cropSize = sizeDict(raw, 'crop_size', { height: 512, width: 512 }, false) as { height: number; width: number };
   return {
     doConvertRgb: bool(raw, 'do_convert_rgb', true),
