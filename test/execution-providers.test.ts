@@ -4,7 +4,7 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataType, GraphBuilder } from '../sidecar/onnx/graph-builder.ts';
-import { chooseExecutionProviders, createSession, defaultExecutionProviders, nativeBindingDir } from '../sidecar/onnx/session.ts';
+import { chooseExecutionProviders, createSession, defaultExecutionProviders, GpuUnavailableError, nativeBindingDir, providerSessionOptions } from '../sidecar/onnx/session.ts';
 
 const fakeInstalls: string[] = [];
 afterAll(() => fakeInstalls.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
@@ -44,7 +44,7 @@ describe('chooseExecutionProviders', () => {
     expect(lines[0]).toMatch(/^onnxruntime: running on the CPU \(CUDA did not start: .+\)$/);
   });
 
-  it('chooses CUDA, with the CPU behind it for unsupported operators, when a CUDA session starts; nothing is logged', async () => {
+  it('chooses CUDA alone when a CUDA session starts (no per-node CPU fallback: providerSessionOptions); nothing is logged', async () => {
     const lines: string[] = [];
     let probed = 0;
     const providers = await chooseExecutionProviders({
@@ -54,9 +54,30 @@ describe('chooseExecutionProviders', () => {
         probed++;
       },
     });
-    expect(providers).toEqual(['cuda', 'cpu']);
+    expect(providers).toEqual(['cuda']);
     expect(probed).toBe(1);
     expect(lines).toEqual([]);
+  });
+
+  it('where the GPU is required (ANOLE_REQUIRE_GPU=1) it throws the one-line reason instead of falling back', async () => {
+    const lines: string[] = [];
+    const missing = chooseExecutionProviders({ log: (l) => lines.push(l), requireGpu: true });
+    await expect(missing).rejects.toThrow(GpuUnavailableError);
+    await expect(missing).rejects.toThrow(/^CUDA is required \(ANOLE_REQUIRE_GPU=1\) but cannot run: no CUDA provider libraries: .*libonnxruntime_providers_cuda\.so is missing$/);
+    // the libraries present but no GPU or CUDA here: ONNX Runtime's own first line says which library failed
+    const noGpu = chooseExecutionProviders({ log: (l) => lines.push(l), bindingDir: fakeCudaInstall(), requireGpu: true });
+    await expect(noGpu).rejects.toThrow(/^CUDA is required \(ANOLE_REQUIRE_GPU=1\) but cannot run: CUDA did not start: [^\n]+$/);
+    expect(lines).toEqual([]);
+  });
+
+  it('a CUDA session runs on CUDA alone with session.disable_cpu_ep_fallback = 1; ANOLE_CPU_EP_FALLBACK=1 lets it fall back', async () => {
+    expect(providerSessionOptions(['cuda'], {})).toEqual({ executionProviders: ['cuda'], config: { disable_cpu_ep_fallback: '1' } });
+    expect(providerSessionOptions(['cuda', 'cpu'], {})).toEqual({ executionProviders: ['cuda'], config: { disable_cpu_ep_fallback: '1' } });
+    expect(providerSessionOptions(['cuda', 'cpu'], { ANOLE_CPU_EP_FALLBACK: '1' })).toEqual({ executionProviders: ['cuda', 'cpu'], config: {} });
+    expect(providerSessionOptions(['cpu'], {})).toEqual({ executionProviders: ['cpu'], config: {} });
+    // ONNX Runtime reads the entry under that name from onnxruntime-node's `extra`: a node left to the CPU fails the load
+    const refused = ort.InferenceSession.create(doubler().bytes, { executionProviders: ['cpu'], extra: { session: { disable_cpu_ep_fallback: '1' } } });
+    await expect(refused).rejects.toThrow(/graph nodes that are assigned to the default CPU EP, but fallback to CPU EP has been explicitly disabled/);
   });
 
   it('createSession without providers uses the per-process choice (the CPU here) and computes; explicit providers are kept', async () => {

@@ -12,19 +12,44 @@ export interface SessionConfig {
   executionProviders?: string[];
 }
 
+/** ANOLE_REQUIRE_GPU=1 (the worker image sets it): no session may fall back to the CPU. */
+export function gpuRequired(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.ANOLE_REQUIRE_GPU === '1';
+}
+
+/** CUDA could not start where it is required; the message is one line that says why. */
+export class GpuUnavailableError extends Error {
+  override name = 'GpuUnavailableError';
+}
+
+/**
+ * The providers and config entries a session gets. A CUDA session runs on CUDA alone with ONNX Runtime's
+ * per-node CPU fallback disabled (`session.disable_cpu_ep_fallback`): a node without a CUDA kernel fails the
+ * load instead of running slowly on the CPU with copies around it. ANOLE_CPU_EP_FALLBACK=1 allows the fallback
+ * again (CUDA, then the CPU), for a graph whose shape computations ONNX Runtime prefers to keep on the CPU.
+ */
+export function providerSessionOptions(providers: string[], env: NodeJS.ProcessEnv = process.env): { executionProviders: string[]; config: Record<string, string> } {
+  if (!providers.includes('cuda') || env.ANOLE_CPU_EP_FALLBACK === '1') return { executionProviders: providers, config: {} };
+  // ONNX Runtime refuses an explicitly listed CPU provider together with the disabled fallback
+  return { executionProviders: providers.filter((p) => p !== 'cpu'), config: { disable_cpu_ep_fallback: '1' } };
+}
+
 /**
  * Creates an ONNX Runtime session from a built graph. The graph travels as bytes and its external
  * weights are read from `externalDir`: ONNX Runtime refuses external paths that are absolute or
  * leave the model's directory, so the directory is given as a session option instead.
  */
 export async function createSession(model: BuiltModel, config: SessionConfig = {}): Promise<ort.InferenceSession> {
+  const providers = providerSessionOptions(config.executionProviders ?? (await defaultExecutionProviders()));
+  const session: Record<string, string> = { ...providers.config };
+  if (model.externalDir) session.model_external_initializers_file_folder_path = model.externalDir;
   const options: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
     interOpNumThreads: 1,
-    executionProviders: config.executionProviders ?? (await defaultExecutionProviders()),
+    executionProviders: providers.executionProviders,
     ...(config.intraOpNumThreads ? { intraOpNumThreads: config.intraOpNumThreads } : {}),
-    ...(model.externalDir ? { extra: { session: { model_external_initializers_file_folder_path: model.externalDir } } } : {}),
+    ...(Object.keys(session).length ? { extra: { session } } : {}),
   };
   return ort.InferenceSession.create(model.bytes, options);
 }
@@ -36,29 +61,39 @@ export interface ProviderOptions {
   bindingDir?: string;
   /** Throws when a CUDA session cannot be made (default: a one-node session on CUDA alone). */
   probe?: () => Promise<void>;
+  /** Throw GpuUnavailableError instead of falling back to the CPU (default: gpuRequired(), ANOLE_REQUIRE_GPU=1). */
+  requireGpu?: boolean;
 }
 
 /**
- * CUDA when it works on this machine, else the CPU, said in one log line. Three things must hold:
- * this onnxruntime-node build knows the CUDA provider, its libraries were installed (the GPU image
- * installs them; `npm ci` here skips them), and a session can actually start on CUDA (driver, GPU,
- * cuDNN). The CPU stays listed after CUDA for the operators CUDA does not implement.
+ * Why CUDA cannot run here, in one line, or undefined when it can. Three things must hold: this
+ * onnxruntime-node build knows the CUDA provider, its libraries were installed (the GPU image installs
+ * them; `npm ci` here skips them), and a session can actually start on CUDA (driver, GPU, CUDA and
+ * cuDNN libraries: ONNX Runtime's message names the library it could not load).
  */
-export async function chooseExecutionProviders(opts: ProviderOptions = {}): Promise<string[]> {
-  const log = opts.log ?? ((line: string) => console.error(line));
-  const cpu = (reason: string) => {
-    log(`onnxruntime: running on the CPU (${reason})`);
-    return ['cpu'];
-  };
-  if (!ort.listSupportedBackends().some((b) => b.name === 'cuda')) return cpu('this onnxruntime-node build has no CUDA provider');
+export async function cudaUnavailableReason(opts: Pick<ProviderOptions, 'bindingDir' | 'probe'> = {}): Promise<string | undefined> {
+  if (!ort.listSupportedBackends().some((b) => b.name === 'cuda')) return 'this onnxruntime-node build has no CUDA provider';
   const library = path.join(opts.bindingDir ?? nativeBindingDir(), cudaProviderLibrary());
-  if (!fs.existsSync(library)) return cpu(`no CUDA provider libraries: ${library} is missing`);
+  if (!fs.existsSync(library)) return `no CUDA provider libraries: ${library} is missing`;
   try {
     await (opts.probe ?? probeCuda)();
   } catch (e) {
-    return cpu(`CUDA did not start: ${String((e as Error).message).split('\n')[0]}`);
+    return `CUDA did not start: ${String((e as Error).message).split('\n')[0]}`;
   }
-  return ['cuda', 'cpu'];
+  return undefined;
+}
+
+/**
+ * CUDA when it works on this machine, else the CPU, said in one log line; where the GPU is required
+ * (ANOLE_REQUIRE_GPU=1), a GpuUnavailableError with that reason instead of the CPU.
+ */
+export async function chooseExecutionProviders(opts: ProviderOptions = {}): Promise<string[]> {
+  const log = opts.log ?? ((line: string) => console.error(line));
+  const reason = await cudaUnavailableReason(opts);
+  if (reason === undefined) return ['cuda'];
+  if (opts.requireGpu ?? gpuRequired()) throw new GpuUnavailableError(`CUDA is required (ANOLE_REQUIRE_GPU=1) but cannot run: ${reason}`);
+  log(`onnxruntime: running on the CPU (${reason})`);
+  return ['cpu'];
 }
 
 let chosen: Promise<string[]> | undefined;

@@ -1,6 +1,7 @@
 import { resolveModelDir } from '../../cli/default-model.ts';
 import { hasHugepageMalloc } from '../onnx/hugepage-malloc.ts';
 import { loadModelRuntime, releaseModel } from './load-runtime.ts';
+import { assertGpuIfRequired } from './require-gpu.ts';
 import { workerConfigFromEnv } from './worker-config.ts';
 
 /**
@@ -12,6 +13,7 @@ import { workerConfigFromEnv } from './worker-config.ts';
  * is imported while it loads.
  */
 const config = workerConfigFromEnv(await resolveModelDir(undefined));
+await assertGpuIfRequired(config.modelDir); // no silent CPU: exits with one line when CUDA is required and cannot run
 const model = loadModelRuntime(config.modelDir, { intraOpNumThreads: config.intraOpNumThreads });
 model.catch(() => {}); // startWorker reports it; a failed import below must not leave it unhandled
 const { startWorker } = await import('./start-worker.ts').catch(async (e) => {
