@@ -141,11 +141,12 @@ function resampleHorizontal(src: Rgb8, outWidth: number, outHeight: number, offs
       let ss1 = HALF;
       let ss2 = HALF;
       let p = rowStart + xmin * 3;
+      // int32 arithmetic like Pillow's INT32 sums (|sum| < 2^31 for any 8-bit input and these weights).
       for (let x = 0; x < xmax; x++, p += 3) {
         const w = weights[kOff + x];
-        ss0 += data[p] * w;
-        ss1 += data[p + 1] * w;
-        ss2 += data[p + 2] * w;
+        ss0 = (ss0 + Math.imul(data[p], w)) | 0;
+        ss1 = (ss1 + Math.imul(data[p + 1], w)) | 0;
+        ss2 = (ss2 + Math.imul(data[p + 2], w)) | 0;
       }
       out[o++] = clip8(ss0);
       out[o++] = clip8(ss1);
@@ -159,7 +160,7 @@ function resampleHorizontal(src: Rgb8, outWidth: number, outHeight: number, offs
 function resampleVertical(src: Rgb8, outHeight: number, c: Coefficients, shift: number): Rgb8 {
   const rowLen = src.width * 3;
   const out = new Uint8Array(rowLen * outHeight);
-  const acc = new Float64Array(rowLen);
+  const acc = new Int32Array(rowLen);
   const { ksize, bounds, weights } = c;
   const data = src.data;
   for (let yy = 0; yy < outHeight; yy++) {
@@ -167,11 +168,11 @@ function resampleVertical(src: Rgb8, outHeight: number, c: Coefficients, shift: 
     const ymax = bounds[yy * 2 + 1];
     const kOff = yy * ksize;
     acc.fill(HALF);
-    // Row by row over the taps (same sums as Pillow's per-pixel loop: integer adds are exact here).
+    // Row by row over the taps: the same int32 sums as Pillow's per-pixel loop, in an order that streams memory.
     for (let y = 0; y < ymax; y++) {
       const w = weights[kOff + y];
       const base = (y + ymin) * rowLen;
-      for (let i = 0; i < rowLen; i++) acc[i] += data[base + i] * w;
+      for (let i = 0; i < rowLen; i++) acc[i] = (acc[i] + Math.imul(data[base + i], w)) | 0;
     }
     const o = yy * rowLen;
     for (let i = 0; i < rowLen; i++) out[o + i] = clip8(acc[i]);
