@@ -53,6 +53,15 @@ program
   .action(async (o) => (await import('./commands/images.ts')).decodeImageCommand(await resolveModelDir(o.model), o));
 
 program
+  .command('preprocess')
+  .description("the image processor alone (PIL's decoding and resize, centre crop, rescale, normalize)")
+  .addOption(modelOption())
+  .requiredOption('--image <file>')
+  .requiredOption('--output <file>', 'pixel_values: little-endian float32 [3, H, W]')
+  .option('--u8 <file>', 'also write the resized and cropped uint8 RGB image [H, W, 3]')
+  .action(async (o) => void (await (await import('./commands/preprocess.ts')).preprocessCommand(await resolveModelDir(o.model), o)));
+
+program
   .command('generate')
   .description('text, images, or both from a prompt with optional images')
   .addOption(modelOption())
