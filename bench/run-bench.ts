@@ -21,7 +21,8 @@ const MiB = 2 ** 20;
  * process has not loaded ONNX Runtime: a library a process maps stays in the page cache whatever is
  * dropped, and the children would not read it as a cold worker does. Readable lines go to
  * stderr as it runs, with each part's duration; the last stdout line is one JSON object
- * {"tiny": {...}, "small": {...}, "total_seconds", the 1-minute load averages at start and end}.
+ * {"tiny": {...}, "small": {...}, "total_seconds", the 1-minute load averages at start and end,
+ * "preprocess_4096_jpeg_s" and its decode / resize parts}.
  */
 export async function runBench(opts: BenchOptions = {}): Promise<void> {
   const presets = opts.presets ?? ['tiny', 'small'];
@@ -43,10 +44,12 @@ export async function runBench(opts: BenchOptions = {}): Promise<void> {
   for (const run of runs) await run.measureColdStart();
   const figures: Partial<Record<PresetName, PresetFigures>> = {};
   for (const run of runs) figures[run.preset] = await run.measure();
+  // The image processor on a 4096×4096 JPEG (no model involved): the same for every preset.
+  const preprocess = await (await import('./measure-preprocess.ts')).measurePreprocess((line) => process.stderr.write(`bench: ${line}\n`));
   const totalSeconds = (performance.now() - start) / 1000;
   const loadAfter = os.loadavg()[0];
   process.stderr.write(`bench: ${totalSeconds.toFixed(1)} s in all; load average ${loadAfter.toFixed(2)} at the end\n`);
-  const top = { total_seconds: totalSeconds, load_average_start: loadBefore, load_average_end: loadAfter };
+  const top = { total_seconds: totalSeconds, load_average_start: loadBefore, load_average_end: loadAfter, ...preprocess };
   process.stdout.write(benchReportLine(figures, top) + '\n');
 }
 
