@@ -3,6 +3,7 @@ import path from 'node:path';
 import { bucketOnOrigin, presignOnOrigin } from '../../dev/bucket-on-api-origin.ts';
 import { startLocalStack, type LocalStack } from '../../dev/local-stack.ts';
 import { readOrCreateSecret } from '../../dev/local-secret.ts';
+import { durableQueue, resumePendingJobs } from '../../dev/durable-local-queue.ts';
 import { createS3Client } from '../../contract/s3.ts';
 import { S3BlobStore } from '../../contract/s3-blob-store.ts';
 import { createApp } from '../../functions/api/app.ts';
@@ -18,8 +19,9 @@ import { resolveModelDir } from '../default-model.ts';
  *
  *   local stack   S3 (s3rver behind the conditional-write front) + SQS, on loopback; objects under
  *                 $ANOLE_DATA_DIR/s3 (default .cache/local/s3), so outputs and the playground's
- *                 gallery survive a restart. The queue lives in memory: jobs still queued when the
- *                 server stops are lost (their predictions stay "starting").
+ *                 gallery survive a restart. The queue is made durable there too
+ *                 (dev/durable-local-queue.ts): jobs still queued when the server stops or dies run
+ *                 after the next start.
  *   worker        the model from $ANOLE_MODEL (default: the tiny random preset, made on first
  *                 start), on CPU, on its own engine thread; health server on $ANOLE_HEALTH_PORT
  *                 (default: any free port)
@@ -70,6 +72,11 @@ export async function startLocalService(env: NodeJS.ProcessEnv = process.env): P
     const signing = { accessKeyId: 'ANOLE-LOCAL', secretAccessKey: readOrCreateSecret(path.join(dataDir, 'url-signing-key')).secret };
     const internalStore = new S3BlobStore(createS3Client(stack.s3), stack.s3.bucket);
     deps.store = presignOnOrigin(deps.store, stack.s3, api.url, signing);
+    // the in-memory queue made durable: jobs left queued by a stop or a crash run after this start
+    const queue = deps.queue;
+    deps.queue = durableQueue(queue, internalStore);
+    const resumed = await resumePendingJobs(internalStore, deps.predictions, queue, (m) => process.stderr.write(`${m}\n`));
+    if (resumed.resumed > 0) process.stderr.write(`resumed ${resumed.resumed} job(s) left queued by the last run\n`);
     handle = bucketOnOrigin({ bucket: stack.s3.bucket, store: internalStore, signing, region: stack.s3.region }, createApp(deps).fetch);
 
     const config = workerConfigFromEnv(modelDir, { ANOLE_HEALTH_PORT: '0', ...serviceEnv });

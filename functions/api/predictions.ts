@@ -9,6 +9,7 @@ import { createPrediction, DEFAULT_WEBHOOK_EVENTS, parseCancelAfter } from './cr
 import type { ApiContext } from './deps.ts';
 import { ApiError } from './errors.ts';
 import { requestCancel } from './cancel-prediction.ts';
+import { endIfOrphaned, settlingReads } from './end-orphaned.ts';
 import { followEvents, waitForTerminal } from './follow-prediction.ts';
 import { checkIdempotencyKey, fingerprint, idempotent, type StoredResponse } from './idempotency.ts';
 import { renderPrediction, type ViewContext } from './prediction-view.ts';
@@ -99,7 +100,7 @@ export function predictionRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): vo
 
     const run = async (): Promise<StoredResponse> => {
       const { record } = await createPrediction(ctx, owner, predictionRequest(body, deadline));
-      const current = wait === null ? record : await waitForTerminal(ctx.predictions, record.id, { timeoutMs: wait * 1000, pollMs: ctx.limits.pollMs, signal: c.req.raw.signal });
+      const current = wait === null ? record : await waitForTerminal(settlingReads(ctx), record.id, { timeoutMs: wait * 1000, pollMs: ctx.limits.pollMs, signal: c.req.raw.signal });
       const view = await renderPrediction(current, viewContext(c, ctx));
       return {
         status: wait !== null && !TERMINAL.has(current.status) ? 202 : 201,
@@ -157,7 +158,7 @@ export function predictionRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): vo
       const deadline = abortAfter(ctx.limits.maxStreamSeconds * 1000, aborted.signal);
       try {
         await stream.writeSSE({ event: 'status', data: JSON.stringify({ status: record.status }) });
-        const events = followEvents(ctx.predictions, id, { afterSeq: lastEventId ? Number(lastEventId) : -1, pollMs: ctx.limits.pollMs, signal: deadline.signal });
+        const events = followEvents(settlingReads(ctx), id, { afterSeq: lastEventId ? Number(lastEventId) : -1, pollMs: ctx.limits.pollMs, signal: deadline.signal });
         for await (const { seq, event } of events) {
           const { type, ...data } = await renderEvent(event, view);
           await stream.writeSSE({ event: type, data: JSON.stringify(data), ...(seq !== null ? { id: String(seq) } : {}) });
@@ -174,7 +175,7 @@ export function predictionRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): vo
 export async function ownPrediction(ctx: ApiContext, id: string, owner: string): Promise<PredictionRecord> {
   const found = await ctx.predictions.get(id);
   if (!found || found.value.owner !== owner) throw new ApiError(404, 'not_found', `no prediction ${id}`, 'id');
-  return found.value;
+  return (await endIfOrphaned(ctx, found)).value;
 }
 
 export function viewContext(c: Context, ctx: ApiContext): ViewContext {

@@ -1,4 +1,7 @@
+import { leaseKey, type LeaseBody } from '../../contract/lease.ts';
 import { PreconditionFailedError, type S3BlobStore } from '../../contract/s3-blob-store.ts';
+
+export { leaseKey };
 
 /**
  * Who runs a prediction now: `predictions/{id}/lease.json` = {holder, expiresAt}. SQS may hand one
@@ -13,13 +16,6 @@ export interface Lease {
   /** Frees it at once for the next try (a no-op if another worker took it). */
   release(): Promise<void>;
 }
-
-interface LeaseBody {
-  holder: string;
-  expiresAt: number;
-}
-
-export const leaseKey = (predictionId: string) => `predictions/${predictionId}/lease.json`;
 
 export class JobLeases {
   constructor(
