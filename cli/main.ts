@@ -105,6 +105,13 @@ program
   .option('--accuracy-level <n>', 'MatMulNBits accuracy_level (default: 4 = int8 activations on CPU, 0 on CUDA)', int('--accuracy-level'))
   .action(async (o) => (await import('./commands/convert.ts')).convertCommand(o));
 
+program
+  .command('doctor')
+  .description('what this machine can run: ONNX Runtime, its execution providers, the GPU, CUDA libraries; with --model its memory and whether it runs here (exit codes: 0 yes, 2 CUDA required but unavailable, 3 does not fit)')
+  .option('--model <dir>', 'a model to check (directory, s3://bucket/prefix/ or Hub repo id)')
+  .option('--run', 'also run a few decode steps with ONNX Runtime profiling: nodes per provider, Memcpy nodes, tokens/s, peak memory')
+  .option('--steps <n>', 'decode steps of --run (default 32)', int('--steps'))
+  .action(async (o) => (await import('./commands/doctor.ts')).doctorCommand(o.model ? await resolveModelDir(o.model) : undefined, o));
 program.command('worker').description('the queue worker (sidecar): jobs from SQS, results to S3; configured by the environment').action(async () => void (await import('../sidecar/worker/main.ts')));
 program.command('serve').description('the whole service locally: S3 and SQS stand-ins, the worker, the API and playground on $PORT (default 8787)').action(async () => (await import('./commands/serve.ts')).serveCommand());
 program.command('bench').description('time the random tiny and small models (last stdout line: JSON)').option('--preset <names>', 'comma-separated presets', 'tiny,small').action(async (o) => (await import('../bench/run-bench.ts')).runBench({ presets: o.preset.split(',') }));

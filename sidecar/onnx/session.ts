@@ -10,6 +10,8 @@ export interface SessionConfig {
   intraOpNumThreads?: number;
   /** Default: chooseExecutionProviders() (CUDA when it works here, else the CPU), decided once per process. */
   executionProviders?: string[];
+  /** ONNX Runtime's profiling on, its JSON written to `<prefix>_<time>.json` when the session is released (`anole doctor --run`). */
+  profileFilePrefix?: string;
 }
 
 /** ANOLE_REQUIRE_GPU=1 (the worker image sets it): no session may fall back to the CPU. */
@@ -49,6 +51,7 @@ export async function createSession(model: BuiltModel, config: SessionConfig = {
     interOpNumThreads: 1,
     executionProviders: providers.executionProviders,
     ...(config.intraOpNumThreads ? { intraOpNumThreads: config.intraOpNumThreads } : {}),
+    ...(config.profileFilePrefix ? { enableProfiling: true, profileFilePrefix: config.profileFilePrefix } : {}),
     ...(Object.keys(session).length ? { extra: { session } } : {}),
   };
   return ort.InferenceSession.create(model.bytes, options);
@@ -114,17 +117,19 @@ function cudaProviderLibrary(): string {
   return process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
 }
 
-/** y = x + x on the CUDA provider alone: creating it loads the provider, the driver and the device. */
-async function probeCuda(): Promise<void> {
-  const g = new GraphBuilder('cuda_probe');
+/** y = x + x on one execution provider alone: creating it loads the provider (for CUDA: the driver, the device, its libraries). */
+export async function probeProvider(name: string): Promise<void> {
+  const g = new GraphBuilder(`${name}_probe`);
   const x = g.input('x', DataType.FLOAT, [1]);
   g.op('Add', [x, x], {}, { output: 'y' });
   g.output('y', DataType.FLOAT, [1]);
-  const session = await ort.InferenceSession.create(g.build().bytes, { executionProviders: ['cuda'] });
+  const session = await ort.InferenceSession.create(g.build().bytes, { executionProviders: [name] });
   try {
     const out = await session.run({ x: new ort.Tensor('float32', Float32Array.of(1), [1]) });
-    if ((out.y.data as Float32Array)[0] !== 2) throw new Error('the CUDA probe computed 1 + 1 wrong');
+    if ((out.y.data as Float32Array)[0] !== 2) throw new Error(`the ${name} probe computed 1 + 1 wrong`);
   } finally {
     await session.release();
   }
 }
+
+const probeCuda = () => probeProvider('cuda');

@@ -1,0 +1,43 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import ort from 'onnxruntime-node';
+import { missingLinkedLibraries } from './cuda-libraries.ts';
+import { cudaUnavailableReason, nativeBindingDir, probeProvider } from './session.ts';
+
+export interface ProviderStatus {
+  name: string;
+  /** Part of onnxruntime-node's package (cpu, webgpu), or libraries installed beside it (cuda, tensorrt). */
+  bundled: boolean;
+  loads: boolean;
+  /** Why it does not load, one line. */
+  reason?: string;
+}
+
+/**
+ * Every execution provider this onnxruntime-node build knows, each tried with a one-node session on it
+ * alone. For CUDA the reason names what is missing: the provider library itself, or the libraries it
+ * links that the loader cannot find (ldd), else ONNX Runtime's own error (driver, device).
+ */
+export async function providerStatuses(opts: { bindingDir?: string } = {}): Promise<ProviderStatus[]> {
+  const out: ProviderStatus[] = [];
+  for (const { name, bundled } of ort.listSupportedBackends()) {
+    let reason: string | undefined;
+    if (name === 'cuda') {
+      reason = await cudaUnavailableReason(opts);
+      const library = path.join(opts.bindingDir ?? nativeBindingDir(), 'libonnxruntime_providers_cuda.so');
+      const missing = reason && fs.existsSync(library) ? missingLinkedLibraries(library) : undefined;
+      if (missing?.length) reason = `${path.basename(library)} links libraries not found here: ${missing.join(', ')}`;
+    } else {
+      reason = await probeProvider(name).then(() => undefined, (e: Error) => oneLine(e.message));
+    }
+    out.push({ name, bundled, loads: reason === undefined, ...(reason ? { reason } : {}) });
+  }
+  return out;
+}
+
+/** ONNX Runtime's messages start with a source location and a failed condition: keep what they say. */
+function oneLine(message: string): string {
+  const first = message.split('\n')[0];
+  const said = / was false\. (.+)$/.exec(first)?.[1];
+  return said ?? first;
+}
