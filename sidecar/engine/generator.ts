@@ -1,5 +1,4 @@
 import ort from 'onnxruntime-node';
-import { maskOf } from '../../functions/generation/constraints.ts';
 import type { AnoleConfig } from '../../model/config.ts';
 import { imageVocabulary } from '../../model/vocabulary.ts';
 import { cacheNames } from '../graphs/decoder.ts';
@@ -9,23 +8,14 @@ import { activationType } from '../graphs/precision.ts';
 import { DataType } from '../onnx/graph-builder.ts';
 import { createSession, type SessionConfig } from '../onnx/session.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
-import { guidanceEnabled, type SequenceRequest } from './generation-request.ts';
+import type { SequenceRequest } from './generation-request.ts';
 import { leftPad } from './greedy-generate.ts';
 import { asModelSource, type ModelSource } from './model-source.ts';
 import { appendRows, emptyBatch, selectRows, type RowBatch } from './row-batch.ts';
 import { positionsFromMask } from './text-model.ts';
-import { UniformStream } from './uniform-stream.ts';
+import { acceptToken, finishSequence, rowPrompts, startSequence, type GenerationEvent, type RowRole, type Sequence } from './sequence.ts';
 
-/** What a running generation reports, in order, per sequence (the index into the requests). */
-export type GenerationEvent =
-  | { type: 'text'; sequence: number; tokens: number[] }
-  | { type: 'image_start'; sequence: number }
-  /** `rows` complete rows of the token grid; `codes` are the VQ codes so far (row-major). */
-  | { type: 'image_rows'; sequence: number; rows: number; codes: number[] }
-  | { type: 'image_done'; sequence: number; codes: number[] }
-  | { type: 'done'; sequence: number; tokens: number[]; reason: FinishReason };
-
-export type FinishReason = 'eos' | 'length' | 'image' | 'canceled';
+export type { FinishReason, GenerationEvent } from './sequence.ts';
 
 export interface GenerateOptions {
   /** Tokens per session.run; default one row of the image grid. 1 gives the per-token baseline. */
@@ -43,26 +33,6 @@ export interface TransferStats {
   bytesOut: number;
   tokens: number;
 }
-
-interface Sequence {
-  index: number;
-  request: SequenceRequest;
-  textAllowed: Uint8Array;
-  bias: Float32Array;
-  uniforms: UniformStream;
-  tokens: number[];
-  imageCount: number; // -1 in text, else image tokens so far
-  done: boolean;
-  remaining: number;
-  seen: Uint8Array;
-  guided: boolean;
-  /** True while this sequence has its two guidance rows in the batch. */
-  hasGuidanceRows: boolean;
-  imageCodes: number[];
-  rowsReported: number;
-}
-
-type RowRole = 'full' | 'image' | 'uncond';
 
 /**
  * Runs generation requests as one batch whose token loop lives inside ONNX Runtime
@@ -105,14 +75,14 @@ export class Generator {
     const chunkSize = opts.chunkSize ?? c.vq.quantStateDims[1];
     if (!(Number.isInteger(chunkSize) && chunkSize >= 1)) throw new Error(`chunkSize must be a positive integer, got ${chunkSize}`);
     if (requests.length === 0) return; // nothing to prefill (an empty batch is not an error)
-    const sequences = requests.map((r, i) => this.start(r, i));
+    const sequences = requests.map((r, i) => startSequence(c, r, i));
     const events: GenerationEvent[] = [];
     let chunks = 0;
 
     // first rows: every prompt, plus the guidance rows of sequences that start inside an image
     let owners: { seq: Sequence; role: RowRole }[] = [];
     let batch = emptyBatch(c.numHiddenLayers, c.hiddenSize, c.numKeyValueHeads, c.headDim, this.cacheType !== 'float32');
-    const initial = sequences.flatMap((s) => this.rowsFor(s, s.hasGuidanceRows ? ['full', 'image', 'uncond'] : ['full']));
+    const initial = sequences.flatMap((s) => rowPrompts(c, this.imageIds, s, s.hasGuidanceRows ? ['full', 'image', 'uncond'] : ['full']));
     batch = appendRows(batch, await this.prefillRows(initial.map((r) => r.prompt)));
     owners = initial.map(({ seq, role }) => ({ seq, role }));
     for (const s of sequences) if (s.imageCount === 0) events.push({ type: 'image_start', sequence: s.index });
@@ -120,7 +90,7 @@ export class Generator {
 
     while (sequences.some((s) => !s.done)) {
       for (const s of sequences) {
-        if (!s.done && (opts.signal?.aborted || s.request.signal?.aborted)) this.finish(s, 'canceled', events);
+        if (!s.done && (opts.signal?.aborted || s.request.signal?.aborted)) finishSequence(s, 'canceled', events);
       }
       ({ batch, owners } = this.dropRows(batch, owners, (o) => !o.seq.done));
       yield* events.splice(0);
@@ -137,7 +107,7 @@ export class Generator {
         let used = 0;
         for (let t = 0; t < steps && !s.done; t++) {
           used++;
-          this.accept(s, Number(out.tokens[t * active.length + g]), events);
+          acceptToken(c, this.codeOf, s, Number(out.tokens[t * active.length + g]), events);
         }
         s.uniforms.consume(used);
         s.seen = out.seen.subarray(g * c.vocabSize, (g + 1) * c.vocabSize).slice();
@@ -148,7 +118,7 @@ export class Generator {
       for (const s of active) if (s.hasGuidanceRows && s.imageCount < 0) s.hasGuidanceRows = false;
       const opening = active.filter((s) => s.guided && !s.done && s.imageCount === 0 && !s.hasGuidanceRows);
       if (opening.length) {
-        const rows = opening.flatMap((s) => this.rowsFor(s, ['image', 'uncond']));
+        const rows = opening.flatMap((s) => rowPrompts(c, this.imageIds, s, ['image', 'uncond']));
         batch = appendRows(batch, await this.prefillRows(rows.map((r) => r.prompt)));
         owners = [...owners, ...rows.map(({ seq, role }) => ({ seq, role }))];
         for (const s of opening) s.hasGuidanceRows = true;
@@ -156,66 +126,6 @@ export class Generator {
       yield* events.splice(0);
     }
     yield* events.splice(0);
-  }
-
-  private start(request: SequenceRequest, index: number): Sequence {
-    const c = this.config;
-    const k = request.constraints;
-    if (!(Number.isInteger(request.maxNewTokens) && request.maxNewTokens >= 1)) {
-      throw new Error(`max_new_tokens must be a positive integer, got ${request.maxNewTokens}`);
-    }
-    if (k.startInImage && request.maxNewTokens < c.imageSeqLength + 2) {
-      throw new Error(`max_new_tokens ${request.maxNewTokens} cannot hold an image: it needs ${c.imageSeqLength + 2} (boi, ${c.imageSeqLength} image tokens, eoi)`);
-    }
-    if (request.promptIds.length === 0) throw new Error('the prompt has no tokens');
-    if (request.promptIds.length + request.maxNewTokens > c.maxPositionEmbeddings) {
-      throw new Error(`prompt (${request.promptIds.length} tokens) + max_new_tokens (${request.maxNewTokens}) exceeds the context length ${c.maxPositionEmbeddings}`);
-    }
-    const bias = new Float32Array(c.vocabSize);
-    for (const [id, value] of Object.entries(request.logitBias ?? {})) bias[Number(id)] = value;
-    const seen = new Uint8Array(c.vocabSize);
-    for (const id of request.promptIds) seen[id] = 1;
-    const seq: Sequence = {
-      index,
-      request,
-      textAllowed: maskOf(k.text, c.vocabSize),
-      bias,
-      uniforms: new UniformStream(request.seed),
-      tokens: [],
-      imageCount: -1,
-      done: false,
-      remaining: request.maxNewTokens,
-      seen,
-      guided: guidanceEnabled(request),
-      hasGuidanceRows: false,
-      imageCodes: [],
-      rowsReported: 0,
-    };
-    if (k.startInImage) {
-      // image mode: boi is forced, so it joins the prompt instead of costing a step of its own
-      // (unless the prompt already ends with it, as Meta's ImageDecoder checks)
-      if (request.promptIds[request.promptIds.length - 1] !== c.boiTokenId) {
-        seq.tokens.push(c.boiTokenId);
-        seq.seen[c.boiTokenId] = 1;
-        seq.remaining--;
-      }
-      seq.imageCount = 0;
-      seq.hasGuidanceRows = seq.guided;
-    }
-    return seq;
-  }
-
-  /** The prompt of each requested row: the whole sequence, its image-only filter, or [BOS, BOI]. */
-  private rowsFor(s: Sequence, roles: RowRole[]): { seq: Sequence; role: RowRole; prompt: number[] }[] {
-    const c = this.config;
-    const full = [...s.request.promptIds, ...s.tokens];
-    const keep = (id: number) => this.imageIds.has(id) || id === c.bosTokenId || id === c.boiTokenId || id === c.eoiTokenId;
-    const prompts: Record<RowRole, number[]> = {
-      full,
-      image: full.filter(keep),
-      uncond: [c.bosTokenId, c.boiTokenId],
-    };
-    return roles.map((role) => ({ seq: s, role, prompt: prompts[role] }));
   }
 
   private async prefillRows(prompts: number[][]): Promise<RowBatch> {
@@ -378,47 +288,6 @@ export class Generator {
       values: Array.from({ length: c.numHiddenLayers }, (_, l) => out[outputName(cacheNames(l).pastValue)].data as Float32Array | Uint16Array),
     };
     return { batch: next, tokens, seen: out[O.seen].data as Uint8Array };
-  }
-
-  /** Applies one generated token to a sequence's state and reports what it means. */
-  private accept(s: Sequence, token: number, events: GenerationEvent[]): void {
-    const c = this.config;
-    const N = c.imageSeqLength;
-    const width = c.vq.quantStateDims[1];
-    s.tokens.push(token);
-    s.remaining--;
-    if (s.imageCount < 0) {
-      if (token === c.boiTokenId) {
-        s.imageCount = 0;
-        s.imageCodes = [];
-        s.rowsReported = 0;
-        events.push({ type: 'image_start', sequence: s.index });
-      } else if (token !== c.eosTokenId) {
-        const last = events[events.length - 1];
-        if (last?.type === 'text' && last.sequence === s.index) last.tokens.push(token);
-        else events.push({ type: 'text', sequence: s.index, tokens: [token] });
-      }
-    } else if (s.imageCount < N) {
-      s.imageCount++;
-      s.imageCodes.push(this.codeOf[token]);
-      const rows = Math.floor(s.imageCodes.length / width);
-      if (rows > s.rowsReported) {
-        s.rowsReported = rows;
-        events.push({ type: 'image_rows', sequence: s.index, rows, codes: s.imageCodes.slice() });
-      }
-    } else {
-      // the eoi that closes a complete image
-      s.imageCount = -1;
-      events.push({ type: 'image_done', sequence: s.index, codes: s.imageCodes.slice() });
-      if (s.request.constraints.stopAfterImage) return this.finish(s, 'image', events);
-    }
-    if (token === c.eosTokenId) return this.finish(s, 'eos', events);
-    if (s.remaining <= 0) return this.finish(s, 'length', events);
-  }
-
-  private finish(s: Sequence, reason: FinishReason, events: GenerationEvent[]): void {
-    s.done = true;
-    events.push({ type: 'done', sequence: s.index, tokens: s.tokens.slice(), reason });
   }
 
   async release(): Promise<void> {

@@ -138,24 +138,7 @@ export function emitGenerationLoop(
     [I.seen, DataType.BOOL, ['groups', V]],
   ];
   for (const [name, type, dims] of carried) input(name, type, dims);
-  const perGroup: [string, number, (number | string)[]][] = [
-    [I.rowGroup, DataType.INT64, ['rows']],
-    [I.rowFull, DataType.INT64, ['groups']],
-    [I.rowImage, DataType.INT64, ['groups']],
-    [I.rowUncond, DataType.INT64, ['groups']],
-    [I.guided, DataType.BOOL, ['groups']],
-    [I.scaleImage, DataType.FLOAT, ['groups']],
-    [I.scaleText, DataType.FLOAT, ['groups']],
-    ...(head === 'full' ? [[I.textAllowed, DataType.BOOL, ['groups', V]] as [string, number, (number | string)[]]] : []),
-    [I.allowBoi, DataType.BOOL, ['groups']],
-    [I.stopAfterImage, DataType.BOOL, ['groups']],
-    [I.temperature, DataType.FLOAT, ['groups', 2]],
-    [I.topP, DataType.FLOAT, ['groups', 2]],
-    [I.topK, DataType.INT64, ['groups', 2]],
-    [I.greedy, DataType.BOOL, ['groups', 2]],
-    [I.penalty, DataType.FLOAT, ['groups']],
-    [I.bias, DataType.FLOAT, ['groups', opts.symbolicWidths ? 'width' : W]],
-  ];
+  const perGroup = settingInputs(V, head, opts.symbolicWidths ? 'width' : W);
   for (const [name, type, dims] of perGroup) input(name, type, dims);
 
   // ---- loop body ----------------------------------------------------------------------------
@@ -212,6 +195,32 @@ export function emitGenerationLoop(
   ];
   at.node('Loop', [opts.steps ?? I.steps, '', ...carried.map(([name]) => name)], { body: { graph: b } }, { outputs: outputs.map(([name]) => name) });
   return outputs;
+}
+
+/**
+ * Each group's settings for the token choice (token-choice.ts), fixed while the batch's rows stay
+ * the same: the rows it samples from, guidance, the mode, sampling, penalty and bias (`biasWidth`
+ * columns: the vocabulary, or the image head's).
+ */
+export function settingInputs(V: number, head: LoopHead, biasWidth: number | string): ValueSpec[] {
+  return [
+    [LOOP_INPUTS.rowGroup, DataType.INT64, ['rows']],
+    [LOOP_INPUTS.rowFull, DataType.INT64, ['groups']],
+    [LOOP_INPUTS.rowImage, DataType.INT64, ['groups']],
+    [LOOP_INPUTS.rowUncond, DataType.INT64, ['groups']],
+    [LOOP_INPUTS.guided, DataType.BOOL, ['groups']],
+    [LOOP_INPUTS.scaleImage, DataType.FLOAT, ['groups']],
+    [LOOP_INPUTS.scaleText, DataType.FLOAT, ['groups']],
+    ...(head === 'full' ? [[LOOP_INPUTS.textAllowed, DataType.BOOL, ['groups', V]] as ValueSpec] : []),
+    [LOOP_INPUTS.allowBoi, DataType.BOOL, ['groups']],
+    [LOOP_INPUTS.stopAfterImage, DataType.BOOL, ['groups']],
+    [LOOP_INPUTS.temperature, DataType.FLOAT, ['groups', 2]],
+    [LOOP_INPUTS.topP, DataType.FLOAT, ['groups', 2]],
+    [LOOP_INPUTS.topK, DataType.INT64, ['groups', 2]],
+    [LOOP_INPUTS.greedy, DataType.BOOL, ['groups', 2]],
+    [LOOP_INPUTS.penalty, DataType.FLOAT, ['groups']],
+    [LOOP_INPUTS.bias, DataType.FLOAT, ['groups', biasWidth]],
+  ];
 }
 
 /** The main-graph output that carries input `name` into the next chunk. */
