@@ -1,4 +1,5 @@
 import { Allocator } from './allocator.ts';
+import { sharedEnv } from './env.ts';
 import { ortLibrary } from './library.ts';
 import { call, callOut } from './status.ts';
 
@@ -14,9 +15,23 @@ export type CudaProviderOptions = Record<string, string | number | boolean>;
  * Appends the CUDA execution provider to session options (CreateCUDAProviderOptions,
  * UpdateCUDAProviderOptions, SessionOptionsAppendExecutionProvider_CUDA_V2) and returns the provider's
  * effective options as ORT prints them (GetCUDAProviderOptionsAsString), for a startup log line. The
- * provider options are released before returning; ORT copies them into the session options.
+ * provider options are released before returning: ORT copied them into the session options.
+ * Without the CUDA provider libraries the first call that needs them fails (an OrtCallError naming it).
  */
 export function appendCudaProvider(sessionOptions: bigint, options: CudaProviderOptions = {}): string {
+  return withCudaOptions(options, (cuda) => {
+    call('SessionOptionsAppendExecutionProvider_CUDA_V2', sessionOptions, cuda);
+    return effectiveOptions(cuda);
+  });
+}
+
+/** The effective CUDA provider options for `options`, as ORT prints them, without appending anything. */
+export function cudaProviderOptionsString(options: CudaProviderOptions = {}): string {
+  return withCudaOptions(options, effectiveOptions);
+}
+
+function withCudaOptions<T>(options: CudaProviderOptions, use: (cuda: bigint) => T): T {
+  sharedEnv(); // the provider library logs through the env's default logger: without an env ORT refuses
   const cuda = callOut('CreateCUDAProviderOptions');
   try {
     const keys = Object.keys(options);
@@ -24,13 +39,15 @@ export function appendCudaProvider(sessionOptions: bigint, options: CudaProvider
       const values = keys.map((k) => cudaOptionValue(options[k]));
       call('UpdateCUDAProviderOptions', cuda, keys, values, keys.length);
     }
-    const allocator = Allocator.default();
-    const effective = allocator.takeString(callOut('GetCUDAProviderOptionsAsString', cuda, allocator.pointer));
-    call('SessionOptionsAppendExecutionProvider_CUDA_V2', sessionOptions, cuda);
-    return effective;
+    return use(cuda);
   } finally {
     ortLibrary().fn.ReleaseCUDAProviderOptions(cuda);
   }
+}
+
+function effectiveOptions(cuda: bigint): string {
+  const allocator = Allocator.default();
+  return allocator.takeString(callOut('GetCUDAProviderOptionsAsString', cuda, allocator.pointer));
 }
 
 function cudaOptionValue(v: string | number | boolean): string {

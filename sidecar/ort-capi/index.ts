@@ -4,7 +4,7 @@ export { checkVersion, libraryPath, ortLibrary, WRITTEN_FOR, type OrtLibrary } f
 export { OrtCallError } from './status.ts';
 export { Env, sharedEnv, type LogLevel } from './env.ts';
 export { SessionOptions, type GraphOptimization, type SessionOptionsConfig } from './session-options.ts';
-export { appendCudaProvider, type CudaProviderOptions } from './cuda-provider.ts';
+export { appendCudaProvider, cudaProviderOptionsString, type CudaProviderOptions } from './cuda-provider.ts';
 export { Session, type TensorInfo } from './session.ts';
 export { MemoryInfo, cpuMemoryInfo, type AllocatorKind, type MemType } from './memory.ts';
 export { Allocator } from './allocator.ts';

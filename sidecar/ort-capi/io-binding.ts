@@ -24,12 +24,18 @@ export class IoBinding extends Handle {
   }
 
   bindInput(name: string, value: Value): this {
-    call('BindInput', this.pointer, name, value.pointer);
+    try {
+      call('BindInput', this.pointer, name, value.pointer);
+    } catch (e) {
+      this.rebindInputs();
+      throw e;
+    }
     this.#inputs.set(name, value);
     return this;
   }
 
   bindOutput(name: string, value: Value): this {
+    this.checkOutputName('bindOutput', name);
     call('BindOutput', this.pointer, name, value.pointer);
     this.#outputs.set(name, value);
     return this;
@@ -37,6 +43,7 @@ export class IoBinding extends Handle {
 
   /** ORT allocates the output on `memory`'s device at each run; read it with outputValues(). */
   bindOutputToDevice(name: string, memory: MemoryInfo): this {
+    this.checkOutputName('bindOutputToDevice', name);
     call('BindOutputToDevice', this.pointer, name, memory.pointer);
     this.#outputs.set(name, memory);
     return this;
@@ -90,6 +97,19 @@ export class IoBinding extends Handle {
       throw e;
     }
     return values;
+  }
+
+  /** A failed bind leaves ORT's name tables inconsistent (an unknown name stays half-registered): start over. */
+  private rebindInputs(): void {
+    ortLibrary().fn.ClearBoundInputs(this.pointer);
+    for (const [name, value] of this.#inputs) call('BindInput', this.pointer, name, value.pointer);
+  }
+
+  /** ORT accepts any output name at bind time and fails only at the run: say it at once. */
+  private checkOutputName(method: string, name: string): void {
+    if (!this.session.outputNames.includes(name)) {
+      throw new Error(`IoBinding.${method}: the session has no output "${name}" (outputs: ${this.session.outputNames.join(', ')})`);
+    }
   }
 
   protected destroy(pointer: bigint): void {

@@ -13,7 +13,7 @@ export interface SessionOptionsConfig {
   interOpThreads?: number;
   /** Default 'all'. */
   graphOptimization?: GraphOptimization;
-  /** Default true: ORT_SEQUENTIAL. */
+  /** Default true: ORT_SEQUENTIAL; false: ORT_PARALLEL (branches on the inter-op threads). */
   sequential?: boolean;
   /**
    * The directory a graph's external weights are read from: our graphs travel as bytes, so their
@@ -37,7 +37,7 @@ export class SessionOptions extends Handle {
     const options = new SessionOptions(callOut('CreateSessionOptions'));
     try {
       options.setGraphOptimization(config.graphOptimization ?? 'all');
-      if (config.sequential ?? true) call('SetSessionExecutionMode', options.pointer, 0);
+      call('SetSessionExecutionMode', options.pointer, (config.sequential ?? true) ? 0 : 1);
       options.setInterOpThreads(config.interOpThreads ?? 1);
       if (config.intraOpThreads) options.setIntraOpThreads(config.intraOpThreads);
       if (config.externalDataDir) options.addConfigEntry('session.model_external_initializers_file_folder_path', config.externalDataDir);
