@@ -4,6 +4,7 @@ import sharp from 'sharp';
 import { decodeImage, resizeImage } from '../functions/preprocess/image-processor.ts';
 import { cmykToRgb, grey16ToPil, readPngHeader } from '../functions/preprocess/pil-convert.ts';
 import { PIL_RESAMPLE, pilResize } from '../functions/preprocess/pil-resample.ts';
+import { simdPasses } from '../functions/preprocess/pil-resample-simd.ts';
 
 // Expected bytes made once by Pillow 9.4 (Debian python3-pil, the PIL of the processor goldens) with
 // test/fixtures/pil/make-pil-fixtures.py; see that script for how each case was made.
@@ -44,17 +45,38 @@ describe("PIL's Image.resize, against Pillow's own output", () => {
     for (const kind of ['1,1', '-1,-1', '1,-1', '-1,1', '0,1', '1,0']) expect(kinds).toContain(kind);
   });
 
-  it('every case byte for byte', async () => {
-    const { data, info } = await sharp(`${DIR}/resize-src.png`).raw().toBuffer({ resolveWithObject: true });
-    expect([info.width, info.height, info.channels]).toEqual([37, 23, 3]);
-    const source = { width: 37, height: 23, data: new Uint8Array(data) };
-    const results = resizeMeta.cases.map((c) => {
-      const out = pilResize(source, c.width, c.height, c.resample);
-      const expected = resizeBin.subarray(c.offset, c.offset + c.width * c.height * 3);
-      return { case: `${c.filter} ${c.width}×${c.height}`, ...diff(out.data, expected) };
+  it('this Node has WebAssembly SIMD, so the cases below exercise both implementations of the passes', () => {
+    expect(simdPasses()).toBeDefined();
+  });
+
+  for (const simd of [true, false]) {
+    it(`every case byte for byte (${simd ? 'WebAssembly SIMD' : 'JavaScript'} passes)`, async () => {
+      const { data, info } = await sharp(`${DIR}/resize-src.png`).raw().toBuffer({ resolveWithObject: true });
+      expect([info.width, info.height, info.channels]).toEqual([37, 23, 3]);
+      const source = { width: 37, height: 23, data: new Uint8Array(data) };
+      const results = resizeMeta.cases.map((c) => {
+        const out = pilResize(source, c.width, c.height, c.resample, undefined, { simd });
+        const expected = resizeBin.subarray(c.offset, c.offset + c.width * c.height * 3);
+        return { case: `${c.filter} ${c.width}×${c.height}`, ...diff(out.data, expected) };
+      });
+      expect(results.filter((r) => r.differing || r.length)).toEqual([]);
+      expect(results).toHaveLength(60);
     });
-    expect(results.filter((r) => r.differing || r.length)).toEqual([]);
-    expect(results).toHaveLength(60);
+  }
+
+  it('SIMD and JavaScript passes agree on a large shrink and enlargement of noise (every filter, odd row lengths)', () => {
+    const width = 613;
+    const height = 411;
+    const data = new Uint8Array(width * height * 3);
+    for (let i = 0; i < data.length; i++) data[i] = Math.imul(i + 7, 2654435761) >>> 24;
+    const source = { width, height, data };
+    for (const resample of Object.values(PIL_RESAMPLE)) {
+      for (const [w, h] of [[77, 51], [1000, 47], [29, 700]]) {
+        const a = pilResize(source, w, h, resample, undefined, { simd: true });
+        const b = pilResize(source, w, h, resample, undefined, { simd: false });
+        expect({ resample, w, h, ...diff(a.data, b.data) }).toEqual({ resample, w, h, ...EXACT });
+      }
+    }
   });
 
   it('returns a copy for the same size, and refuses an unknown filter or a bad size', () => {

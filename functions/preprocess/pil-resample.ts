@@ -11,6 +11,8 @@
  * horizontal pass the source rows are cropped to those the vertical pass will read.
  */
 
+import { simdPasses } from './pil-resample-simd.ts';
+
 /** An 8-bit RGB image, HWC, row-major (same shape as image-processor's RgbImage). */
 export interface Rgb8 {
   width: number;
@@ -215,7 +217,14 @@ function resizeNearest(src: Rgb8, width: number, height: number, box: readonly n
  * `Image.resize((width, height), resample, box)` of an RGB image. `box` (left, upper, right,
  * lower) defaults to the whole image, as in PIL.
  */
-export function pilResize(src: Rgb8, width: number, height: number, resample: number, box?: readonly [number, number, number, number]): Rgb8 {
+export function pilResize(
+  src: Rgb8,
+  width: number,
+  height: number,
+  resample: number,
+  box?: readonly [number, number, number, number],
+  options: { simd?: boolean } = {},
+): Rgb8 {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
     throw new Error(`pilResize: size must be positive integers, got ${width}×${height}`);
   }
@@ -235,12 +244,21 @@ export function pilResize(src: Rgb8, width: number, height: number, resample: nu
   const yboxFirst = vert.bounds[0];
   const yboxLast = vert.bounds[height * 2 - 2] + vert.bounds[height * 2 - 1];
 
+  // The same sums either way; WebAssembly SIMD when the runtime has it (pil-resample-simd.ts).
+  const simd = options.simd === false ? undefined : simdPasses();
   let image = src;
   let shift = 0;
   if (needHorizontal) {
-    image = resampleHorizontal(src, width, yboxLast - yboxFirst, yboxFirst, horiz);
+    const rows = yboxLast - yboxFirst;
+    image = simd
+      ? { width, height: rows, data: simd.horizontal(src.data, src.width, yboxFirst, rows, width, horiz.bounds, horiz.weights, horiz.ksize) }
+      : resampleHorizontal(src, width, rows, yboxFirst, horiz);
     shift = yboxFirst;
   }
-  if (needVertical) image = resampleVertical(image, height, vert, shift);
+  if (needVertical) {
+    image = simd
+      ? { width: image.width, height, data: simd.vertical(image.data, image.width * 3, height, vert.bounds, vert.weights, vert.ksize, shift) }
+      : resampleVertical(image, height, vert, shift);
+  }
   return image === src ? { width: src.width, height: src.height, data: src.data.slice() } : image;
 }
