@@ -37,7 +37,11 @@ export interface ApiLimits {
   /** The furthest Cancel-After accepted. */
   maxCancelAfterSeconds: number;
   idempotencyTtlMs: number;
-  /** An in-flight idempotent request is presumed dead after this (longer than any request lasts). */
+  /**
+   * An in-flight idempotent request that has not made its prediction yet is presumed dead after this
+   * (longer than any preparation: image fetches, decoding, tokenizing); once made, it holds the key for
+   * its Prefer: wait and a margin only.
+   */
   idempotencyLeaseMs: number;
   /** How often waits and streams look at the store. */
   pollMs: number;
@@ -54,7 +58,7 @@ export const DEFAULT_LIMITS: ApiLimits = {
   uploadUrlSeconds: 900,
   maxCancelAfterSeconds: 24 * 3600,
   idempotencyTtlMs: 24 * 3600 * 1000,
-  idempotencyLeaseMs: 10 * 60 * 1000,
+  idempotencyLeaseMs: 2 * 60 * 1000,
   pollMs: 200,
   maxStreamSeconds: 840,
 };

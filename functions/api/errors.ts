@@ -31,6 +31,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly param: string | null = null,
+    /** Extra response headers (a 409's Retry-After). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
     this.name = 'ApiError';
@@ -42,7 +44,7 @@ export class ApiError extends Error {
 }
 
 export function errorResponse(c: Context, e: ApiError): Response {
-  const headers: Record<string, string> = e.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : e.status === 503 ? { 'Retry-After': '1' } : {};
+  const headers: Record<string, string> = { ...(e.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : e.status === 503 ? { 'Retry-After': '1' } : {}), ...e.headers };
   return c.json(e.body, e.status as ContentfulStatusCode, headers);
 }
 

@@ -15,6 +15,10 @@ import { ApiError } from './errors.ts';
  * Only a request that succeeded is remembered: on an error the record is deleted, so the client
  * may fix the request or retry a transient failure with the same key (Stripe's rule). A record
  * whose runner died keeps others out only until its lease ends; every record expires after `ttlMs`.
+ * Once the runner has made its prediction it notes the id in the record and shortens the lease to
+ * what is left of its wait: if it dies then (a crash mid-wait), a retry after the lease finds that
+ * prediction and answers with it as it stands (`resume`), never making a second one. A 409 says
+ * when the lease ends (Retry-After).
  */
 export interface StoredResponse {
   status: number;
@@ -34,8 +38,13 @@ interface IdempotencyRecord {
    * (S3BlobStore's conditional writes).
    */
   claim?: string;
+  /** In flight: the prediction the runner made, once it exists. */
+  prediction_id?: string;
   response?: StoredResponse;
 }
+
+/** What the runner tells the record as it goes: its prediction exists, and it needs the key `leaseMs` more. */
+export type NoteProgress = (predictionId: string, leaseMs: number) => Promise<void>;
 
 export interface IdempotencyOptions {
   /** How long a key is remembered (the draft's expiry; Stripe uses 24 h). */
@@ -79,15 +88,32 @@ export function idempotencyRecordKey(owner: string, key: string): string {
 export async function idempotent(
   store: Store,
   opts: IdempotencyOptions & { owner: string; key: string; fingerprint: string },
-  run: () => Promise<StoredResponse>,
+  run: (note: NoteProgress) => Promise<StoredResponse>,
+  resume: (predictionId: string) => Promise<StoredResponse>,
 ): Promise<StoredResponse & { replayed: boolean }> {
   const recordKey = idempotencyRecordKey(opts.owner, opts.key);
-  const etag = await claim(store, recordKey, opts);
-  if (typeof etag !== 'string') return { ...etag, replayed: true };
+  const claimed = await claim(store, recordKey, opts);
+  if (typeof claimed !== 'string') return { ...('resume' in claimed ? await resume(claimed.resume) : claimed), replayed: true };
+  let etag = claimed;
 
+  const note: NoteProgress = async (predictionId, leaseMs) => {
+    const now = opts.now();
+    const record: IdempotencyRecord = {
+      fingerprint: opts.fingerprint,
+      state: 'in_flight',
+      created_at: new Date(now).toISOString(),
+      lease_until: new Date(now + leaseMs).toISOString(),
+      claim: randomUUID(),
+      prediction_id: predictionId,
+    };
+    etag = await store.putIfMatch(recordKey, JSON.stringify(record), 'application/json', etag).catch((e) => {
+      if (!(e instanceof PreconditionFailedError)) throw e;
+      return etag; // taken over (our lease ran out): the final write will lose too, and ours still answers
+    });
+  };
   let response: StoredResponse;
   try {
-    response = await run();
+    response = await run(note);
   } catch (e) {
     await store.delete(recordKey).catch(() => undefined); // let a corrected or retried request run
     throw e;
@@ -107,8 +133,8 @@ export async function idempotent(
   return { ...response, replayed: false };
 }
 
-/** Takes the key (returns the in-flight record's ETag) or returns the stored response to replay. */
-async function claim(store: Store, recordKey: string, opts: IdempotencyOptions & { fingerprint: string }): Promise<string | StoredResponse> {
+/** Takes the key (returns the in-flight record's ETag), or returns the stored response to replay, or the prediction of a runner that died. */
+async function claim(store: Store, recordKey: string, opts: IdempotencyOptions & { fingerprint: string }): Promise<string | StoredResponse | { resume: string }> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const now = opts.now();
     const record = JSON.stringify({
@@ -128,6 +154,8 @@ async function claim(store: Store, recordKey: string, opts: IdempotencyOptions &
     const stored = JSON.parse(new TextDecoder().decode(existing.body)) as IdempotencyRecord;
     const expired = Date.parse(stored.created_at) + opts.ttlMs <= now;
     const abandoned = stored.state === 'in_flight' && Date.parse(stored.lease_until) <= now;
+    // its runner died after making the prediction: that prediction is the answer
+    if (!expired && abandoned && stored.prediction_id && stored.fingerprint === opts.fingerprint) return { resume: stored.prediction_id };
     if (expired || abandoned) {
       try {
         return await store.putIfMatch(recordKey, record, 'application/json', existing.etag);
@@ -140,9 +168,12 @@ async function claim(store: Store, recordKey: string, opts: IdempotencyOptions &
       throw new ApiError(422, 'idempotency_key_reused', 'this Idempotency-Key was used with a different request', 'Idempotency-Key');
     }
     if (stored.state === 'in_flight') {
-      throw new ApiError(409, 'idempotency_conflict', 'a request with this Idempotency-Key is still being processed; retry later', 'Idempotency-Key');
+      const retryAfter = Math.max(1, Math.ceil((Date.parse(stored.lease_until) - now) / 1000));
+      throw new ApiError(409, 'idempotency_conflict', `a request with this Idempotency-Key is still being processed; retry in ${retryAfter} s`, 'Idempotency-Key', {
+        'Retry-After': String(retryAfter),
+      });
     }
     return stored.response!;
   }
-  throw new ApiError(409, 'idempotency_conflict', 'this Idempotency-Key is contended; retry later', 'Idempotency-Key');
+  throw new ApiError(409, 'idempotency_conflict', 'this Idempotency-Key is contended; retry later', 'Idempotency-Key', { 'Retry-After': '1' });
 }

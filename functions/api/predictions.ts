@@ -11,7 +11,7 @@ import { ApiError } from './errors.ts';
 import { requestCancel } from './cancel-prediction.ts';
 import { endIfOrphaned, settlingReads } from './end-orphaned.ts';
 import { followEvents, waitForTerminal } from './follow-prediction.ts';
-import { checkIdempotencyKey, fingerprint, idempotent, type StoredResponse } from './idempotency.ts';
+import { checkIdempotencyKey, fingerprint, idempotent, type NoteProgress, type StoredResponse } from './idempotency.ts';
 import { renderPrediction, type ViewContext } from './prediction-view.ts';
 import {
   CreatePredictionSchema,
@@ -89,6 +89,9 @@ const streamPredictionRoute = createRoute({
   },
 });
 
+/** After its wait, what a request still needs to render and store its answer: a held Idempotency-Key outlives the wait by this. */
+const IDEMPOTENT_ANSWER_MARGIN_S = 5;
+
 export function predictionRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): void {
   app.openapi(createPredictionRoute, async (c) => {
     const body = c.req.valid('json');
@@ -98,8 +101,8 @@ export function predictionRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): vo
     const wait = parsePreferWait(c.req.header('prefer'), ctx.limits.maxWaitSeconds);
     const deadline = cancelAfter !== undefined ? parseCancelAfter(cancelAfter, ctx.now(), ctx.limits.maxCancelAfterSeconds) : null;
 
-    const run = async (): Promise<StoredResponse> => {
-      const { record } = await createPrediction(ctx, owner, predictionRequest(body, deadline));
+    // a prediction as this request answers it: waited for (Prefer: wait), 201 when done, else 202
+    const answer = async (record: PredictionRecord): Promise<StoredResponse> => {
       const current = wait === null ? record : await waitForTerminal(settlingReads(ctx), record.id, { timeoutMs: wait * 1000, pollMs: ctx.limits.pollMs, signal: c.req.raw.signal });
       const view = await renderPrediction(current, viewContext(c, ctx));
       return {
@@ -108,13 +111,19 @@ export function predictionRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): vo
         headers: { Location: view.urls.get, ...(wait !== null ? { 'Preference-Applied': `wait=${wait}` } : {}) },
       };
     };
+    const run = async (note?: NoteProgress): Promise<StoredResponse> => {
+      const { record } = await createPrediction(ctx, owner, predictionRequest(body, deadline));
+      await note?.(record.id, ((wait ?? 0) + IDEMPOTENT_ANSWER_MARGIN_S) * 1000); // from now on a retry after a crash finds it
+      return answer(record);
+    };
+    const resume = async (predictionId: string): Promise<StoredResponse> => answer(await ownPrediction(ctx, predictionId, owner));
 
     let response: StoredResponse & { replayed: boolean };
     if (key === undefined) response = { ...(await run()), replayed: false };
     else {
       checkIdempotencyKey(key);
       const print = fingerprint('POST', '/v1/predictions', body, { 'cancel-after': cancelAfter });
-      response = await idempotent(ctx.store, { owner, key, fingerprint: print, ttlMs: ctx.limits.idempotencyTtlMs, leaseMs: ctx.limits.idempotencyLeaseMs, now: ctx.now }, run);
+      response = await idempotent(ctx.store, { owner, key, fingerprint: print, ttlMs: ctx.limits.idempotencyTtlMs, leaseMs: ctx.limits.idempotencyLeaseMs, now: ctx.now }, run, resume);
     }
     const headers = { ...response.headers, ...(response.replayed ? { 'Idempotent-Replayed': 'true' } : {}) };
     return c.json(response.body as z.infer<typeof PredictionSchema>, response.status as 201 | 202, headers);

@@ -1,0 +1,78 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOCAL_OWNER } from '../functions/api/auth.ts';
+import { idempotencyRecordKey } from '../functions/api/idempotency.ts';
+import { startApiHarness, type ApiHarness } from './api-harness.ts';
+import { startServe, type ServedProcess } from './serve-harness.ts';
+
+/**
+ * Idempotency-Key when the request that holds it dies mid-wait (issue 18, item 5): `npm start` is
+ * SIGKILLed while a `Prefer: wait` request waits, and restarted on the same data directory. A retry
+ * finds the first prediction and replays it (one prediction, not two). While the first may still be
+ * running, the 409 says when to come back (Retry-After).
+ */
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-idem-crash-'));
+const started: ServedProcess[] = [];
+let h: ApiHarness;
+beforeAll(async () => {
+  h = await startApiHarness();
+}, 60_000);
+afterAll(async () => {
+  for (const s of started) await s.stop(5000);
+  await h?.stop();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
+  fetch(`${url}/v1/predictions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+
+describe('Idempotency-Key after a crash', () => {
+  it('a retry after the server died mid-wait replays the first prediction', async () => {
+    const first = await startServe({ ANOLE_DATA_DIR: dataDir });
+    started.push(first);
+    // work ahead of it, so that it is still waiting when the server dies
+    await Promise.all(Array.from({ length: 20 }, (_, k) => post(first.url, { input: { prompt: `ahead ${k}`, mode: 'image' } })));
+    const body = { input: { prompt: 'crash me', max_new_tokens: 3 } };
+    const headers = { 'idempotency-key': 'crash-1', prefer: 'wait=5' };
+    void post(first.url, body, headers).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 1000));
+    first.child.kill('SIGKILL');
+    await first.exited;
+
+    const second = await startServe({ ANOLE_DATA_DIR: dataDir });
+    started.push(second);
+    const list = (await (await fetch(`${second.url}/v1/predictions?limit=100`)).json()) as { results: { id: string; input: { prompt: string } }[] };
+    const made = list.results.filter((p) => p.input.prompt === 'crash me');
+    expect(made).toHaveLength(1); // the first request did create it before it died
+
+    let retry = await post(second.url, body, headers);
+    if (retry.status === 409) {
+      await new Promise((r) => setTimeout(r, Number(retry.headers.get('retry-after')) * 1000));
+      retry = await post(second.url, body, headers);
+    }
+    expect([201, 202]).toContain(retry.status);
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    expect(((await retry.json()) as { id: string }).id).toBe(made[0].id);
+    const after = (await (await fetch(`${second.url}/v1/predictions?limit=100`)).json()) as { results: { input: { prompt: string } }[] };
+    expect(after.results.filter((p) => p.input.prompt === 'crash me')).toHaveLength(1);
+  }, 240_000);
+
+  it('a 409 for a request still in flight carries Retry-After: the time it may still take', async () => {
+    const body = { input: { prompt: 'in flight' } };
+    const headers = { 'content-type': 'application/json', 'idempotency-key': 'busy-1', prefer: 'wait=2' };
+    const first = h.app.request('/v1/predictions', { method: 'POST', headers, body: JSON.stringify(body) });
+    const recordKey = idempotencyRecordKey(LOCAL_OWNER, 'busy-1');
+    // once its prediction exists (before, the key is held for the preparation's bound, idempotencyLeaseMs)
+    const made = async () => new TextDecoder().decode((await h.store.getWithEtag(recordKey))?.body ?? new Uint8Array()).includes('"prediction_id"');
+    const until = Date.now() + 10_000;
+    while (!(await made()) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    const duplicate = await h.app.request('/v1/predictions', { method: 'POST', headers, body: JSON.stringify(body) });
+    expect(duplicate.status).toBe(409);
+    const retryAfter = Number(duplicate.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(2 + 5); // the wait it asked for and a margin, not the 10-minute lease
+    expect((await first).status).toBe(202);
+  });
+});
