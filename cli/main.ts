@@ -103,6 +103,8 @@ program
   .addOption(new Option('--target <ep>', 'execution provider the graphs are built for').choices(['cpu', 'cuda']).default('cpu'))
   .option('--block-size <n>', 'int8/int4 quantization block size', int('--block-size'))
   .option('--accuracy-level <n>', 'MatMulNBits accuracy_level (default: 4 = int8 activations on CPU, 0 on CUDA)', int('--accuracy-level'))
+  .option('--gpu-memory <GiB>', "memory of the GPU it will run on (--target cuda; default: this machine's GPU, else 22.5 = a 24 GB GPU)", num('--gpu-memory'))
+  .option('--host-memory <GiB>', "host memory of the machine it will run on (default: this machine's)", num('--host-memory'))
   .action(async (o) => (await import('./commands/convert.ts')).convertCommand(o));
 
 program

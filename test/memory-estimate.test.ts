@@ -98,7 +98,11 @@ describe('memory estimate, against a hand computation for the small preset', () 
     // an unknown GPU (no nvidia-smi) is not held against it
     expect(memoryShortfalls(e, { hostBytes: 1e15 })).toEqual([]);
     expect(() => assertModelFits(small, { batch: 4 }, { hostBytes: 2 ** 30 })).toThrow(
-      new RegExp(`^${small} \\(fp32 for cpu\\) does not fit this machine at batch 4: it needs .* of host memory, more than 90% of the host's 1\\.00 GiB; estimate: host .*lower ANOLE_BATCH_SIZE or use a smaller bundle$`),
+      new RegExp(`^${small} \\(fp32 for cpu\\) does not fit this machine at batch 4: it needs .* of host memory, more than 90% of the host's 1\\.00 GiB; estimate: host .*; it does not fit even at batch 1: use a smaller bundle or a bigger machine$`),
     );
+    const one = estimateMemory(modelPrecision(small).config, { dtype: 'fp32', target: 'cpu' }, { batch: 1 }).hostBytes;
+    const two = estimateMemory(modelPrecision(small).config, { dtype: 'fp32', target: 'cpu' }, { batch: 2 }).hostBytes;
+    expect(() => assertModelFits(small, { batch: 4 }, { hostBytes: (one + two) / 2 / 0.9 })).toThrow(/; set ANOLE_BATCH_SIZE to 1 or less, or use a smaller bundle$/);
+    expect(assertModelFits(small, { batch: 2 }, { hostBytes: two / 0.9 }).hostBytes).toBe(two);
   });
 });

@@ -37,6 +37,17 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const missingProvider = path.join(nativeBindingDir(), 'libonnxruntime_providers_cuda.so');
 
+describe('a worker refuses to start a model that cannot fit this machine', () => {
+  it('ANOLE_BATCH_SIZE beyond what the host holds: exit 1, one line with the estimate and the largest batch that fits', async () => {
+    const r = await anole(['worker'], { ANOLE_MODEL: FIXTURE, ANOLE_BATCH_SIZE: '100000' });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(
+      new RegExp(`^anole: ${FIXTURE} \\(fp32 for cpu\\) does not fit this machine at batch 100000: it needs [\\d.]+ GiB of host memory, more than 90% of the host's [\\d.]+ GiB; estimate: host .*; set ANOLE_BATCH_SIZE to \\d+ or less, or use a smaller bundle\n$`),
+    );
+  });
+});
+
 describe('a worker that must run on CUDA refuses to start without it', () => {
   it('gpuRequirement: ANOLE_REQUIRE_GPU=1 or a --target cuda bundle; a CPU model without the variable needs none', () => {
     expect(gpuRequirement(FIXTURE, {})).toBeUndefined();

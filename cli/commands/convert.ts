@@ -7,6 +7,7 @@ import { resolveModelLocation } from '../../sidecar/bundle/model-location.ts';
 import { assertNoBundleAt, uploadBundle } from '../../sidecar/bundle/s3-upload.ts';
 import { writeBundle } from '../../sidecar/bundle/write-bundle.ts';
 import { TARGETS, WEIGHT_DTYPES, type Target, type WeightDtype } from '../../sidecar/graphs/precision.ts';
+import { checkConvertFits } from './convert-memory.ts';
 import { fileProgress, withProgress } from '../progress.ts';
 
 /**
@@ -16,7 +17,7 @@ import { fileProgress, withProgress } from '../progress.ts';
  * (model-location.ts). An S3 --out is written to a temporary directory, then uploaded with the
  * manifest last (s3-upload.ts). Prints the bundle directory or URI.
  */
-export async function convertCommand(opts: { from: string; out: string; dtype: string; target: string; blockSize?: number; accuracyLevel?: number }): Promise<void> {
+export async function convertCommand(opts: { from: string; out: string; dtype: string; target: string; blockSize?: number; accuracyLevel?: number; gpuMemory?: number; hostMemory?: number }): Promise<void> {
   if (!WEIGHT_DTYPES.includes(opts.dtype as WeightDtype)) throw new Error(`--dtype must be one of ${WEIGHT_DTYPES.join(', ')}, got ${opts.dtype}`);
   if (!TARGETS.includes(opts.target as Target)) throw new Error(`--target must be one of ${TARGETS.join(', ')}, got ${opts.target}`);
   const precision = { dtype: opts.dtype as WeightDtype, target: opts.target as Target };
@@ -26,6 +27,7 @@ export async function convertCommand(opts: { from: string; out: string; dtype: s
     if (s3 && to) await assertNoBundleAt(s3, to); // before the long part, not after it
     const progress = fileProgress('downloading');
     const from = await resolveModelLocation(opts.from, progress.onProgress).finally(progress.stop);
+    checkConvertFits(from, precision, opts); // refuses a bundle whose memory at batch 1 exceeds the machine it is for
     const convert = (out: string) =>
       withProgress(`converting to ${precision.dtype} for ${precision.target}`, () =>
         writeBundle({ from, out, precision, blockSize: opts.blockSize, accuracyLevel: opts.accuracyLevel }),

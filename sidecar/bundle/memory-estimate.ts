@@ -1,7 +1,11 @@
 import type { AnoleConfig } from '../../model/config.ts';
-import { activationType, quantizedBits, type Precision } from '../graphs/precision.ts';
-import { DataType } from '../onnx/graph-builder.ts';
+import type { Precision } from '../graphs/precision.ts';
 import { anoleTensors } from '../weights/expected-tensors.ts';
+
+// precision.ts's activationType and quantizedBits, restated: importing them would load the graph builder (and
+// protobuf) into the worker's main thread, which checks the estimate before the engine thread starts.
+const activationBytes = (p: Precision) => (p.target === 'cpu' || p.dtype === 'fp32' ? 4 : 2);
+const quantizedBits = (p: Precision) => (p.dtype === 'int4' ? 4 : p.dtype === 'int8' ? 8 : undefined);
 
 /**
  * What a model needs in memory to serve: its weights as ONNX Runtime holds them, the KV cache of every row
@@ -48,7 +52,7 @@ export interface MemoryEstimate {
 
 /** Bytes per parameter of a decoder matrix as ONNX Runtime holds it for this precision. */
 export function matrixBytesPerParam(p: Precision, blockSize = 32): number {
-  const bits = quantizedBits(p.dtype);
+  const bits = quantizedBits(p);
   const floatBytes = p.target === 'cuda' ? 2 : 4; // MatMulNBits scales are in the activation type
   if (bits) return bits / 8 + floatBytes / blockSize;
   if (p.dtype === 'fp32') return 4;
@@ -74,7 +78,7 @@ export function estimateMemory(config: AnoleConfig, p: Precision, shape: Serving
   const rows = shape.batch * (shape.rowsPerJob ?? 3);
   const context = shape.context ?? config.maxPositionEmbeddings;
   const promptTokens = shape.promptTokens ?? Math.min(context, 1024);
-  const act = activationType(p) === DataType.FLOAT ? 4 : 2;
+  const act = activationBytes(p);
   const { numHiddenLayers: L, numKeyValueHeads: KV, numAttentionHeads: H, headDim: D, hiddenSize: C, intermediateSize: F, vocabSize: V } = config;
   const weightsBytes = residentWeightBytes(config, p, blockSize);
   const kvCacheBytes = 2 * L * rows * context * KV * D * act;
@@ -105,6 +109,13 @@ export function memoryShortfalls(e: MemoryEstimate, available: AvailableMemory):
   }
   if (e.hostBytes > FIT_SHARE * available.hostBytes) out.push(`needs ${gib(e.hostBytes)} of host memory, more than ${FIT_SHARE * 100}% of the host's ${gib(available.hostBytes)}`);
   return out;
+}
+
+/** The most jobs at once (ANOLE_BATCH_SIZE) that fit, 0 when not even one does (at most 64). */
+export function largestFittingBatch(config: AnoleConfig, p: Precision, available: AvailableMemory, blockSize = 32): number {
+  let batch = 0;
+  while (batch < 64 && memoryShortfalls(estimateMemory(config, p, { batch: batch + 1 }, blockSize), available).length === 0) batch++;
+  return batch;
 }
 
 /** One line: the terms and where they go. */

@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import type { AnoleConfig } from '../../model/config.ts';
-import { DEFAULT_PRECISION, type Precision } from '../graphs/precision.ts';
+import type { Precision } from '../graphs/precision.ts';
 import { nvidiaGpus } from '../onnx/gpu-info.ts';
 import { readCheckpointConfig } from '../weights/checkpoint.ts';
 import { isBundle, readManifest } from './manifest.ts';
-import { describeEstimate, estimateMemory, memoryShortfalls, type AvailableMemory, type MemoryEstimate, type ServingShape } from './memory-estimate.ts';
+import { describeEstimate, estimateMemory, largestFittingBatch, memoryShortfalls, type AvailableMemory, type MemoryEstimate, type ServingShape } from './memory-estimate.ts';
 
 /** The worker's default batch (Worker's maxBatch) when ANOLE_BATCH_SIZE is not set. */
 export const DEFAULT_BATCH = 4;
@@ -14,7 +14,8 @@ export const DEFAULT_BATCH = 4;
 export function modelPrecision(dir: string): { config: AnoleConfig; precision: Precision; blockSize: number } {
   const { config } = readCheckpointConfig(dir);
   if (!config) throw new Error(`${dir}: a VQ-VAE checkpoint, not a whole Anole model`);
-  if (!isBundle(dir)) return { config, precision: DEFAULT_PRECISION, blockSize: 32 };
+  // precision.ts's DEFAULT_PRECISION (a value import would load the graph builder into the worker's main thread)
+  if (!isBundle(dir)) return { config, precision: { dtype: 'fp32', target: 'cpu' }, blockSize: 32 };
   const manifest = readManifest(dir);
   return { config, precision: manifest.precision, blockSize: manifest.quantization?.blockSize ?? 32 };
 }
@@ -57,7 +58,9 @@ export function assertModelFits(dir: string, shape: ServingShape, available: Ava
   const estimate = estimateMemory(config, precision, shape, blockSize);
   const short = memoryShortfalls(estimate, available);
   if (short.length) {
-    throw new Error(`${dir} (${precision.dtype} for ${precision.target}) does not fit this machine at batch ${shape.batch}: it ${short.join(' and ')}; estimate: ${describeEstimate(estimate)}; lower ANOLE_BATCH_SIZE or use a smaller bundle`);
+    const fits = largestFittingBatch(config, precision, available, blockSize);
+    const advice = fits > 0 ? `set ANOLE_BATCH_SIZE to ${fits} or less, or use a smaller bundle` : 'it does not fit even at batch 1: use a smaller bundle or a bigger machine';
+    throw new Error(`${dir} (${precision.dtype} for ${precision.target}) does not fit this machine at batch ${shape.batch}: it ${short.join(' and ')}; estimate: ${describeEstimate(estimate)}; ${advice}`);
   }
   return estimate;
 }

@@ -1,6 +1,7 @@
 import { resolveModelDir } from '../../cli/default-model.ts';
 import { hasHugepageMalloc } from '../onnx/hugepage-malloc.ts';
 import { loadModelRuntime, releaseModel } from './load-runtime.ts';
+import { assertModelFits, servingShapeFromEnv } from '../bundle/model-memory.ts';
 import { assertGpuIfRequired } from './require-gpu.ts';
 import { workerConfigFromEnv } from './worker-config.ts';
 
@@ -14,6 +15,7 @@ import { workerConfigFromEnv } from './worker-config.ts';
  */
 const config = workerConfigFromEnv(await resolveModelDir(undefined));
 await assertGpuIfRequired(config.modelDir); // no silent CPU: exits with one line when CUDA is required and cannot run
+assertModelFits(config.modelDir, servingShapeFromEnv()); // nor a load that cannot fit: weights + KV cache at ANOLE_BATCH_SIZE + activations
 const model = loadModelRuntime(config.modelDir, { intraOpNumThreads: config.intraOpNumThreads });
 model.catch(() => {}); // startWorker reports it; a failed import below must not leave it unhandled
 const { startWorker } = await import('./start-worker.ts').catch(async (e) => {
