@@ -5,6 +5,7 @@ import { compileConstraints, type GenerationMode } from '../functions/generation
 import { imageVocabulary } from '../model/vocabulary.ts';
 import type { SamplingSettings, SequenceRequest } from '../sidecar/engine/generation-request.ts';
 import { Generator, type GenerationEvent } from '../sidecar/engine/generator.ts';
+import { StepGenerator } from '../sidecar/engine/step-generator.ts';
 import { TextModel } from '../sidecar/engine/text-model.ts';
 import { mixGuidance } from '../sidecar/graphs/sampler.ts';
 import { DataType, GraphBuilder } from '../sidecar/onnx/graph-builder.ts';
@@ -35,8 +36,15 @@ interface Finished {
   images: number[][];
 }
 
+/** What both engines offer: the Loop engine (generator.ts) and engine v2 (step-generator.ts). */
+type Engine = Pick<Generator, 'config' | 'generate' | 'release'>;
+const ENGINES: [string, (dir: string) => Promise<Engine>][] = [
+  ['Loop engine', (dir) => Generator.load(openCheckpoint(dir))],
+  ['engine v2', (dir) => StepGenerator.load(openCheckpoint(dir))],
+];
+
 /** Runs a batch to the end; one `done` per request, in request order. */
-async function run(generator: Generator, requests: SequenceRequest[]): Promise<Finished[]> {
+async function run(generator: Engine, requests: SequenceRequest[]): Promise<Finished[]> {
   const out: (Finished | undefined)[] = requests.map(() => undefined);
   const images: number[][][] = requests.map(() => []);
   for await (const e of generator.generate(requests) as AsyncGenerator<GenerationEvent>) {
@@ -52,8 +60,8 @@ async function run(generator: Generator, requests: SequenceRequest[]): Promise<F
   });
 }
 
-describe('generator vs the fixture goldens (anole-tiny, greedy)', () => {
-  let generator: Generator;
+describe.each(ENGINES)('%s vs the fixture goldens (anole-tiny, greedy)', (_engine, load) => {
+  let generator: Engine;
   const config = () => generator.config;
   const request = (promptIds: number[], mode: GenerationMode, maxNewTokens: number, guidance = NO_GUIDANCE): SequenceRequest => ({
     promptIds,
@@ -76,7 +84,7 @@ describe('generator vs the fixture goldens (anole-tiny, greedy)', () => {
   const cfgExpected = (name: (typeof CFG_PROMPTS)[number]) => [config().boiTokenId, ...cfg.prompts[name].chosen_ids, config().eoiTokenId];
 
   beforeAll(async () => {
-    generator = await Generator.load(openCheckpoint(FIXTURE));
+    generator = await load(FIXTURE);
   });
   afterAll(() => generator.release());
 
