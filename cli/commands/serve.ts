@@ -55,7 +55,7 @@ export async function startLocalService(env: NodeJS.ProcessEnv = process.env): P
   let api: ServedApi | undefined;
   let worker: StartedWorker | undefined;
   const stopAll = async () => {
-    await api?.close(); // no new requests (open streams end)
+    await api?.close(); // no new requests; waits are answered, open streams end with `reconnect`
     await worker?.stop(); // the batch in hand finishes and is recorded
     await stack?.stop();
   };
@@ -64,10 +64,13 @@ export async function startLocalService(env: NodeJS.ProcessEnv = process.env): P
     stack = await startLocalStack({ dir: s3Dir });
     // listen first: presigned URLs need the port, which may be any free one (PORT=0)
     let handle: (r: Request) => Response | Promise<Response> = () => new Response('starting', { status: 503, headers: { 'retry-after': '1' } });
-    api = await serveApi({ fetch: (r) => handle(r) }, { port, hostname });
+    // on stop, waits answer 202 and streams end with a `reconnect` event before the connections close
+    const shutdown = new AbortController();
+    api = await serveApi({ fetch: (r) => handle(r) }, { port, hostname, shutdown });
 
     const serviceEnv = { ...env, ...stack.env, ANOLE_MODEL: modelDir };
     const deps = await apiDepsFromEnv(serviceEnv);
+    deps.shutdown = shutdown.signal;
     // the bucket on the API's origin takes only URLs signed with this key (kept, so URLs outlive a restart)
     const signing = { accessKeyId: 'ANOLE-LOCAL', secretAccessKey: readOrCreateSecret(path.join(dataDir, 'url-signing-key')).secret };
     const internalStore = new S3BlobStore(createS3Client(stack.s3), stack.s3.bucket);

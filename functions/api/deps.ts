@@ -21,6 +21,8 @@ export interface ApiDeps {
   limits?: Partial<ApiLimits>;
   /** ms since the epoch; tests move time. */
   now?: () => number;
+  /** Aborted when the server stops: waits answer with the prediction as it stands, streams end with a `reconnect` event. */
+  shutdown?: AbortSignal;
 }
 
 export interface ApiLimits {
@@ -75,5 +77,6 @@ export function withDefaults(deps: ApiDeps): ApiContext {
     addressPolicy: deps.addressPolicy ?? PRODUCTION_ADDRESS_POLICY,
     limits: { ...DEFAULT_LIMITS, ...deps.limits, image: { ...DEFAULT_LIMITS.image, ...deps.limits?.image } },
     now: deps.now ?? Date.now,
+    shutdown: deps.shutdown ?? new AbortController().signal,
   };
 }

@@ -103,7 +103,7 @@ export function predictionRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): vo
 
     // a prediction as this request answers it: waited for (Prefer: wait), 201 when done, else 202
     const answer = async (record: PredictionRecord): Promise<StoredResponse> => {
-      const current = wait === null ? record : await waitForTerminal(settlingReads(ctx), record.id, { timeoutMs: wait * 1000, pollMs: ctx.limits.pollMs, signal: c.req.raw.signal });
+      const current = wait === null ? record : await waitForTerminal(settlingReads(ctx), record.id, { timeoutMs: wait * 1000, pollMs: ctx.limits.pollMs, signal: AbortSignal.any([c.req.raw.signal, ctx.shutdown]) });
       const view = await renderPrediction(current, viewContext(c, ctx));
       return {
         status: wait !== null && !TERMINAL.has(current.status) ? 202 : 201,
@@ -164,13 +164,21 @@ export function predictionRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): vo
       const keepAlive = setInterval(() => void stream.write(': keep-alive\n\n').catch(() => undefined), 15_000);
       const aborted = new AbortController();
       stream.onAbort(() => aborted.abort());
-      const deadline = abortAfter(ctx.limits.maxStreamSeconds * 1000, aborted.signal);
+      const deadline = abortAfter(ctx.limits.maxStreamSeconds * 1000, AbortSignal.any([aborted.signal, ctx.shutdown]));
       try {
         await stream.writeSSE({ event: 'status', data: JSON.stringify({ status: record.status }) });
         const events = followEvents(settlingReads(ctx), id, { afterSeq: lastEventId ? Number(lastEventId) : -1, pollMs: ctx.limits.pollMs, signal: deadline.signal });
         for await (const { seq, event } of events) {
           const { type, ...data } = await renderEvent(event, view);
           await stream.writeSSE({ event: type, data: JSON.stringify(data), ...(seq !== null ? { id: String(seq) } : {}) });
+        }
+        if (ctx.shutdown.aborted && !aborted.signal.aborted) {
+          // the client resumes with Last-Event-ID on another server (or this one restarted), or polls
+          await stream.writeSSE({
+            event: 'reconnect',
+            data: JSON.stringify({ reason: 'the server is shutting down: reconnect with Last-Event-ID, or poll', poll: `${view.origin}/v1/predictions/${id}` }),
+            retry: 1000,
+          });
         }
       } finally {
         deadline.clear();

@@ -10,7 +10,19 @@ export interface ServedApi {
   close(): Promise<void>;
 }
 
-export function serveApi(app: { fetch: (request: Request) => Response | Promise<Response> }, opts: { port?: number; hostname?: string } = {}): Promise<ServedApi> {
+export interface ServeOptions {
+  port?: number;
+  hostname?: string;
+  /**
+   * Aborted by close() before the server closes: the app (ApiDeps.shutdown) then answers its waits
+   * and ends its streams, and close() lets those answers go out (up to `drainMs`) before it cuts
+   * what is left.
+   */
+  shutdown?: AbortController;
+  drainMs?: number;
+}
+
+export function serveApi(app: { fetch: (request: Request) => Response | Promise<Response> }, opts: ServeOptions = {}): Promise<ServedApi> {
   const hostname = opts.hostname ?? '127.0.0.1';
   return new Promise((resolve, reject) => {
     // a port in use (or not ours to bind) rejects with its reason; unhandled, the server's 'error'
@@ -23,8 +35,19 @@ export function serveApi(app: { fetch: (request: Request) => Response | Promise<
         port: info.port,
         close: () =>
           new Promise<void>((done) => {
-            (server as Server).close(() => done());
-            (server as Server).closeAllConnections(); // open event streams would hold close() forever
+            const http = server as Server;
+            if (!opts.shutdown) {
+              http.close(() => done());
+              http.closeAllConnections(); // open event streams would hold close() forever
+              return;
+            }
+            opts.shutdown.abort();
+            const cut = setTimeout(() => http.closeAllConnections(), opts.drainMs ?? 5000); // what did not end by then
+            http.close(() => (clearTimeout(cut), done()));
+            http.closeIdleConnections();
+            // keep-alive connections go idle once their answer is out
+            const idle = setInterval(() => http.closeIdleConnections(), 50);
+            http.once('close', () => clearInterval(idle));
           }),
       });
     });
