@@ -6,6 +6,7 @@ import { sequenceRequest } from './generation-harness.ts';
 import type { GenerationMode } from '../functions/generation/constraints.ts';
 import { imageVocabulary } from '../model/vocabulary.ts';
 import type { SequenceRequest } from '../sidecar/engine/generation-request.ts';
+import { StepGenerator } from '../sidecar/engine/step-generator.ts';
 import { Generator, type FinishReason, type GenerateOptions, type GenerationEvent } from '../sidecar/engine/generator.ts';
 import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
 import { writeRandomCheckpoint } from '../sidecar/weights/random-checkpoint.ts';
@@ -316,5 +317,66 @@ describe('host↔runtime traffic (stats)', () => {
     expect(perToken.runs).toBeLessThanOrEqual(steps + 1);
     expect(chunked.runs).toBeLessThanOrEqual(Math.ceil(steps / gridWidth()) + 2);
     expect(chunked.bytesPerToken).toBeLessThan(perToken.bytesPerToken);
+  });
+});
+
+describe('engine v2 against the Loop engine (sampling, every mode, guidance, cancellation)', () => {
+  let v2: StepGenerator;
+  beforeAll(async () => {
+    v2 = await StepGenerator.load(openCheckpoint(path.join(dir, 'ckpt')));
+  });
+  afterAll(() => v2?.release());
+
+  const runWith = async (engine: Pick<Generator, 'generate'>, requests: SequenceRequest[], onEvent: (e: GenerationEvent) => void = () => {}) => {
+    const saved = generator;
+    generator = engine as Generator;
+    try {
+      return await run(requests, {}, onEvent);
+    } finally {
+      generator = saved;
+    }
+  };
+  const mixed = () => [
+    request(PROMPT_A, 'text', 21, { seed: 11 }),
+    request(PROMPT_B, 'image', N() + 2, { seed: 12 }),
+    request(PROMPT_C, 'interleaved', 2 * (N() + 2) + 5, { seed: 13, logitBias: boiBias() }),
+    request(PROMPT_A, 'image', 3 * N(), { seed: 14, guidance: OFF }),
+    request(PROMPT_B, 'interleaved', N() + 2 + 6, { seed: 15, logitBias: boiBias(), guidance: OFF, repetitionPenalty: 1.3 }),
+    request(PROMPT_C, 'text', 9, { seed: 16, repetitionPenalty: 1.5 }),
+  ];
+
+  it('the mixed batch gives the same tokens and the same events', async () => {
+    const loop = await runWith(generator, mixed());
+    const stepped = await runWith(v2, mixed());
+    expect(tokensOf(stepped)).toEqual(tokensOf(loop));
+    expectConsistentEvents(stepped);
+    const finals = (o: Outcome) => o.events.filter((e) => e.type === 'image_done' || e.type === 'done');
+    expect(finals(stepped)).toEqual(finals(loop));
+    // the guided interleaved request opened images mid-sequence: its guidance rows joined and left
+    expect(stepped.events.filter((e) => e.sequence === 2 && e.type === 'image_done').length).toBeGreaterThanOrEqual(1);
+  });
+
+  it("a request's AbortSignal stops it after its first token; the others finish as before", async () => {
+    const batch = (signal?: AbortSignal) => [request(PROMPT_A, 'text', 20, { seed: 30, signal }), request(PROMPT_B, 'image', N() + 2, { seed: 31 })];
+    const whole = await runWith(v2, batch());
+    const controller = new AbortController();
+    const o = await runWith(v2, batch(controller.signal), (e) => e.sequence === 0 && controller.abort());
+    expect(o.done[0].reason).toBe('canceled');
+    expect(o.done[0].tokens).toEqual(whole.done[0].tokens.slice(0, 1));
+    expect(o.done[1]).toEqual(whole.done[1]);
+  });
+
+  it('moves a few bytes per generated token, the same at every context length', async () => {
+    const measure = async (maxNewTokens: number) => {
+      const before = { ...v2.stats };
+      await runWith(v2, [request(PROMPT_A, 'text', maxNewTokens, { seed: 3 })]);
+      const tokens = v2.stats.tokens - before.tokens;
+      return (v2.stats.bytesIn - before.bytesIn + v2.stats.bytesOut - before.bytesOut) / tokens;
+    };
+    const [short, long] = [await measure(40), await measure(400)];
+    console.log(`engine v2: ${short.toFixed(0)} B/token over 40 tokens, ${long.toFixed(0)} B/token over 400`);
+    // the batch's settings (the mode mask and bias rows) are written once; each step moves a few dozen bytes
+    expect(long).toBeLessThan(short);
+    expect(long).toBeLessThan(4096);
   });
 });
