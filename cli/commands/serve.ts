@@ -12,6 +12,7 @@ import { apiDepsFromEnv } from '../../functions/api/deps-from-env.ts';
 import { renderPrediction } from '../../functions/api/prediction-view.ts';
 import { serveApi, type ServedApi } from '../../functions/api/serve.ts';
 import { startWorker, workerConfigFromEnv, type StartedWorker } from '../../sidecar/worker/start-worker.ts';
+import { generateWebhookSecret } from '../../sidecar/worker/webhooks.ts';
 import { resolveModelDir } from '../default-model.ts';
 
 /**
@@ -40,6 +41,8 @@ export interface LocalService {
   dataDir: string;
   workerHealth: string;
   keysOn: boolean;
+  /** Where the webhook secret is kept (made on the first start), or null when ANOLE_WEBHOOK_SECRET sets it. */
+  webhookSecretFile: string | null;
   stop(): Promise<void>;
 }
 
@@ -83,6 +86,9 @@ export async function startLocalService(env: NodeJS.ProcessEnv = process.env): P
     handle = bucketOnOrigin({ bucket: stack.s3.bucket, store: internalStore, signing, region: stack.s3.region }, createApp(deps).fetch);
 
     const config = workerConfigFromEnv(modelDir, { ANOLE_HEALTH_PORT: '0', ...serviceEnv });
+    // a receiver must be able to verify webhooks: the secret is kept in the data directory and named in the banner
+    const webhookSecretFile = config.webhookSecret ? null : path.join(dataDir, 'webhook-secret');
+    if (webhookSecretFile) config.webhookSecret = readOrCreateSecret(webhookSecretFile, generateWebhookSecret).secret;
     // a preview at each quarter of the rows: 3 on the tiny 4-row grid, 3 (each a VQ decode) on the real 32
     config.worker = { previewEveryRows: Math.max(1, Math.floor(deps.config.vq.quantStateDims[0] / 4)), ...config.worker };
     // webhooks carry the prediction exactly as the API shows it
@@ -90,7 +96,7 @@ export async function startLocalService(env: NodeJS.ProcessEnv = process.env): P
     worker = await startWorker(config);
     await page;
 
-    return { url: api.url, modelDir, dataDir, workerHealth: worker.health.url, keysOn: (deps.apiKeys ?? []).length > 0, stop: stopAll };
+    return { url: api.url, modelDir, dataDir, workerHealth: worker.health.url, keysOn: (deps.apiKeys ?? []).length > 0, webhookSecretFile, stop: stopAll };
   } catch (e) {
     await stopAll().catch(() => {});
     throw e;
@@ -129,7 +135,7 @@ function parsePort(value: string | undefined): number {
 }
 
 /** What a newcomer needs: where things are and a curl that makes a picture. */
-export function howToCall(s: Pick<LocalService, 'url' | 'modelDir' | 'dataDir' | 'workerHealth' | 'keysOn'>): string {
+export function howToCall(s: Pick<LocalService, 'url' | 'modelDir' | 'dataDir' | 'workerHealth' | 'keysOn'> & Partial<Pick<LocalService, 'webhookSecretFile'>>): string {
   const auth = s.keysOn ? ` -H "Authorization: Bearer $ANOLE_KEY"` : '';
   const create = `curl -s ${s.url}/v1/predictions -H 'Content-Type: application/json' -H 'Prefer: wait'${auth} \\\n    -d '{"input": {"prompt": "A lighthouse at dusk.", "mode": "image"}}'`;
   const firstImageUrl = `node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).output.find(p=>p.type==="image").url))'`;
@@ -140,6 +146,7 @@ export function howToCall(s: Pick<LocalService, 'url' | 'modelDir' | 'dataDir' |
     `  model        ${s.modelDir}`,
     `  data         ${s.dataDir}`,
     `  worker       ${s.workerHealth}/healthz`,
+    ...(s.webhookSecretFile ? [`  webhooks     signed with the secret in ${s.webhookSecretFile} (ANOLE_WEBHOOK_SECRET to choose one)`] : []),
     s.keysOn ? `  API keys are on (ANOLE_API_KEYS): send one as a Bearer token, e.g. export ANOLE_KEY=<one of them>` : `  API keys are off (set ANOLE_API_KEYS=key1,key2 to turn them on)`,
     '',
     'Make a picture (Prefer: wait answers when it is done):',
