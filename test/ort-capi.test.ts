@@ -208,6 +208,18 @@ describe('ort-capi: memory, values and IoBinding', () => {
     out.release();
   });
 
+  it('a value over a subarray reads and writes exactly that slice of the larger buffer', () => {
+    using session = Session.fromBytes(addOneGraph(2).bytes);
+    using binding = new IoBinding(session);
+    const big = Float32Array.of(0, 1, 2, 3, 4, 5, 6, 7);
+    using x = Value.fromArray(big.subarray(1, 3), [2]);
+    using y = Value.fromArray(big.subarray(5, 7), [2]);
+    expect(y.dataPointer() - x.dataPointer()).toBe(16n);
+    binding.bindInput('x', x).bindOutput('y', y);
+    binding.run();
+    expect(Array.from(big)).toEqual([0, 1, 2, 3, 4, 2, 3, 7]);
+  });
+
   it('BindInput with an unknown name fails naming the call and leaves the binding usable; outputs are checked by name', () => {
     using session = Session.fromBytes(addOneGraph(2).bytes);
     using binding = new IoBinding(session);

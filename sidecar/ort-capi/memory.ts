@@ -58,9 +58,9 @@ export class MemoryInfo extends Handle {
     return callOut<number>('MemoryInfoGetType', this.pointer) === 1 ? 'arena' : 'device';
   }
 
-  /** True for host memory that JavaScript can read. */
+  /** True for host memory that JavaScript can read (CPU, CUDA's pinned host memory, a provider's CPU in/out). */
   get isCpu(): boolean {
-    return this.name === 'Cpu' || this.memType !== 'default';
+    return this.name === 'Cpu' || this.name === 'CudaPinned' || this.memType !== 'default';
   }
 
   protected destroy(pointer: bigint): void {
