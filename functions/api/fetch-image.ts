@@ -123,7 +123,10 @@ async function checkPixels(bytes: Uint8Array, limits: ImageLimits, param: string
   if (bytes.length > limits.maxBytes) throw tooLarge(param, limits);
   let meta: Metadata;
   try {
-    meta = await sharp(bytes).metadata();
+    // the header only, with sharp's own pixel limit off: the limit that counts is the one decoding
+    // uses (limits.maxPixels, the processor's limitInputPixels), and over sharp's default it would say
+    // "undecodable" (415) for what is only too large
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (e) {
     throw new ApiError(415, 'unsupported_image', `not an image any decoder here reads: ${(e as Error).message}`, param);
   }
