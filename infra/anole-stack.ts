@@ -4,6 +4,7 @@ import * as ecs from 'aws-cdk-lib/aws-ecs';
 import type { Construct } from 'constructs';
 import { Alarms } from './alarms.ts';
 import { Api } from './api.ts';
+import { BucketCors } from './bucket-cors.ts';
 import { ServiceEvents } from './events.ts';
 import { GpuCapacity } from './gpu-capacity.ts';
 import { GpuWorker } from './gpu-worker.ts';
@@ -58,6 +59,7 @@ export class AnoleStack extends Stack {
     new WorkerScaling(this, 'Scaling', { service: worker.service, queue: jobs.queue, settings });
 
     const api = new Api(this, 'Api', { settings, bucket: storage.bucket, queue: jobs.queue, model, entry: props.apiEntry });
+    new BucketCors(this, 'BucketCors', { bucket: storage.bucket, apiUrl: api.url.url, logRetentionDays: settings.logRetentionDays });
     const events = new ServiceEvents(this, 'Events', { settings, bucket: storage.bucket, queue: jobs.queue, model, apiUrl: api.url.url });
     const alarms = new Alarms(this, 'Alarms', { settings, jobs: jobs.queue, jobDeadLetters: jobs.deadLetters, eventDeadLetters: events.deadLetters });
 

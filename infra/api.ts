@@ -68,6 +68,8 @@ export class Api extends Construct {
       },
       // sharp decodes and resizes up to 20 MB images; 1769 MB is one full vCPU.
       memorySize: 1769,
+      // an open URL (api-keys mode) bounds what anyone on the internet can make it run at once, and bill
+      ...(iamAuth ? {} : { reservedConcurrentExecutions: settings.apiConcurrency }),
       timeout: Duration.minutes(15),
       logRetentionDays: settings.logRetentionDays,
       nodeModules: NATIVE_MODULES,

@@ -28,6 +28,8 @@ export const ENV = {
   visibilitySeconds: 'ANOLE_VISIBILITY_SECONDS',
   /** start-worker.ts: deliveries that may run a job; one less than the queue's maxReceiveCount (see WorkerOptions.maxAttempts). */
   maxAttempts: 'ANOLE_MAX_ATTEMPTS',
+  /** worker-config.ts: jobs a worker runs at once; the worker refuses to start when they cannot fit (model-memory.ts). */
+  batchSize: 'ANOLE_BATCH_SIZE',
   /** infra/handlers/request-intake.ts: the API's public URL, so accepted requests carry their prediction's real URLs. */
   apiUrl: 'ANOLE_API_URL',
   /** infra/handlers: the EventBridge bus that receives requests and gets completion events. */

@@ -21,8 +21,8 @@ export interface GpuWorkerProps {
 }
 
 /**
- * The sidecar as an ECS service on the GPU capacity provider, desired count 0 until the queue has
- * work (worker-scaling.ts). A task is two containers sharing the instance's model directory:
+ * The sidecar as an ECS service on the GPU capacity provider, its task count set by the queue's
+ * scaling (worker-scaling.ts). A task is two containers sharing the instance's model directory:
  *
  *   model-sync  aws s3 sync <model uri> → /opt/anole/model, then exits 0 (a warm-pool instance
  *               already has the files, so this only compares them)
@@ -82,6 +82,8 @@ export class GpuWorker extends Construct {
         [ENV.healthPort]: String(CONTAINER.healthPort),
         // one delivery short of the queue's: the last delivery fails the job instead of dead-lettering it
         [ENV.maxAttempts]: String(settings.maxReceiveCount - 1),
+        // what the scaling counts a task for; the worker checks at start that this batch fits its GPU and host
+        [ENV.batchSize]: String(settings.jobsPerTask),
       },
       secrets: { [ENV.webhookSecret]: ecs.Secret.fromSecretsManager(this.webhookSecret) },
       healthCheck: {
@@ -121,8 +123,9 @@ export class GpuWorker extends Construct {
     this.service = new ecs.Ec2Service(this, 'Service', {
       cluster: capacity.cluster,
       taskDefinition: this.taskDefinition,
-      // Zero until the queue says otherwise; a deployment also starts from zero rather than keep an idle GPU.
-      desiredCount: 0,
+      // No desired count: the queue's scaling owns it (worker-scaling.ts), and a count in the template would be
+      // reset by every deploy, stopping busy workers. (CloudFormation starts a new service at 1 task; the idle
+      // scale-in takes it to 0 after idleMinutes.)
       // One GPU per instance: replace a task by stopping the old one first, never by adding an instance.
       minHealthyPercent: 0,
       maxHealthyPercent: 100,

@@ -28,6 +28,8 @@ export interface ServiceFunctionProps {
   afterBundling?: (outputDir: string) => string[];
   /** Asynchronously invoked functions: where an event goes after the retries fail. */
   deadLetterQueue?: sqs.IQueue;
+  /** Reserved concurrency: the most instances at once (and what the account's other functions cannot use). */
+  reservedConcurrentExecutions?: number;
 }
 
 /**
@@ -62,6 +64,7 @@ export class ServiceFunction extends Construct {
       logGroup,
       role: this.role,
       ...(props.deadLetterQueue ? { deadLetterQueue: props.deadLetterQueue, retryAttempts: 2 } : {}),
+      ...(props.reservedConcurrentExecutions ? { reservedConcurrentExecutions: props.reservedConcurrentExecutions } : {}),
       bundling: {
         format: nodejs.OutputFormat.ESM,
         target: 'node22',

@@ -23,6 +23,8 @@ export interface AnoleSettings {
    * 'api-keys': the URL is open and the app checks Bearer keys kept in Secrets Manager (for OpenAI clients).
    */
   apiAuth: ApiAuth;
+  /** api-keys mode: the API function's reserved concurrency, the most requests the open URL runs at once. */
+  apiConcurrency: number;
   /** The longest a job may run; the queue's visibility timeout sits above it. */
   maxJobMinutes: number;
   /**
@@ -31,7 +33,11 @@ export interface AnoleSettings {
    * long poll may still take the message) must not exhaust the budget.
    */
   maxReceiveCount: number;
-  /** Jobs one worker takes at a time (its batch); the backlog per task the scaling steps count with. */
+  /**
+   * Jobs one worker takes at a time (its ANOLE_BATCH_SIZE); the backlog per task the scaling steps count with.
+   * Each job's KV cache at the full context is 6 GiB in fp16 for a 7B model (three guided rows), so a 24 GB
+   * GPU holds one (sidecar/bundle/memory-estimate.ts; the worker refuses a batch that does not fit).
+   */
   jobsPerTask: number;
   /** An alarm fires when the oldest job has waited this long (default: the longest job plus a cold start). */
   jobAgeAlarmMinutes: number;
@@ -60,9 +66,10 @@ export const DEFAULT_SETTINGS: AnoleSettings = {
   idleMinutes: 15,
   warmPoolSize: 0,
   apiAuth: 'iam',
+  apiConcurrency: 20,
   maxJobMinutes: 30,
   maxReceiveCount: 5,
-  jobsPerTask: 4,
+  jobsPerTask: 1,
   jobAgeAlarmMinutes: 45,
   logRetentionDays: 30,
   outputsExpireDays: 30,
@@ -108,6 +115,7 @@ export function settingsFromContext(get: (key: string) => unknown): AnoleSetting
   s.maxJobMinutes = int('maxJobMinutes', 1, 12 * 60) ?? s.maxJobMinutes;
   s.maxReceiveCount = int('maxReceiveCount', 3, 10) ?? s.maxReceiveCount;
   s.jobsPerTask = int('jobsPerTask', 1, 64) ?? s.jobsPerTask;
+  s.apiConcurrency = int('apiConcurrency', 1, 1000) ?? s.apiConcurrency;
   s.jobAgeAlarmMinutes = int('jobAgeAlarmMinutes', 1, 24 * 60) ?? s.jobAgeAlarmMinutes;
   s.logRetentionDays = int('logRetentionDays', 1, 3653) ?? s.logRetentionDays;
   s.outputsExpireDays = int('outputsExpireDays', 1, 3650) ?? s.outputsExpireDays;

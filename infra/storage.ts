@@ -36,8 +36,8 @@ export class Storage extends Construct {
       serverAccessLogsPrefix: 'data/',
       // Object-created events go to EventBridge: requests/ starts jobs, status.json writes announce completions.
       eventBridgeEnabled: true,
-      // Browsers PUT uploads and GET outputs with presigned URLs; the signature is the authorization.
-      cors: [{ allowedMethods: [s3.HttpMethods.GET, s3.HttpMethods.PUT, s3.HttpMethods.HEAD], allowedOrigins: ['*'], allowedHeaders: ['*'], maxAge: 3600 }],
+      // CORS (browsers PUT uploads and GET outputs with presigned URLs) is set at deploy time for the API's
+      // origin only (bucket-cors.ts): the Function URL depends on the bucket, so the bucket cannot name it.
       lifecycleRules: [
         { id: 'outputs', prefix: KEYS.outputs, expiration: outputs },
         { id: 'predictions', prefix: KEYS.predictions, expiration: outputs },

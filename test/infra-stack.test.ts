@@ -98,19 +98,38 @@ describe('storage', () => {
   });
 
   it("CORS lets the playground (on the Function URL's origin) PUT uploads with their Content-Type and fetch previews", () => {
-    const [, bucket] = Object.entries(base.resources('AWS::S3::Bucket')).find(([id]) => id.startsWith('StorageData'))!;
+    // the rule the deploy-time custom resource puts (infra/bucket-cors.ts), its origin resolved as CloudFormation would
+    const [, cors] = only(base.resources('Custom::AWS'));
+    const [urlId] = only(base.resources('AWS::Lambda::Url'));
+    const page = 'https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.eu-west-1.on.aws';
+    const resolve = (v: unknown): string => {
+      if (typeof v === 'string') return v;
+      const o = v as Record<string, any>;
+      if (o['Fn::Join']) return o['Fn::Join'][1].map(resolve).join(o['Fn::Join'][0]);
+      if (o['Fn::Select'] && o['Fn::Select'][1]['Fn::Split']) {
+        const [sep, of] = o['Fn::Select'][1]['Fn::Split'];
+        expect(of).toEqual({ 'Fn::GetAtt': [urlId, 'FunctionUrl'] });
+        return `${page}/`.split(sep)[o['Fn::Select'][0]];
+      }
+      if (o.Ref) return 'anole-data-bucket';
+      throw new Error(`unexpected ${JSON.stringify(v)}`);
+    };
+    const call = JSON.parse(resolve(cors.Properties.Create));
+    expect(call).toMatchObject({ service: 'S3', action: 'putBucketCors', parameters: { Bucket: 'anole-data-bucket' } });
     type Rule = { AllowedOrigins: string[]; AllowedMethods: string[]; AllowedHeaders?: string[] };
-    const rules: Rule[] = bucket.Properties.CorsConfiguration.CorsRules;
+    const rules: Rule[] = call.parameters.CORSConfiguration.CORSRules;
     // S3's matching: an origin or header entry may hold one "*" wildcard; headers are case-insensitive
     const matches = (patterns: string[] | undefined, value: string) =>
       (patterns ?? []).some((p) => new RegExp(`^${p.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 'i').test(value));
     const allows = (origin: string, method: string, headers: string[]) =>
       rules.some((r) => matches(r.AllowedOrigins, origin) && r.AllowedMethods.includes(method) && headers.every((h) => matches(r.AllowedHeaders, h)));
-    const page = 'https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.eu-west-1.on.aws';
     // what functions/playground sends: the upload's PUT with the headers POST /v1/uploads names, and plain GETs
     expect(allows(page, 'PUT', ['content-type'])).toBe(true);
     expect(allows(page, 'GET', [])).toBe(true);
     expect(allows(page, 'DELETE', [])).toBe(false);
+    // and no other origin
+    expect(allows('https://other0123456789.lambda-url.eu-west-1.on.aws', 'GET', [])).toBe(false);
+    expect(rules.flatMap((r) => r.AllowedOrigins)).toEqual([page]);
   });
 });
 
@@ -227,11 +246,11 @@ describe('GPU workers', () => {
     expect(assoc.Properties.CapacityProviders).toEqual([{ Ref: cpId }]);
   });
 
-  it('the service starts at 0 tasks on that capacity provider, and waits for the association before it is created', () => {
+  it('the service leaves its task count to the scaling (no DesiredCount), uses that capacity provider, and waits for the association', () => {
     const [cpId] = only(base.resources('AWS::ECS::CapacityProvider'));
     const [assocId] = only(base.resources('AWS::ECS::ClusterCapacityProviderAssociations'));
     const [, service] = only(base.resources('AWS::ECS::Service'));
-    expect(service.Properties.DesiredCount).toBe(0);
+    expect(service.Properties).not.toHaveProperty('DesiredCount');
     expect(service.Properties.CapacityProviderStrategy).toEqual([{ Base: 0, CapacityProvider: { Ref: cpId }, Weight: 1 }]);
     expect(service.Properties.DeploymentConfiguration).toMatchObject({ MinimumHealthyPercent: 0, MaximumPercent: 100 });
     expect(service.DependsOn).toContain(assocId);
@@ -339,8 +358,8 @@ describe('scaling on the queue backlog', () => {
     expect(policy(base)).toMatchObject({
       AdjustmentType: 'ExactCapacity',
       StepAdjustments: [
-        { MetricIntervalLowerBound: 0, MetricIntervalUpperBound: 4, ScalingAdjustment: 1 },
-        { MetricIntervalLowerBound: 4, ScalingAdjustment: 2 },
+        { MetricIntervalLowerBound: 0, MetricIntervalUpperBound: 1, ScalingAdjustment: 1 },
+        { MetricIntervalLowerBound: 1, ScalingAdjustment: 2 },
       ],
     });
     // bounds are relative to the threshold (1): 2 jobs per task → 1–2 jobs: 1 task, 3–4: 2, … 7+: 4
@@ -414,7 +433,7 @@ describe('alarms and logs', () => {
   it('every log group of the service has the configured retention; every service Lambda and container writes to one', () => {
     for (const [s, days] of [[base, DEFAULT_SETTINGS.logRetentionDays], [tuned, 14]] as const) {
       const groups = s.resources('AWS::Logs::LogGroup');
-      expect(Object.keys(groups)).toHaveLength(4);
+      expect(Object.keys(groups)).toHaveLength(5); // the worker's, three functions', the deploy-time CORS handler's
       for (const g of Object.values(groups)) expect(g.Properties.RetentionInDays).toBe(days);
       for (const [id, fn] of Object.entries(s.resources('AWS::Lambda::Function')).filter(([id]) => /^(Api|Events)/.test(id))) {
         expect(groups[fn.Properties.LoggingConfig.LogGroup.Ref], id).toBeDefined();
@@ -461,7 +480,8 @@ describe('least privilege', () => {
 
   it('no AWS managed policies on the service roles (the API Lambda writes to its own log group only)', () => {
     for (const [id, role] of Object.entries(base.resources('AWS::IAM::Role'))) {
-      if (id.startsWith('BucketNotificationsHandler') || id.startsWith('CustomVpcRestrictDefaultSG')) continue;
+      // CDK's deploy-time handlers: bucket notifications, the default security group, the bucket's CORS rule
+      if (id.startsWith('BucketNotificationsHandler') || id.startsWith('CustomVpcRestrictDefaultSG') || id.startsWith('AWS679f53fac002430cb0da5b7982bd2287')) continue;
       expect(role.Properties.ManagedPolicyArns, id).toBeUndefined();
     }
   });
