@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { Worker } from 'node:worker_threads';
 import koffi from 'koffi';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -76,6 +77,23 @@ describe('ort-capi: the library', () => {
     await jsSession.release();
     const mapped = new Set(fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => /libonnxruntime\.so/.test(l)).map((l) => l.split(/\s+/).pop()));
     expect([...mapped]).toEqual([fs.realpathSync(ortLibrary().path)]);
+  });
+
+  it('works in worker threads too (the engine runs in one), before and after the main thread uses it', async () => {
+    const inWorker = async (x: number[]) => {
+      const worker = new Worker(new URL('../sidecar/engine/thread-bootstrap.js', import.meta.url), {
+        workerData: { entry: new URL('./ort-capi-worker.ts', import.meta.url).href, x },
+      });
+      try {
+        return await new Promise<number[]>((resolve, reject) => worker.once('message', resolve).once('error', reject));
+      } finally {
+        await worker.terminate();
+      }
+    };
+    expect(await inWorker([1, 2])).toEqual([2, 3]);
+    using session = Session.fromBytes(addOneGraph(1).bytes);
+    expect(await inWorker([5])).toEqual([6]);
+    expect(session.outputNames).toEqual(['y']);
   });
 
   it('an env of our own is a counted reference to the process env, released on its own', () => {
@@ -311,6 +329,29 @@ describe('ort-capi: memory, values and IoBinding', () => {
     expect(Array.from(xb)).toEqual(Array.from(bf16));
     expect(Array.from(hf)).toEqual(Array.from(widened));
     expect(xbv.typeAndShape().elementType).toBe('bfloat16');
+  });
+
+  it('bool and int32 values: y = Not(x), n = x.int32 + 1', () => {
+    const g = new GraphBuilder('bool_int');
+    const x = g.input('x', DataType.BOOL, [3]);
+    const i = g.input('i', DataType.INT32, [3]);
+    g.op('Not', [x], {}, { output: 'y' });
+    g.op('Add', [i, g.constant('one', DataType.INT32, [], [1])], {}, { output: 'n' });
+    g.output('y', DataType.BOOL, [3]);
+    g.output('n', DataType.INT32, [3]);
+    using session = Session.fromBytes(g.build().bytes);
+    using binding = new IoBinding(session);
+    const y = new Uint8Array(3);
+    const n = new Int32Array(3);
+    using xv = Value.fromArray(Uint8Array.of(1, 0, 1), [3], 'bool');
+    using iv = Value.fromArray(Int32Array.of(-1, 0, 41), [3]);
+    using yv = Value.fromArray(y, [3], 'bool');
+    using nv = Value.fromArray(n, [3]);
+    binding.bindInput('x', xv).bindInput('i', iv).bindOutput('y', yv).bindOutput('n', nv);
+    binding.run();
+    expect(Array.from(y)).toEqual([0, 1, 0]);
+    expect(Array.from(n)).toEqual([0, 1, 42]);
+    expect(yv.typeAndShape().elementType).toBe('bool');
   });
 
   it('views: bounds are checked, and a value refuses release while a view of it lives', () => {
