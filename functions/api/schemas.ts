@@ -43,8 +43,19 @@ export const GuidanceSchema = z
   })
   .openapi('Guidance');
 
+const TOKEN_ID_KEY = 'a token id in canonical decimal (0, 1, 2, …: no sign, leading zero, point or exponent)';
+
+/**
+ * Keys are canonical decimal ids, so no two keys name one token (`5`, `05`); zod's record drops an own
+ * `__proto__` key without a word (it guards the result's prototype), so that one is refused before.
+ */
 export const LogitBiasSchema = z
-  .record(z.string().regex(/^\d+$/, 'a token id (a non-negative integer)'), z.number().min(-100).max(100))
+  .preprocess((value, ctx) => {
+    if (value !== null && typeof value === 'object' && Object.hasOwn(value, '__proto__')) {
+      ctx.issues.push({ code: 'invalid_key', origin: 'record', path: ['__proto__'], input: value, message: 'Invalid key in record', issues: [{ code: 'custom', path: [], input: '__proto__', message: TOKEN_ID_KEY }] });
+    }
+    return value;
+  }, z.record(z.string().regex(/^(0|[1-9]\d*)$/, TOKEN_ID_KEY), z.number().min(-100).max(100)))
   .refine((m) => Object.keys(m).length <= LIMITS.maxLogitBiasEntries, {
     message: `at most ${LIMITS.maxLogitBiasEntries} entries`,
   })
