@@ -34,10 +34,10 @@ export function checkVersion(version: string, file: string): void {
   if (Number(m[1]) !== 1 || Number(m[2]) < ORT_API_VERSION) throw new Error(`${path.basename(file)} at ${file} is ${version}; ${why}`);
 }
 
-/** Where onnxruntime-node keeps the ONNX Runtime library it loads itself. */
+/** Where onnxruntime-node keeps the ONNX Runtime library it loads itself (Linux: the only platform served and tested). */
 export function libraryPath(dir: string = nativeBindingDir()): string {
-  const name = process.platform === 'darwin' ? `libonnxruntime.${WRITTEN_FOR}.0.dylib` : process.platform === 'win32' ? 'onnxruntime.dll' : 'libonnxruntime.so.1';
-  return path.join(dir, name);
+  if (process.platform !== 'linux') throw new Error(`ONNX Runtime C API: only Linux is supported (this is ${process.platform})`);
+  return path.join(dir, 'libonnxruntime.so.1');
 }
 
 let loaded: OrtLibrary | undefined;
