@@ -10,7 +10,8 @@ import type { ApiContext } from './deps.ts';
 import { ApiError } from './errors.ts';
 import { requestCancel } from './cancel-prediction.ts';
 import { endIfOrphaned, settlingReads } from './end-orphaned.ts';
-import { followEvents, waitForTerminal } from './follow-prediction.ts';
+import { EventWatchers } from './event-watchers.ts';
+import { waitForTerminal } from './follow-prediction.ts';
 import { checkIdempotencyKey, fingerprint, idempotent, type NoteProgress, type StoredResponse } from './idempotency.ts';
 import { renderPrediction, type ViewContext } from './prediction-view.ts';
 import {
@@ -93,6 +94,8 @@ const streamPredictionRoute = createRoute({
 const IDEMPOTENT_ANSWER_MARGIN_S = 5;
 
 export function predictionRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): void {
+  // all streams of one prediction share one poller
+  const watchers = new EventWatchers(settlingReads(ctx), { pollMs: ctx.limits.pollMs });
   app.openapi(createPredictionRoute, async (c) => {
     const body = c.req.valid('json');
     const owner = c.get('owner');
@@ -167,7 +170,7 @@ export function predictionRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): vo
       const deadline = abortAfter(ctx.limits.maxStreamSeconds * 1000, AbortSignal.any([aborted.signal, ctx.shutdown]));
       try {
         await stream.writeSSE({ event: 'status', data: JSON.stringify({ status: record.status }) });
-        const events = followEvents(settlingReads(ctx), id, { afterSeq: lastEventId ? Number(lastEventId) : -1, pollMs: ctx.limits.pollMs, signal: deadline.signal });
+        const events = watchers.follow(id, { afterSeq: lastEventId ? Number(lastEventId) : -1, signal: deadline.signal });
         for await (const { seq, event } of events) {
           const { type, ...data } = await renderEvent(event, view);
           await stream.writeSSE({ event: type, data: JSON.stringify(data), ...(seq !== null ? { id: String(seq) } : {}) });
