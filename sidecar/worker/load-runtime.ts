@@ -3,6 +3,7 @@ import { loadImageProcessorConfig } from '../../functions/preprocess/preprocesso
 import { AnoleTokenizer } from '../../functions/preprocess/tokenizer.ts';
 import { EngineThread } from '../engine/engine-thread.ts';
 import type { SessionConfig } from '../onnx/session.ts';
+import { assertGpuIfRequired } from './require-gpu.ts';
 import type { JobRuntime } from './run-jobs.ts';
 
 export interface RuntimeOptions extends SessionConfig {
@@ -29,6 +30,9 @@ export async function loadRuntime(modelDir: string, store: BlobStore, opts: Runt
 /** loadRuntime's model part, which needs no storage (the worker starts it before it connects any). */
 export async function loadModelRuntime(modelDir: string, opts: RuntimeOptions = {}): Promise<ModelRuntime> {
   const { thread = true, ...session } = opts;
+  // No silent CPU: a model that must run on CUDA (ANOLE_REQUIRE_GPU=1, a --target cuda bundle) is refused here,
+  // in one line saying why, when CUDA cannot start; nothing has been loaded yet.
+  await assertGpuIfRequired(modelDir);
   // The tokenizer (about 0.25 s for a 2.5 MB tokenizer.json) loads here while the engine thread
   // starts and makes its sessions. A bad tokenizer stops the thread at once rather than after
   // minutes of loading weights; whichever fails, nothing is left running.

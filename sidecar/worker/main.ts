@@ -1,7 +1,7 @@
 import { resolveModelDir } from '../../cli/default-model.ts';
+import { assertModelFits, servingShapeFromEnv } from '../bundle/model-memory.ts';
 import { hasHugepageMalloc } from '../onnx/hugepage-malloc.ts';
 import { loadModelRuntime, releaseModel } from './load-runtime.ts';
-import { assertModelFits, servingShapeFromEnv } from '../bundle/model-memory.ts';
 import { assertGpuIfRequired } from './require-gpu.ts';
 import { workerConfigFromEnv } from './worker-config.ts';
 
@@ -14,8 +14,11 @@ import { workerConfigFromEnv } from './worker-config.ts';
  * is imported while it loads.
  */
 const config = workerConfigFromEnv(await resolveModelDir(undefined));
-await assertGpuIfRequired(config.modelDir); // no silent CPU: exits with one line when CUDA is required and cannot run
-assertModelFits(config.modelDir, servingShapeFromEnv()); // nor a load that cannot fit: weights + KV cache at ANOLE_BATCH_SIZE + activations
+// refused in one line, before anything loads or the rest is imported: a model that must run on CUDA where CUDA
+// cannot start (require-gpu.ts; loadModelRuntime asks too, for `serve`), and a load that cannot fit this machine:
+// weights + KV cache at ANOLE_BATCH_SIZE + activations (model-memory.ts)
+await assertGpuIfRequired(config.modelDir);
+assertModelFits(config.modelDir, servingShapeFromEnv());
 const model = loadModelRuntime(config.modelDir, { intraOpNumThreads: config.intraOpNumThreads });
 model.catch(() => {}); // startWorker reports it; a failed import below must not leave it unhandled
 const { startWorker } = await import('./start-worker.ts').catch(async (e) => {

@@ -21,6 +21,9 @@ export async function assertGpuIfRequired(modelDir: string, env: NodeJS.ProcessE
   const requirement = gpuRequirement(modelDir, env);
   if (!requirement) return;
   const { cudaUnavailableReason, GpuUnavailableError } = await import('../onnx/session.ts');
-  const reason = await cudaUnavailableReason();
+  probed ??= cudaUnavailableReason(); // once per process: the worker asks before its imports, loadModelRuntime again
+  const reason = await probed;
   if (reason) throw new GpuUnavailableError(`CUDA is required (${requirement}) but cannot run: ${reason}`);
 }
+
+let probed: Promise<string | undefined> | undefined;
