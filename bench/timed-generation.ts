@@ -1,6 +1,9 @@
 import type { SequenceRequest } from '../sidecar/engine/generation-request.ts';
 import type { Generator } from '../sidecar/engine/generator.ts';
 
+/** Either engine (the Loop engine or engine v2): the bench times their event streams alike. */
+export type TimedEngine = Pick<Generator, 'generate'>;
+
 /**
  * Times spans of one generation's event stream. Leaving the `for await` early calls the async
  * generator's return(), which ends it at its current yield: no further session.run happens, so a
@@ -20,7 +23,7 @@ export type ChunkSize = number | undefined;
  * prefilled by then) to the event that completes `tokens` codes. Image rows are reported when
  * complete, so `tokens` should be a multiple of the grid width.
  */
-export async function timeImageTokens(generator: Generator, request: SequenceRequest, tokens: number, chunkSize: ChunkSize): Promise<Span> {
+export async function timeImageTokens(generator: TimedEngine, request: SequenceRequest, tokens: number, chunkSize: ChunkSize): Promise<Span> {
   let start: number | undefined;
   for await (const e of generator.generate([request], { chunkSize })) {
     if (e.type === 'image_start') start = performance.now();
@@ -36,7 +39,7 @@ export async function timeImageTokens(generator: Generator, request: SequenceReq
  * Text tokens over time after the first text event: leaves out the prefill and the first chunk's
  * wait (time to first token reports those). `generated` counts every text token of the run.
  */
-export async function timeTextTokens(generator: Generator, request: SequenceRequest, chunkSize: ChunkSize): Promise<Span & { generated: number }> {
+export async function timeTextTokens(generator: TimedEngine, request: SequenceRequest, chunkSize: ChunkSize): Promise<Span & { generated: number }> {
   let first: number | undefined;
   let last = 0;
   let after = 0;
@@ -56,14 +59,14 @@ export async function timeTextTokens(generator: Generator, request: SequenceRequ
 }
 
 /** Milliseconds from the call (prefill included) to the first text event. */
-export async function timeFirstText(generator: Generator, request: SequenceRequest, chunkSize: ChunkSize): Promise<number> {
+export async function timeFirstText(generator: TimedEngine, request: SequenceRequest, chunkSize: ChunkSize): Promise<number> {
   const start = performance.now();
   for await (const e of generator.generate([request], { chunkSize })) if (e.type === 'text') return performance.now() - start;
   throw new Error('the run made no text');
 }
 
 /** A whole image, prefill included: its codes and the milliseconds to image_done. */
-export async function timeWholeImage(generator: Generator, request: SequenceRequest, chunkSize: ChunkSize): Promise<{ ms: number; codes: number[] }> {
+export async function timeWholeImage(generator: TimedEngine, request: SequenceRequest, chunkSize: ChunkSize): Promise<{ ms: number; codes: number[] }> {
   const start = performance.now();
   for await (const e of generator.generate([request], { chunkSize })) {
     if (e.type === 'image_done') return { ms: performance.now() - start, codes: e.codes };
