@@ -2,8 +2,9 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { authenticate, type AuthEnv } from './auth.ts';
 import { withDefaults, type ApiDeps } from './deps.ts';
-import { ApiError, errorResponse, fromZodError, onError, onNotFound } from './errors.ts';
+import { ApiError, errorResponse, fromZodError, onError } from './errors.ts';
 import { healthRoutes } from './health.ts';
+import { notFoundOrNotAllowed } from './method-not-allowed.ts';
 import { openAiRoutes } from './openai.ts';
 import { openApiRoute } from './openapi.ts';
 import { playgroundRoute } from './playground.ts';
@@ -44,6 +45,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<AuthEnv> {
   openApiRoute(app as unknown as OpenAPIHono);
   playgroundRoute(app, ctx);
   app.onError(onError);
-  app.notFound(onNotFound);
+  const notFound = notFoundOrNotAllowed(app.routes); // after every route is registered
+  app.notFound((c) => notFound(c));
   return app;
 }

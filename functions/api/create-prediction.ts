@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { GenerationJob } from '../../contract/job.ts';
 import { newPrediction, type PredictionRecord, type WebhookEvent } from '../../contract/prediction.ts';
-import { ImageInputError } from '../preprocess/image-processor.ts';
+import { decodeImage, ImageInputError } from '../preprocess/image-processor.ts';
 import { InvalidInputError, prepareJob, type PredictionInput } from '../prepare-job.ts';
 import { checkUrlResolves, AddressRefusedError } from './address-policy.ts';
 import type { ApiContext } from './deps.ts';
@@ -58,7 +58,7 @@ export async function createPrediction(ctx: ApiContext, owner: string, req: NewP
     job = await prepareJob({ ...req.input, images }, { id, config: ctx.config, processor: ctx.processor, store: ctx.store });
   } catch (e) {
     if (e instanceof InvalidInputError) throw new ApiError(422, 'invalid_value', e.message, req.param(e.param));
-    if (e instanceof ImageInputError) throw fromInputError(e, '', req.param('images'));
+    if (e instanceof ImageInputError) throw fromInputError(e, '', req.param(await culprit(e, images, ctx.limits.image.maxPixels)));
     throw e;
   }
   const jobKey = `jobs/${id}.json`;
@@ -85,6 +85,23 @@ export async function createPrediction(ctx: ApiContext, owner: string, req: NewP
     throw new ApiError(503, 'queue_unavailable', reason);
   }
   return { record, job };
+}
+
+/**
+ * Which image an ImageInputError is about (`images[k]`): the processor decodes them together and
+ * does not say. Only on this error path: each is decoded alone until one fails the same way.
+ */
+async function culprit(e: ImageInputError, images: Uint8Array[], maxPixels: number): Promise<string> {
+  if (e.code !== 'UNDECODABLE' && e.code !== 'TOO_LARGE' && e.code !== 'EMPTY_INPUT') return 'images';
+  if (images.length === 1) return 'images[0]';
+  for (const [k, bytes] of images.entries()) {
+    try {
+      await decodeImage(bytes, { limitInputPixels: maxPixels });
+    } catch (again) {
+      if (again instanceof ImageInputError && again.code === e.code) return `images[${k}]`;
+    }
+  }
+  return 'images';
 }
 
 async function checkWebhook(url: string, ctx: ApiContext, param: string): Promise<void> {

@@ -1,4 +1,4 @@
-import type { Context, ErrorHandler, NotFoundHandler } from 'hono';
+import type { Context, ErrorHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ZodError } from 'zod';
@@ -12,6 +12,7 @@ import { InvalidInputError } from '../prepare-job.ts';
  *
  *   400 malformed: not JSON, wrong types, unknown or missing fields
  *   401 no or wrong API key          404 no such resource (or another key's)
+ *   405 a known path with another method (Allow lists the methods it takes)
  *   409 an identical request with the same Idempotency-Key is still running
  *   413 body, image bytes or image pixels over a limit
  *   415 body not JSON, or an image no decoder reads
@@ -19,7 +20,7 @@ import { InvalidInputError } from '../prepare-job.ts';
  *       vocabulary, an image URL we refuse to fetch, an Idempotency-Key reused with another body
  *   503 storage or queue unreachable (Retry-After): the same request may succeed later
  */
-export type ErrorStatus = 400 | 401 | 404 | 409 | 413 | 415 | 422 | 500 | 503 | 504;
+export type ErrorStatus = 400 | 401 | 404 | 405 | 409 | 413 | 415 | 422 | 500 | 503 | 504;
 
 export interface ErrorBody {
   error: { code: string; message: string; param: string | null };
@@ -122,5 +123,3 @@ export const onError: ErrorHandler = (err, c) => {
   console.error('unhandled error', err);
   return errorResponse(c, new ApiError(500, 'internal_error', 'internal error'));
 };
-
-export const onNotFound: NotFoundHandler = (c) => errorResponse(c, new ApiError(404, 'not_found', `no route ${c.req.method} ${c.req.path}`));

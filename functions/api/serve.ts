@@ -1,6 +1,7 @@
 import { serve } from '@hono/node-server';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 /** The API over real HTTP on Node (local runs and tests); on AWS it is functions/lambda.ts instead. */
 export interface ServedApi {
@@ -52,5 +53,22 @@ export function serveApi(app: { fetch: (request: Request) => Response | Promise<
       });
     });
     server.once('error', failed);
+    server.on('clientError', answerParserError);
   });
+}
+
+/**
+ * What Node's HTTP parser refuses before the app sees it (headers too large, a malformed request
+ * line) gets the API's JSON error shape too, instead of Node's bare status line.
+ */
+function answerParserError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+  const [status, reason, code, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'headers_too_large', 'the request headers are too large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'request_timeout', 'the request took too long to arrive']
+        : [400, 'Bad Request', 'malformed_request', `not a valid HTTP request (${err.code ?? err.message})`];
+  const body = JSON.stringify({ error: { code, message, param: null } });
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
