@@ -1,8 +1,5 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import ort from 'onnxruntime-node';
-import { missingLinkedLibraries } from './cuda-libraries.ts';
-import { cudaUnavailableReason, nativeBindingDir, probeProvider } from './session.ts';
+import { cudaUnavailableReason, ortMessage, probeProvider } from './session.ts';
 
 export interface ProviderStatus {
   name: string;
@@ -22,22 +19,9 @@ export async function providerStatuses(opts: { bindingDir?: string } = {}): Prom
   const out: ProviderStatus[] = [];
   for (const { name, bundled } of ort.listSupportedBackends()) {
     let reason: string | undefined;
-    if (name === 'cuda') {
-      reason = await cudaUnavailableReason(opts);
-      const library = path.join(opts.bindingDir ?? nativeBindingDir(), 'libonnxruntime_providers_cuda.so');
-      const missing = reason && fs.existsSync(library) ? missingLinkedLibraries(library) : undefined;
-      if (missing?.length) reason = `${path.basename(library)} links libraries not found here: ${missing.join(', ')}`;
-    } else {
-      reason = await probeProvider(name).then(() => undefined, (e: Error) => oneLine(e.message));
-    }
+    if (name === 'cuda') reason = await cudaUnavailableReason(opts);
+    else reason = await probeProvider(name).then(() => undefined, (e: Error) => ortMessage(e.message));
     out.push({ name, bundled, loads: reason === undefined, ...(reason ? { reason } : {}) });
   }
   return out;
-}
-
-/** ONNX Runtime's messages start with a source location and a failed condition: keep what they say. */
-function oneLine(message: string): string {
-  const first = message.split('\n')[0];
-  const said = / was false\. (.+)$/.exec(first)?.[1];
-  return said ?? first;
 }

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
+import { missingLinkedLibraries } from './cuda-libraries.ts';
 import { DataType, GraphBuilder, type BuiltModel } from './graph-builder.ts';
 
 export interface SessionConfig {
@@ -81,9 +82,19 @@ export async function cudaUnavailableReason(opts: Pick<ProviderOptions, 'binding
   try {
     await (opts.probe ?? probeCuda)();
   } catch (e) {
-    return `CUDA did not start: ${String((e as Error).message).split('\n')[0]}`;
+    // the libraries the provider links that the loader cannot find (a CUDA or cuDNN major this machine lacks)
+    // say more than ONNX Runtime's "failed to load library", which names only the first
+    const missing = missingLinkedLibraries(library);
+    if (missing?.length) return `${path.basename(library)} links libraries not found here: ${missing.join(', ')}`;
+    return `CUDA did not start: ${ortMessage(String((e as Error).message))}`;
   }
   return undefined;
+}
+
+/** The first line of an ONNX Runtime error without its source location and status prefix. */
+export function ortMessage(message: string): string {
+  const first = message.split('\n')[0];
+  return / was false\. (.+)$/.exec(first)?.[1] ?? first.replace(/^.*\[ONNXRuntimeError\] : \d+ : [A-Z_]+ : /, '');
 }
 
 /**
