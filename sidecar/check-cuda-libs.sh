@@ -6,8 +6,8 @@
 #
 #   check-cuda-libs.sh PROVIDER_LIB [--cuda-major N] [--cudnn-major N]
 #
-# The image's majors default to the nvidia/cuda images' own variables: CUDA_VERSION (13.0.1) and
-# NV_CUDNN_VERSION (9.13.0.50-1). Exit 0 and one "ok" line, or exit 1 with one line per problem on stderr.
+# The image's majors default to the nvidia/cuda images' own variables: CUDA_VERSION (13.2.1) and
+# NV_CUDNN_VERSION (9.x.y.z-1). Exit 0 and one "ok" line, or exit 1 with one line per problem on stderr.
 set -uo pipefail
 
 lib="${1:-}"
@@ -31,7 +31,9 @@ fail() { echo "check-cuda-libs: $lib: $1" >&2; exit 1; }
 # ONNX Runtime loads libonnxruntime_providers_shared.so from the provider's own directory before the provider:
 # resolve it from there as the loader will.
 dir="$(cd "$(dirname "$lib")" && pwd)"
-if ! links="$(LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ldd "$lib" 2>&1)"; then
+# -r: also resolve every function the provider calls, so an image whose CUDA or cuDNN minor is older than the
+# one the provider was built with (a symbol it lacks) fails here too, not at the first session
+if ! links="$(LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ldd -r "$lib" 2>&1)"; then
   fail "ldd failed: $(echo "$links" | head -n 1)"
 fi
 
@@ -42,6 +44,11 @@ not_found="$(echo "$links" | awk '$2 == "=>" && $3 == "not" { print $1 }' | sort
 missing="$(echo "$not_found" | grep -Ev "$driver_libs" | paste -sd ' ' -)"
 from_driver="$(echo "$not_found" | grep -E "$driver_libs" | paste -sd ' ' -)"
 [ -n "$missing" ] && problems+=("not found: $missing")
+# functions of the CUDA runtime and libraries (cuda*, cublas*, cudnn*, curand*, cufft*; the driver's cuXxx come at run time)
+undefined="$(echo "$links" | sed -n 's/^[[:space:]]*undefined symbol: \(\(cuda\|cublas\|cudnn\|curand\|cufft\)[A-Za-z0-9_]*\).*/\1/p' | sort -u)"
+if [ -n "$undefined" ]; then
+  problems+=("calls functions the image's CUDA / cuDNN libraries lack (built against newer minors?): $(echo "$undefined" | head -n 5 | paste -sd ' ' -)$( [ "$(echo "$undefined" | wc -l)" -gt 5 ] && echo ' …')")
+fi
 
 # the soname's major: libcudart.so.13 -> 13; the CUDA runtime and cuBLAS follow the toolkit's major, cuDNN its own
 major_of() { local m="${1##*.so.}"; echo "${m%%.*}"; }

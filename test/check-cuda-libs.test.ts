@@ -13,9 +13,9 @@ const SCRIPT = 'sidecar/check-cuda-libs.sh';
 let tmp: string;
 let cudaLibs: string; // what the "image" has: CUDA 13 (and an old CUDA 12 runtime beside it), cuDNN 9
 
-function sharedLibrary(file: string, soname: string | undefined, links: string[] = []): void {
+function sharedLibrary(file: string, soname: string | undefined, links: string[] = [], code = 'int anole_stub(void) { return 0; }\n'): void {
   const src = path.join(tmp, 'stub.c');
-  fs.writeFileSync(src, 'int anole_stub(void) { return 0; }\n');
+  fs.writeFileSync(src, code);
   const args = ['-shared', '-fPIC', '-o', file, src, ...(soname ? [`-Wl,-soname,${soname}`] : [])];
   // --no-as-needed keeps a NEEDED entry for every library named, though the stub calls none of them
   args.push('-Wl,--no-as-needed', `-L${cudaLibs}`, ...links.map((l) => `-l:${l}`));
@@ -90,6 +90,21 @@ describe('check-cuda-libs.sh (the worker image refuses provider libraries its CU
     const r = check(lib);
     expect(r).toMatchObject({ code: 0, stderr: '' });
     expect(r.stdout).toBe(`check-cuda-libs: ok: ${lib} links CUDA 13 and cuDNN 9, every library found (from the driver, mounted at run time: libcuda.so.1)`);
+  });
+
+  it("fails a provider calling a function the image's library lacks (built against a newer minor), naming it", () => {
+    // the provider is linked against a libcublasLt.so.13 with cublasLtNewer; the image's has only the older functions
+    const newer = path.join(tmp, 'newer');
+    fs.mkdirSync(newer);
+    const lt = path.join(cudaLibs, 'libcublasLt.so.13');
+    const older = fs.readFileSync(lt);
+    sharedLibrary(lt, 'libcublasLt.so.13', [], 'int cublasLtNewer(void) { return 1; }\nint cublasLtCreate(void) { return 0; }\n');
+    const lib = path.join(newer, 'libonnxruntime_providers_cuda.so');
+    sharedLibrary(lib, undefined, ['libcudart.so.13', 'libcublasLt.so.13', 'libcudnn.so.9'], 'int cublasLtNewer(void);\nint cublasLtCreate(void);\nint anole_stub(void) { return cublasLtNewer() + cublasLtCreate(); }\n');
+    fs.writeFileSync(lt, older); // back to the image's library, which has neither function
+    const r = check(lib);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`check-cuda-libs: ${lib}: calls functions the image's CUDA / cuDNN libraries lack (built against newer minors?): cublasLtCreate cublasLtNewer`);
   });
 
   it('fails a cuDNN major the image lacks', () => {
