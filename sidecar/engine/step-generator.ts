@@ -2,10 +2,9 @@ import type { AnoleConfig } from '../../model/config.ts';
 import { imageVocabulary } from '../../model/vocabulary.ts';
 import { cacheNames } from '../graphs/decoder.ts';
 import { imageTokenRange, LOOP_INPUTS as I, type LoopHead } from '../graphs/generation-loop.ts';
-import { buildHeadGraph, HEAD_INPUTS as H, HEAD_OUTPUTS } from '../graphs/head-graph.ts';
+import { HEAD_INPUTS as H, HEAD_OUTPUTS } from '../graphs/head-graph.ts';
 import { activationType } from '../graphs/precision.ts';
-import { buildStepGraph, cacheHeadDim, STEP_HIDDEN, STEP_INPUTS } from '../graphs/step-decoder.ts';
-import { decoderWeights } from '../graphs/decoder.ts';
+import { cacheHeadDim, STEP_HIDDEN, STEP_INPUTS } from '../graphs/step-decoder.ts';
 import { DataType, type BuiltModel } from '../onnx/graph-builder.ts';
 import { IoBinding, Session, Value } from '../ort-capi/index.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
@@ -48,17 +47,13 @@ export class StepGenerator {
 
   static async load(model: Checkpoint | ModelSource, opts: { intraOpNumThreads?: number; imageHead?: boolean } = {}): Promise<StepGenerator> {
     const source = asModelSource(model);
+    const step = source.graph('step'); // a bad checkpoint throws its CheckpointError here
     const config = source.checkpoint.config!;
-    const floatType = activationType(source.precision);
-    if (floatType !== DataType.FLOAT) throw new Error('engine v2 runs float32 activations on the CPU so far (docs/engine-v2.md)');
-    const w = decoderWeights(source.checkpoint);
-    const open = (graph: BuiltModel) =>
-      Session.fromBytes(graph.bytes, { intraOpThreads: opts.intraOpNumThreads, externalDataDir: graph.externalDir });
-    const imageHead = (opts.imageHead ?? true) && imageTokenRange(imageVocabulary(config).codeToToken) !== undefined;
-    return new StepGenerator(config, open(buildStepGraph(w, { floatType })), {
-      full: open(buildHeadGraph(w, 'full', { floatType })),
-      image: imageHead ? open(buildHeadGraph(w, 'image', { floatType })) : undefined,
-    });
+    if (!step) throw new Error(`${source.dir}: engine v2 has no graphs for --target ${source.precision.target} --dtype ${source.precision.dtype} (GroupQueryAttention runs fp16 / bf16 on CUDA)`);
+    if (activationType(source.precision) !== DataType.FLOAT) throw new Error('engine v2 binds float32 activations so far (docs/engine-v2.md)');
+    const open = (graph: BuiltModel) => Session.fromBytes(graph.bytes, { intraOpThreads: opts.intraOpNumThreads, externalDataDir: graph.externalDir });
+    const image = (opts.imageHead ?? true) ? source.graph('head-image') : undefined;
+    return new StepGenerator(config, open(step), { full: open(source.graph('head-full')!), image: image && open(image) });
   }
 
   async *generate(requests: SequenceRequest[], opts: GenerateOptions = {}): AsyncGenerator<GenerationEvent> {

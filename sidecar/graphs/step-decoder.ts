@@ -131,11 +131,12 @@ function selfAttention(g: GraphBuilder, w: DecoderWeights, i: number, h: string,
   const qkv = packedLinear(g, `model.layers.${i}.self_attn.qkv_proj`, h, [l.q, l.k, l.v], bias); // [N, (H + 2Hkv)·D]
   const [q, k, v] = g.node('Split', [qkv, g.int64s([H * D, Hkv * D, Hkv * D])], { axis: -1 }, { outputs: 3 });
   const Dc = cacheHeadDim(D);
+  const widen = Dc === D ? '' : floatConstant(g, 'head_widen', [D, Dc], Float32Array.from({ length: D * Dc }, (_, i) => Number(i % Dc === Math.floor(i / Dc))));
   // [N, heads, D] → [R, T, heads·Dc]: rotary and zero padding when the head is too small for the kernel
   const toAttention = (y: string, rotate: boolean) => {
     if (s.rotaryInside) return g.op('Reshape', [y, s.batchShape]);
     if (rotate) y = applyRotary(g, y, s.outside!.cos, s.outside!.sin);
-    y = g.op('Pad', [y, g.int64s([0, 0, 0, 0, 0, Dc - D])]); // [N, heads, Dc]
+    y = g.op('MatMul', [y, widen]); // [N, heads, Dc]: [x | 0], exact (each output is one x times 1)
     return g.op('Reshape', [y, s.batchShape]);
   };
   const query = toAttention(qkNorm(g, w, q, l.qNormWeight, l.qNormBias, H), true);
