@@ -6,7 +6,7 @@ import { sequenceRequest } from './generation-harness.ts';
 import type { GenerationMode } from '../functions/generation/constraints.ts';
 import { EngineThread } from '../sidecar/engine/engine-thread.ts';
 import type { SequenceRequest } from '../sidecar/engine/generation-request.ts';
-import { Generator } from '../sidecar/engine/generator.ts';
+import { loadEngine, type GenerationEngine } from '../sidecar/engine/generation-engine.ts';
 import { ImageCodec } from '../sidecar/engine/image-codec.ts';
 import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
 import { writeRandomCheckpoint } from '../sidecar/weights/random-checkpoint.ts';
@@ -14,14 +14,14 @@ import { writeRandomCheckpoint } from '../sidecar/weights/random-checkpoint.ts';
 /** The engine on its own thread behaves exactly as in-process, and keeps the main thread free. */
 let dir: string;
 let thread: EngineThread;
-let local: Generator;
+let local: GenerationEngine; // the production engine, in process
 let codec: ImageCodec;
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-thread-'));
   writeRandomCheckpoint({ out: path.join(dir, 'ckpt'), preset: 'tiny', seed: 5 });
   const ckpt = openCheckpoint(path.join(dir, 'ckpt'));
-  [thread, local, codec] = await Promise.all([EngineThread.start(path.join(dir, 'ckpt')), Generator.load(ckpt), ImageCodec.load(ckpt)]);
+  [thread, local, codec] = await Promise.all([EngineThread.start(path.join(dir, 'ckpt')), loadEngine(ckpt), ImageCodec.load(ckpt)]);
 });
 afterAll(async () => {
   await Promise.all([thread?.close(), local?.release(), codec?.release()]);

@@ -11,8 +11,8 @@ import type { GraphName } from '../graphs/model-graphs.ts';
  * weights costs about as much as reading them.
  */
 export const BUNDLE_FORMAT = 'anole-bundle';
-/** v2: the generator's loops carry hidden states instead of logits (generation-loop.ts). */
-export const BUNDLE_FORMAT_VERSION = 2;
+/** v3: engine v2's graphs (step, head-full, head-image) beside the Loop engine's; v2: the loops carry hidden states. */
+export const BUNDLE_FORMAT_VERSION = 3;
 export const MANIFEST = 'manifest.json';
 
 export interface BundleManifest {

@@ -1,6 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { SequenceRequest } from './generation-request.ts';
-import { Generator } from './generator.ts';
+import { loadEngine, type GenerationEngine } from './generation-engine.ts';
 import { ImageCodec } from './image-codec.ts';
 import { openModel } from './model-source.ts';
 import type { ToThread, FromThread } from './engine-thread.ts';
@@ -13,13 +13,13 @@ const port = parentPort!;
 const send = (message: FromThread, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
 
 const { modelDir, session } = workerData as { modelDir: string; session: Record<string, unknown> };
-let generator: Generator;
+let generator: GenerationEngine;
 let codec: ImageCodec;
 const aborts = new Map<number, AbortController[]>();
 
 try {
   const model = openModel(modelDir); // a Hugging Face checkpoint (validated) or a bundle
-  [generator, codec] = await Promise.all([Generator.load(model, session), ImageCodec.load(model, session)]);
+  [generator, codec] = await Promise.all([loadEngine(model, session), ImageCodec.load(model, session)]);
   send({ type: 'ready' }); // the main thread reads the config itself (EngineThread.start)
 } catch (e) {
   send({ type: 'failed', message: (e as Error).message });

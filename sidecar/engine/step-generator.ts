@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import type { AnoleConfig } from '../../model/config.ts';
 import { imageVocabulary } from '../../model/vocabulary.ts';
 import { cacheNames } from '../graphs/decoder.ts';
@@ -64,6 +65,7 @@ export class StepGenerator {
     const context = Math.max(...sequences.map((s) => s.request.promptIds.length + s.request.maxNewTokens)) + 1;
     const batch = new Batch(this, c, slots, context);
     const events: GenerationEvent[] = [];
+    let lastTurn = performance.now();
     try {
       for (const s of sequences) {
         batch.addRows(rowPrompts(c, this.imageIds, s, s.hasGuidanceRows ? ['full', 'image', 'uncond'] : ['full']));
@@ -85,6 +87,11 @@ export class StepGenerator {
         yield* events.splice(0);
         if (batch.rows.length === 0) break;
 
+        // runs are synchronous: let the thread's event loop in now and then (a cancel arrives as a message)
+        if (performance.now() - lastTurn > EVENT_LOOP_TURN_MS) {
+          await setImmediate();
+          lastTurn = performance.now();
+        }
         const tokens = batch.step(this.headFor(batch.groups));
         batch.groups.forEach((s, g) => acceptToken(c, this.codeOf, s, tokens[g], events));
         if (events.length) yield* events.splice(0);
@@ -112,6 +119,9 @@ export class StepGenerator {
     this.heads.image?.release();
   }
 }
+
+/** How long generate() may hold its thread before it lets queued messages and timers run. */
+const EVENT_LOOP_TURN_MS = 10;
 
 interface Row {
   seq: Sequence;

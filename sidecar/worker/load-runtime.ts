@@ -40,13 +40,13 @@ export async function loadModelRuntime(modelDir: string, opts: RuntimeOptions = 
   const loadEngine = async (): Promise<Pick<JobRuntime, 'generator' | 'codec'>> => {
     if (thread) return EngineThread.start(modelDir, session, { signal: stop.signal });
     // in process: ONNX Runtime is imported only here, so a main thread with an engine thread never loads it
-    const [{ openModel }, { Generator }, { ImageCodec }] = await Promise.all([
+    const [{ openModel }, { loadEngine }, { ImageCodec }] = await Promise.all([
       import('../engine/model-source.ts'),
-      import('../engine/generator.ts'),
+      import('../engine/generation-engine.ts'),
       import('../engine/image-codec.ts'),
     ]);
     const model = openModel(modelDir);
-    const [generator, codec] = await Promise.all([Generator.load(model, session), ImageCodec.load(model, session)]);
+    const [generator, codec] = await Promise.all([loadEngine(model, session), ImageCodec.load(model, session)]);
     return { generator, codec };
   };
   const engineLoading = loadEngine(); // first: the tokenizer's load starts with work that blocks this thread

@@ -1,0 +1,40 @@
+import type { AnoleConfig } from '../../model/config.ts';
+import { stepCapable } from '../graphs/model-graphs.ts';
+import { activationType } from '../graphs/precision.ts';
+import { DataType } from '../onnx/graph-builder.ts';
+import type { SessionConfig } from '../onnx/session.ts';
+import type { Checkpoint } from '../weights/checkpoint.ts';
+import type { SequenceRequest } from './generation-request.ts';
+import type { GenerateOptions, TransferStats } from './generator.ts';
+import { asModelSource, type ModelSource } from './model-source.ts';
+import type { GenerationEvent } from './sequence.ts';
+
+/** What the worker, the CLI and the bench run, whichever engine it is. */
+export interface GenerationEngine {
+  readonly config: AnoleConfig;
+  readonly stats: TransferStats;
+  generate(requests: SequenceRequest[], opts?: GenerateOptions): AsyncGenerator<GenerationEvent>;
+  release(): Promise<void>;
+}
+
+/**
+ * v2: the cache stays in ONNX Runtime (step-generator.ts); loop: the in-graph Loop (generator.ts),
+ * the bench's baseline, and what a CUDA model still runs until engine v2 binds device memory
+ * (docs/engine-v2.md).
+ */
+export type EngineName = 'v2' | 'loop';
+
+export function engineFor(source: ModelSource): EngineName {
+  return stepCapable(source.precision) && activationType(source.precision) === DataType.FLOAT ? 'v2' : 'loop';
+}
+
+export async function loadEngine(model: Checkpoint | ModelSource, opts: SessionConfig & { imageHead?: boolean; engine?: EngineName } = {}): Promise<GenerationEngine & { name: EngineName }> {
+  const source = asModelSource(model);
+  const name = opts.engine ?? engineFor(source);
+  if (name === 'v2') {
+    const { StepGenerator } = await import('./step-generator.ts');
+    return Object.assign(await StepGenerator.load(source, opts), { name });
+  }
+  const { Generator } = await import('./generator.ts');
+  return Object.assign(await Generator.load(source, opts), { name });
+}
