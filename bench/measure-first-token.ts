@@ -1,4 +1,4 @@
-import type { Generator } from '../sidecar/engine/generator.ts';
+import type { GenerationEngine } from '../sidecar/engine/generation-engine.ts';
 import type { BenchPlan } from './bench-plan.ts';
 import { benchRequest } from './bench-request.ts';
 import { median } from './median.ts';
@@ -16,7 +16,7 @@ export interface FirstToken {
  * Time to first text token for a `firstTokenPrompt`-token prompt in text mode: the loop reports
  * tokens only when its chunk ends, so its first token waits for a whole chunk. A/B rounds, medians.
  */
-export async function measureFirstToken(generator: Generator, plan: BenchPlan, log: (line: string) => void): Promise<FirstToken> {
+export async function measureFirstToken(generator: GenerationEngine, plan: BenchPlan, log: (line: string) => void): Promise<FirstToken> {
   const config = generator.config;
   const request = () =>
     benchRequest(config, { promptIds: syntheticPrompt(config, plan.firstTokenPrompt), mode: 'text', maxNewTokens: 2 * config.vq.quantStateDims[1], guided: true });

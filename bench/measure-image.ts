@@ -1,4 +1,4 @@
-import type { Generator } from '../sidecar/engine/generator.ts';
+import type { GenerationEngine } from '../sidecar/engine/generation-engine.ts';
 import type { ImageCodec } from '../sidecar/engine/image-codec.ts';
 import type { BenchPlan } from './bench-plan.ts';
 import { benchRequest } from './bench-request.ts';
@@ -16,7 +16,7 @@ export interface WholeImage {
 }
 
 /** Seconds for whole images as a user gets them: image mode, guidance at its defaults, then decode to pixels. */
-export async function measureWholeImage(generator: Generator, codec: ImageCodec, plan: BenchPlan, log: (line: string) => void): Promise<WholeImage> {
+export async function measureWholeImage(generator: GenerationEngine, codec: ImageCodec, plan: BenchPlan, log: (line: string) => void): Promise<WholeImage> {
   const config = generator.config;
   const prompt = syntheticPrompt(config, plan.promptTokens);
   const generation: number[] = [];

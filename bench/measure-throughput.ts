@@ -1,4 +1,4 @@
-import type { Generator } from '../sidecar/engine/generator.ts';
+import type { GenerationEngine } from '../sidecar/engine/generation-engine.ts';
 import type { BenchPlan } from './bench-plan.ts';
 import { benchRequest } from './bench-request.ts';
 import { median } from './median.ts';
@@ -51,7 +51,7 @@ const ROUND: Variant[] = [
  * is shorter than that (tiny: 16 tokens), `plan.imageRuns` images are timed and summed. One
  * untimed round with short runs comes first: a session's first runs allocate.
  */
-export async function measureThroughput(generator: Generator, plan: BenchPlan, log: (line: string) => void): Promise<Throughput> {
+export async function measureThroughput(generator: GenerationEngine, plan: BenchPlan, log: (line: string) => void): Promise<Throughput> {
   const config = generator.config;
   const width = config.vq.quantStateDims[1];
   const prompt = syntheticPrompt(config, plan.promptTokens);

@@ -1,4 +1,5 @@
-import type { Generator, TransferStats } from '../sidecar/engine/generator.ts';
+import type { GenerationEngine } from '../sidecar/engine/generation-engine.ts';
+import type { TransferStats } from '../sidecar/engine/generator.ts';
 import type { BenchPlan } from './bench-plan.ts';
 import { benchRequest } from './bench-request.ts';
 import { syntheticPrompt } from './synthetic-prompt.ts';
@@ -20,7 +21,7 @@ export interface Transfer {
  * loop runs' feeds and outputs; the prompt's prefill is not in them), divided by the tokens the
  * run made. The loop makes whole chunks, at least as many tokens as the baseline.
  */
-export async function measureTransfer(generator: Generator, plan: BenchPlan, log: (line: string) => void): Promise<Transfer> {
+export async function measureTransfer(generator: GenerationEngine, plan: BenchPlan, log: (line: string) => void): Promise<Transfer> {
   const config = generator.config;
   const chunk = config.vq.quantStateDims[1]; // the generator's default chunk: one image row
   const prompt = syntheticPrompt(config, plan.transferContext);

@@ -16,15 +16,23 @@ export const REQUIRED_METRICS = [
   'vq_decode_ms',
   'load_peak_rss_mb',
   'checkpoint_mb',
+  // engine v2 against the Loop engine (measure-engines.ts); `baseline` holds the Loop engine's
+  'engine',
+  'bytes_per_token_ctx100',
+  'nodes_per_layer',
+  'text_tok_s_ctx50',
+  'text_tok_s_ctx1000',
+  'image_tok_s_guided',
+  'baseline',
 ] as const;
 
 /** Figures grouped under a name, to any depth (part_seconds; precision by variant; cold_start by model, then by stage). */
 export interface FigureGroup {
-  [name: string]: number | FigureGroup;
+  [name: string]: number | string | FigureGroup;
 }
 
 /** A preset's figures: the required ones and any others, plus nested groups. */
-export type PresetFigures = Record<(typeof REQUIRED_METRICS)[number], number> & FigureGroup;
+export type PresetFigures = Record<Exclude<(typeof REQUIRED_METRICS)[number], 'engine' | 'baseline'>, number> & { engine: string; baseline: FigureGroup } & FigureGroup;
 
 const SIGNIFICANT_DIGITS = 4;
 
@@ -49,6 +57,7 @@ function roundAll(values: Record<string, unknown>, path: string): Record<string,
     Object.entries(values).map(([key, value]) => {
       const where = path ? `${path}.${key}` : key;
       if (value !== null && typeof value === 'object') return [key, roundAll(value as Record<string, unknown>, where)];
+      if (typeof value === 'string' && value !== '') return [key, value]; // a name, e.g. the production engine's
       if (typeof value !== 'number' || !Number.isFinite(value)) throw new Error(`bench report: ${where} is ${String(value)}, not a finite number`);
       return [key, Number(value.toPrecision(SIGNIFICANT_DIGITS))];
     }),

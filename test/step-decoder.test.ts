@@ -1,13 +1,13 @@
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { spliceImageTokens } from '../sidecar/engine/splice-image-tokens.ts';
 import { decoderWeights, type DecoderWeights } from '../sidecar/graphs/decoder.ts';
 import { buildStepGraph, cacheHeadDim } from '../sidecar/graphs/step-decoder.ts';
 import { missingCudaKernel } from '../sidecar/onnx/cuda-kernels.ts';
-import { DataType, DEFAULT_OPSETS, type BuiltModel } from '../sidecar/onnx/graph-builder.ts';
+import { DataType, DEFAULT_OPSETS } from '../sidecar/onnx/graph-builder.ts';
 import { typedNodes } from '../sidecar/onnx/node-types.ts';
+import { runNodeCount } from '../sidecar/onnx/run-nodes.ts';
 import { createSession } from '../sidecar/onnx/session.ts';
 import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
 import { readSafetensorsHeader, readTensorAsFloat32 } from '../sidecar/weights/safetensors.ts';
@@ -25,7 +25,6 @@ const ATOL = 1e-4;
 const notes = JSON.parse(fs.readFileSync(`${FIXTURE}/goldens.json`, 'utf8'));
 const goldenTensors = readSafetensorsHeader(`${FIXTURE}/goldens.safetensors`).tensors;
 const golden = (name: string) => readTensorAsFloat32(goldenTensors.get(name)!);
-const onnx = (createRequire(import.meta.url)('onnx-proto') as typeof import('onnx-proto')).onnx;
 afterAll(removeRandomDecoders);
 
 /** The step graph with R cache rows of `capacity` positions, and the lm-head in plain TS. */
@@ -170,21 +169,7 @@ describe('step graph vs the plain-TS reference (head_dim 16 and 32: rotary insid
   });
 });
 
-/**
- * Nodes a run executes: those that read a graph input, directly or not. Nodes of initializers
- * alone (the weights' Casts, the packed matrices' Concats) are folded once when the session loads.
- */
-function nodeCount(model: BuiltModel): number {
-  const graph = onnx.ModelProto.decode(model.bytes).graph!;
-  const varying = new Set(graph.input!.map((i) => i.name!));
-  let count = 0;
-  for (const node of graph.node!) {
-    if (!node.input!.some((name) => varying.has(name))) continue;
-    count++;
-    for (const out of node.output!) varying.add(out);
-  }
-  return count;
-}
+const nodeCount = runNodeCount;
 
 describe('step graph structure', () => {
   const shaped = (layers: number) => decoderWeights(openCheckpoint(writeRandomDecoder({ hidden: 128, heads: 2, kvHeads: 2, layers }, 5)));

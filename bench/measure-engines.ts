@@ -1,0 +1,119 @@
+import fs from 'node:fs';
+import type { GenerationEngine } from '../sidecar/engine/generation-engine.ts';
+import type { ImageCodec } from '../sidecar/engine/image-codec.ts';
+import type { BenchPlan } from './bench-plan.ts';
+import { benchRequest } from './bench-request.ts';
+import { median } from './median.ts';
+import { syntheticPrompt } from './synthetic-prompt.ts';
+import { timeImageTokens, timeTextTokens, timeWholeImage } from './timed-generation.ts';
+
+/** The rows on which engine v2 and the Loop engine are compared (docs/engine-v2.md). */
+export interface EngineRows {
+  text_tok_s_ctx50: number;
+  text_tok_s_ctx1000: number;
+  image_tok_s_guided: number;
+  image_tok_s_unguided: number;
+  /** Time per image token with guidance over without. */
+  cfg_cost_ratio: number;
+  /** Host↔runtime bytes (in + out) per generated token, text at a 100- and a 1000-token context. */
+  bytes_per_token_ctx100: number;
+  bytes_per_token_ctx1000: number;
+  first_text_token_ms: number;
+  /** One whole guided image: generation and VQ decode, and the process's peak RSS while it ran. */
+  seconds_per_image: number;
+  whole_image_peak_rss_mb: number;
+}
+
+type Named = { name: string; engine: GenerationEngine };
+
+/**
+ * Every row for every engine in one process, rounds interleaved (the engines' order alternating),
+ * so a slow spell of the machine hits both sides of each comparison; medians over rounds.
+ */
+export async function measureEngines(engines: Named[], codec: ImageCodec | undefined, plan: BenchPlan, log: (line: string) => void): Promise<Record<string, EngineRows>> {
+  const config = engines[0].engine.config;
+  const imageTokens = plan.imageTokens;
+  const prompt = (length: number) => syntheticPrompt(config, length);
+  const text = async (e: GenerationEngine, context: number) => {
+    const span = await timeTextTokens(e, benchRequest(config, { promptIds: prompt(context), mode: 'text', maxNewTokens: plan.textTokens, guided: false }), undefined);
+    return (1000 * span.tokens) / span.ms;
+  };
+  const image = async (e: GenerationEngine, guided: boolean) => {
+    let tokens = 0;
+    let ms = 0;
+    for (let i = 0; i < plan.imageRuns; i++) {
+      const span = await timeImageTokens(e, benchRequest(config, { promptIds: prompt(plan.promptTokens), mode: 'image', maxNewTokens: config.imageSeqLength + 2, guided }), imageTokens, undefined);
+      tokens += span.tokens;
+      ms += span.ms;
+    }
+    return (1000 * tokens) / ms;
+  };
+  const firstToken = async (e: GenerationEngine) => {
+    const start = performance.now();
+    for await (const ev of e.generate([benchRequest(config, { promptIds: prompt(plan.firstTokenPrompt), mode: 'text', maxNewTokens: 8, guided: false })])) {
+      if (ev.type === 'text') return performance.now() - start;
+    }
+    throw new Error('no text event');
+  };
+  const timed: Record<string, (e: GenerationEngine) => Promise<number>> = {
+    text_tok_s_ctx50: (e) => text(e, 50),
+    text_tok_s_ctx1000: (e) => text(e, 1000),
+    image_tok_s_guided: (e) => image(e, true),
+    image_tok_s_unguided: (e) => image(e, false),
+    first_text_token_ms: firstToken,
+  };
+  for (const { engine } of engines) await text(engine, 8); // a session's first runs allocate
+  const samples = new Map(engines.map(({ name }) => [name, new Map(Object.keys(timed).map((k) => [k, [] as number[]]))]));
+  for (let round = 1; round <= plan.rounds; round++) {
+    const order = round % 2 ? engines : [...engines].reverse();
+    for (const [key, run] of Object.entries(timed)) {
+      for (const { name, engine } of order) samples.get(name)!.get(key)!.push(await run(engine));
+      log(`round ${round} ${key}: ${engines.map(({ name }) => `${name} ${samples.get(name)!.get(key)!.at(-1)!.toFixed(1)}`).join(', ')}`);
+    }
+  }
+  const out: Record<string, EngineRows> = {};
+  for (const { name, engine } of engines) {
+    const m = (key: string) => median(samples.get(name)!.get(key)!);
+    const whole = await wholeImage(engine, codec, plan);
+    out[name] = {
+      text_tok_s_ctx50: m('text_tok_s_ctx50'),
+      text_tok_s_ctx1000: m('text_tok_s_ctx1000'),
+      image_tok_s_guided: m('image_tok_s_guided'),
+      image_tok_s_unguided: m('image_tok_s_unguided'),
+      cfg_cost_ratio: m('image_tok_s_unguided') / m('image_tok_s_guided'),
+      bytes_per_token_ctx100: await bytesPerToken(engine, prompt(100), plan),
+      bytes_per_token_ctx1000: await bytesPerToken(engine, prompt(1000), plan),
+      first_text_token_ms: m('first_text_token_ms'),
+      ...whole,
+    };
+    log(`${name}: ${Object.entries(out[name]).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
+  }
+  return out;
+}
+
+/** Bytes per token over the steady part of a text run (from its 5th token to its last). */
+async function bytesPerToken(engine: GenerationEngine, promptIds: number[], plan: BenchPlan): Promise<number> {
+  const config = engine.config;
+  let before: typeof engine.stats | undefined;
+  let tokens = 0;
+  for await (const ev of engine.generate([benchRequest(config, { promptIds, mode: 'text', maxNewTokens: plan.transferTokens + 8, guided: true })])) {
+    if (ev.type !== 'text') continue;
+    tokens += ev.tokens.length;
+    before ??= tokens >= 5 ? { ...engine.stats } : undefined;
+  }
+  const after = engine.stats;
+  if (!before || after.tokens === before.tokens) throw new Error('bytesPerToken: the text ended too early');
+  return (after.bytesIn - before.bytesIn + after.bytesOut - before.bytesOut) / (after.tokens - before.tokens);
+}
+
+/** One guided image as a user gets it, and the peak resident memory while it ran (Linux: VmHWM, reset first). */
+async function wholeImage(engine: GenerationEngine, codec: ImageCodec | undefined, plan: BenchPlan) {
+  const config = engine.config;
+  const resetPeak = () => fs.existsSync('/proc/self/clear_refs') && fs.writeFileSync('/proc/self/clear_refs', '5');
+  const peakMiB = () => Number(/^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN) / 1024;
+  resetPeak();
+  const start = performance.now();
+  const image = await timeWholeImage(engine, benchRequest(config, { promptIds: syntheticPrompt(config, plan.promptTokens), mode: 'image', maxNewTokens: config.imageSeqLength + 2, guided: true }), undefined);
+  if (codec) await codec.decode([image.codes]);
+  return { seconds_per_image: (performance.now() - start) / 1000, whole_image_peak_rss_mb: peakMiB() };
+}
