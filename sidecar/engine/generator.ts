@@ -18,7 +18,7 @@ import { acceptToken, finishSequence, rowPrompts, startSequence, type Generation
 export type { FinishReason, GenerationEvent } from './sequence.ts';
 
 export interface GenerateOptions {
-  /** Tokens per session.run; default one row of the image grid. 1 gives the per-token baseline. */
+  /** Loop engine: tokens per session.run; engine v2: steps per delivery of events. Default one row of the image grid; 1 gives the per-token baseline. */
   chunkSize?: number;
   /** Cancels every sequence at the next chunk boundary. */
   signal?: AbortSignal;

@@ -65,6 +65,9 @@ export class StepGenerator {
     const context = Math.max(...sequences.map((s) => s.request.promptIds.length + s.request.maxNewTokens)) + 1;
     const batch = new Batch(this, c, slots, context);
     const events: GenerationEvent[] = [];
+    const chunkSize = opts.chunkSize ?? c.vq.quantStateDims[1];
+    if (!(Number.isInteger(chunkSize) && chunkSize >= 1)) throw new Error(`chunkSize must be a positive integer, got ${chunkSize}`);
+    let [steps, stepsSinceFlush] = [0, 0];
     let lastTurn = performance.now();
     try {
       for (const s of sequences) {
@@ -94,7 +97,13 @@ export class StepGenerator {
         }
         const tokens = batch.step(this.headFor(batch.groups));
         batch.groups.forEach((s, g) => acceptToken(c, this.codeOf, s, tokens[g], events));
-        if (events.length) yield* events.splice(0);
+        // events go out as the Loop engine's did: after the first step, every chunk of steps, and
+        // at once when a sequence finishes or an image opens or closes (consecutive text merges)
+        stepsSinceFlush++;
+        if (steps++ === 0 || stepsSinceFlush >= chunkSize || events.some((e) => e.type !== 'text' && e.type !== 'image_rows')) {
+          stepsSinceFlush = 0;
+          yield* events.splice(0);
+        }
       }
       yield* events.splice(0);
     } finally {
