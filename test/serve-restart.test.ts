@@ -40,14 +40,18 @@ describe('anole serve after SIGKILL', () => {
 
     const second = await startServe({ ANOLE_DATA_DIR: dataDir });
     started.push(second);
-    const until = Date.now() + 90_000;
+    const until = Date.now() + 150_000; // 30 jobs on a loaded 2-core machine
     let last: string[] = [];
+    let records: { status: string; error: string | null }[] = [];
     while (Date.now() < until) {
-      last = await Promise.all(ids.map(async (id) => ((await (await fetch(`${second.url}/v1/predictions/${id}`)).json()) as { status: string }).status));
+      records = await Promise.all(ids.map(async (id) => (await (await fetch(`${second.url}/v1/predictions/${id}`)).json()) as { status: string; error: string | null }));
+      last = records.map((r) => r.status);
       if (last.every((s) => TERMINAL.includes(s))) break;
       await new Promise((r) => setTimeout(r, 500));
     }
-    expect(last.filter((s) => !TERMINAL.includes(s))).toEqual([]);
-    expect(last.filter((s) => s === 'succeeded').length).toBe(30);
-  }, 240_000);
+    const stuck = ids.filter((_, k) => !TERMINAL.includes(last[k]));
+    expect(stuck, `${stuck.join(' ')} did not end; the second run said:\n${second.stderr.join('\n')}`).toEqual([]);
+    const notSucceeded = records.filter((r) => r.status !== 'succeeded');
+    expect(notSucceeded, JSON.stringify(notSucceeded.slice(0, 3))).toEqual([]);
+  }, 300_000);
 });
