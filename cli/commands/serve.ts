@@ -30,6 +30,10 @@ import { resolveModelDir } from '../default-model.ts';
  *                 on the same origin (dev/bucket-on-api-origin.ts), so every URL it hands out is
  *                 on that one origin
  *
+ *   secrets       in $ANOLE_DATA_DIR, made on the first start (0600): url-signing-key (what the bucket
+ *                 on the API's origin verifies presigned URLs with) and webhook-secret (unless
+ *                 ANOLE_WEBHOOK_SECRET is set; named in the banner)
+ *
  * Every other variable the API and the worker read (ANOLE_API_KEYS, ANOLE_PREVIEW_EVERY_ROWS, …)
  * works here too. SIGINT / SIGTERM: stop taking requests, let the worker finish the jobs in hand,
  * stop the stack, exit 0; a second signal exits at once.
