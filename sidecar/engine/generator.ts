@@ -32,6 +32,8 @@ export interface TransferStats {
   bytesIn: number;
   bytesOut: number;
   tokens: number;
+  /** Engine v2: times its decode runs were bound (once per generate call: shapes and addresses then stay). */
+  bindings: number;
 }
 
 /**
@@ -40,7 +42,7 @@ export interface TransferStats {
  * guidance streams at boi / eoi, finished sequences, canceled ones.
  */
 export class Generator {
-  readonly stats: TransferStats = { runs: 0, imageHeadRuns: 0, bytesIn: 0, bytesOut: 0, tokens: 0 };
+  readonly stats: TransferStats = { runs: 0, imageHeadRuns: 0, bytesIn: 0, bytesOut: 0, tokens: 0, bindings: 0 };
   private readonly imageIds: Set<number>;
   private readonly codeOf: Int32Array;
 

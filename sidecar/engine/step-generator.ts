@@ -2,12 +2,13 @@ import { setImmediate } from 'node:timers/promises';
 import type { AnoleConfig } from '../../model/config.ts';
 import { imageVocabulary } from '../../model/vocabulary.ts';
 import { cacheNames } from '../graphs/decoder.ts';
-import { imageTokenRange, LOOP_INPUTS as I, type LoopHead } from '../graphs/generation-loop.ts';
+import { copyName, buildCopyGraph } from '../graphs/copy-graph.ts';
+import { imageTokenRange, LOOP_INPUTS as I, settingInputs, type LoopHead } from '../graphs/generation-loop.ts';
 import { HEAD_INPUTS as H, HEAD_OUTPUTS } from '../graphs/head-graph.ts';
 import { activationType } from '../graphs/precision.ts';
 import { cacheHeadDim, STEP_HIDDEN, STEP_INPUTS } from '../graphs/step-decoder.ts';
-import { DataType, type BuiltModel } from '../onnx/graph-builder.ts';
-import { IoBinding, Session, Value } from '../ort-capi/index.ts';
+import { DataType, type BuiltModel, type DataTypeId, type Dim } from '../onnx/graph-builder.ts';
+import { Allocator, IoBinding, MemoryInfo, Session, Value, type ElementType } from '../ort-capi/index.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
 import type { SequenceRequest } from './generation-request.ts';
 import type { GenerateOptions, TransferStats } from './generator.ts';
@@ -15,35 +16,41 @@ import { asModelSource, type ModelSource } from './model-source.ts';
 import { acceptToken, finishSequence, rowPrompts, startSequence, type GenerationEvent, type RowRole, type Sequence } from './sequence.ts';
 
 /**
- * Engine v2 (docs/engine-v2.md): the KV cache never leaves ONNX Runtime. Each row of the batch
- * owns a slot of one preallocated cache per layer, [rows, Hkv, context, D], which the step graph
- * updates in place; a step is two runs through ONNX Runtime's C API (sidecar/ort-capi):
+ * Engine v2 (docs/engine-v2.md): the KV cache never leaves ONNX Runtime. Every sequence owns slots
+ * of one preallocated cache per layer, [slots, Hkv, context, Dc], which the step graph updates in
+ * place. A decode step is four runs through ONNX Runtime's C API (sidecar/ort-capi), all bound once
+ * per generate() call:
  *
- *   head   rows' last hidden states → one token per group (and each row's next input id)
- *   step   those ids → every layer's cache row written in place → the next hidden states
+ *   upload   the step's few numbers per group and each slot's length, host → device
+ *   head     slots' last hidden states → one token per group (and each slot's next input id)
+ *   download the tokens, device → host
+ *   step     those ids → every layer's cache slot written in place → the next hidden states
  *
- * All inputs and outputs are bound once per batch shape (IoBinding); between runs JavaScript
- * writes a few numbers per group (state, a uniform, each row's length) and reads one token per
- * group. Rows change (a sequence finishes, guidance rows join or leave an image) only between
- * steps: the cache rows are compacted and new rows prefilled into free slots.
- *
- * On the CPU every buffer is JavaScript memory that ONNX Runtime reads and writes in place.
+ * Guidance rows join (prefilled into their slots) when an image opens and idle when it closes; a
+ * finished sequence's slots idle. Every buffer the head and the step read or write is memory ONNX
+ * Runtime allocated for the step session: the GPU's on CUDA, so nothing of a decode step but the
+ * upload and the download crosses to the host.
  */
 export class StepGenerator {
-  readonly stats: TransferStats = { runs: 0, imageHeadRuns: 0, bytesIn: 0, bytesOut: 0, tokens: 0 };
+  readonly stats: TransferStats = { runs: 0, imageHeadRuns: 0, bytesIn: 0, bytesOut: 0, tokens: 0, bindings: 0 };
   private readonly imageIds: Set<number>;
   private readonly codeOf: Int32Array;
   private readonly imageColumns: [number, number] | undefined;
+  private readonly allocator: Allocator;
 
   private constructor(
     readonly config: AnoleConfig,
     private readonly step: Session,
     private readonly heads: { full: Session; image?: Session },
+    private readonly copies: { step: Session; token: Session; settings: Session },
+    /** Where the decode buffers live: the memory of the step session's first provider. */
+    memory: MemoryInfo,
   ) {
     const vocab = imageVocabulary(config);
     this.imageIds = new Set(vocab.codeToToken);
     this.codeOf = vocab.tokenToCode;
     this.imageColumns = heads.image ? imageTokenRange(vocab.codeToToken) : undefined;
+    this.allocator = Allocator.forSession(step, memory);
   }
 
   static async load(model: Checkpoint | ModelSource, opts: { intraOpNumThreads?: number; imageHead?: boolean } = {}): Promise<StepGenerator> {
@@ -54,19 +61,20 @@ export class StepGenerator {
     if (activationType(source.precision) !== DataType.FLOAT) throw new Error('engine v2 binds float32 activations so far (docs/engine-v2.md)');
     const open = (graph: BuiltModel) => Session.fromBytes(graph.bytes, { intraOpThreads: opts.intraOpNumThreads, externalDataDir: graph.externalDir });
     const image = (opts.imageHead ?? true) ? source.graph('head-image') : undefined;
-    return new StepGenerator(config, open(step), { full: open(source.graph('head-full')!), image: image && open(image) });
+    const heads = { full: open(source.graph('head-full')!), image: image && open(image) };
+    const copies = copyGraphs(config, imageTokenRange(imageVocabulary(config).codeToToken) !== undefined && image !== undefined);
+    return new StepGenerator(config, open(step), heads, { step: open(copies.step), token: open(copies.token), settings: open(copies.settings) }, MemoryInfo.cpu());
   }
 
   async *generate(requests: SequenceRequest[], opts: GenerateOptions = {}): AsyncGenerator<GenerationEvent> {
     if (requests.length === 0) return;
     const c = this.config;
-    const sequences = requests.map((r, i) => startSequence(c, r, i));
-    const slots = sequences.reduce((n, s) => n + (s.guided ? 3 : 1), 0);
-    const context = Math.max(...sequences.map((s) => s.request.promptIds.length + s.request.maxNewTokens)) + 1;
-    const batch = new Batch(this, c, slots, context);
-    const events: GenerationEvent[] = [];
     const chunkSize = opts.chunkSize ?? c.vq.quantStateDims[1];
     if (!(Number.isInteger(chunkSize) && chunkSize >= 1)) throw new Error(`chunkSize must be a positive integer, got ${chunkSize}`);
+    const sequences = requests.map((r, i) => startSequence(c, r, i));
+    const context = Math.max(...sequences.map((s) => s.request.promptIds.length + s.request.maxNewTokens)) + 1;
+    const batch = new Batch(this, c, sequences, context);
+    const events: GenerationEvent[] = [];
     let [steps, stepsSinceFlush] = [0, 0];
     let lastTurn = performance.now();
     try {
@@ -79,8 +87,8 @@ export class StepGenerator {
         for (const s of sequences) {
           if (!s.done && (opts.signal?.aborted || s.request.signal?.aborted)) finishSequence(s, 'canceled', events);
         }
-        // rows leave with their sequence, or when a guided image closes; they join when one opens
-        batch.keepRows((r) => !r.seq.done && (r.role === 'full' || r.seq.imageCount >= 0));
+        // rows stop with their sequence, or when a guided image closes; guidance rows join when one opens
+        batch.retireRows((r) => !r.seq.done && (r.role === 'full' || r.seq.imageCount >= 0));
         for (const s of sequences) if (s.hasGuidanceRows && s.imageCount < 0) s.hasGuidanceRows = false;
         const opening = sequences.filter((s) => s.guided && !s.done && s.imageCount === 0 && !s.hasGuidanceRows);
         for (const s of opening) {
@@ -88,15 +96,20 @@ export class StepGenerator {
           s.hasGuidanceRows = true;
         }
         yield* events.splice(0);
-        if (batch.rows.length === 0) break;
+        if (batch.activeRows === 0) break;
 
         // runs are synchronous: let the thread's event loop in now and then (a cancel arrives as a message)
         if (performance.now() - lastTurn > EVENT_LOOP_TURN_MS) {
           await setImmediate();
           lastTurn = performance.now();
         }
-        const tokens = batch.step(this.headFor(batch.groups));
-        batch.groups.forEach((s, g) => acceptToken(c, this.codeOf, s, tokens[g], events));
+        const live = sequences.filter((s) => !s.done);
+        const tokens = batch.step(this.headFor(live));
+        sequences.forEach((s, g) => {
+          if (s.done) return;
+          s.seen[tokens[g]] = 1; // the head marked it on its side too
+          acceptToken(c, this.codeOf, s, tokens[g], events);
+        });
         // events go out as the Loop engine's did: after the first step, every chunk of steps, and
         // at once when a sequence finishes or an image opens or closes (consecutive text merges)
         stepsSinceFlush++;
@@ -111,22 +124,42 @@ export class StepGenerator {
     }
   }
 
-  /** The image head when every group is drawing an image (it cannot produce eoi or text). */
-  private headFor(groups: Sequence[]): LoopHead {
+  /** The image head when every live group is drawing an image (it cannot produce eoi or text). */
+  private headFor(live: Sequence[]): LoopHead {
     const N = this.config.imageSeqLength;
-    return this.heads.image && groups.every((s) => s.imageCount >= 0 && s.imageCount < N) ? 'image' : 'full';
+    return this.heads.image && live.every((s) => s.imageCount >= 0 && s.imageCount < N) ? 'image' : 'full';
   }
 
-  /** @internal the sessions a batch binds */
+  /** @internal the sessions and allocator a batch binds */
   sessions() {
-    return { step: this.step, heads: this.heads, imageColumns: this.imageColumns };
+    return { step: this.step, heads: this.heads, imageColumns: this.imageColumns, allocator: this.allocator, copyStep: this.copies.step, copyToken: this.copies.token, copySettings: this.copies.settings };
   }
 
   async release(): Promise<void> {
-    this.step.release();
-    this.heads.full.release();
-    this.heads.image?.release();
+    this.allocator.release();
+    for (const s of [this.step, this.heads.full, this.heads.image, this.copies.step, this.copies.token, this.copies.settings]) s?.release();
   }
+}
+
+/** The copy graphs of a model: a step's uploads, the tokens' download, the settings' upload. */
+function copyGraphs(c: AnoleConfig, imageHead: boolean) {
+  const V = c.vocabSize;
+  const [int64, bool, float] = [DataType.INT64, DataType.BOOL, DataType.FLOAT];
+  return {
+    step: buildCopyGraph('upload_step', [
+      [H.imageCount, int64, ['groups']],
+      [H.remaining, int64, ['groups']],
+      [H.done, bool, ['groups']],
+      [H.uniform, float, ['groups']],
+      [STEP_INPUTS.seqlensK, DataType.INT32, ['rows']],
+    ]),
+    token: buildCopyGraph('download_token', [[HEAD_OUTPUTS.token, int64, ['groups']]]),
+    settings: buildCopyGraph('upload_settings', [
+      ...settingInputs(V, 'full', V).map(([name, type, dims]): [string, DataTypeId, Dim[]] => [name, type as DataTypeId, dims]),
+      [H.seen, bool, ['groups', V]],
+      ...(imageHead ? [[IMAGE_BIAS, float, ['groups', 'width']] as [string, DataTypeId, Dim[]]] : []),
+    ]),
+  };
 }
 
 /** How long generate() may hold its thread before it lets queued messages and timers run. */
@@ -135,258 +168,325 @@ const EVENT_LOOP_TURN_MS = 10;
 interface Row {
   seq: Sequence;
   role: RowRole;
-  /** Tokens in this row's cache. */
+  /** Tokens in this row's cache; rows that do not take part (a finished sequence, guidance outside an image) idle. */
   length: number;
+  active: boolean;
 }
 
+/** Decode inputs JavaScript sets before each step, and the token it reads after. */
+const STEP_UPLOADS = [H.imageCount, H.remaining, H.done, H.uniform, STEP_INPUTS.seqlensK] as const;
+
 /**
- * One generate() call's buffers: the cache (per layer K and V, [slots, Hkv, context, Dc]), each
- * row's last hidden state, the ids the head writes for the step, and each group's inputs to the
- * head. Rows are slots 0..R-1 in order; groups are the sequences those rows belong to.
+ * One generate() call's buffers, all in memory ONNX Runtime allocated through the step session (the
+ * GPU's on CUDA): per layer the K and V cache [slots, Hkv, context, Dc], each slot's last hidden
+ * state, the ids the head writes for the step, two `seen` buffers the head writes in turn, and the
+ * head's settings. Every sequence has its slots for the whole call (three with guidance), so the
+ * decode bindings are made once: the same shapes and addresses at every step. JavaScript reaches
+ * them only through the copy sessions: a step's few numbers up, its tokens down.
  */
 class Batch {
-  rows: Row[] = [];
-  groups: Sequence[] = [];
-  private readonly keys: Float32Array[];
-  private readonly values: Float32Array[];
-  private readonly rowFloats: number; // floats per cache row
-  private readonly hidden: Float32Array;
-  private readonly ids: BigInt64Array;
-  private readonly seqlens: Int32Array;
-  private readonly total = new Int32Array(1);
-  private bound: { step: IoBinding; head: Record<LoopHead, IoBinding | undefined>; values: Value[]; group: GroupInputs } | undefined;
+  readonly rows: Row[];
+  readonly groups: Sequence[];
+  private readonly owned: Value[] = [];
+  private readonly host: { [K in (typeof STEP_UPLOADS)[number]]: Int32Array | BigInt64Array | Uint8Array | Float32Array } & { token: BigInt64Array };
+  private readonly device: Record<string, Value> = {};
+  private readonly caches: { key: Value; value: Value }[];
+  private readonly total: Value;
+  private bindings: { step: IoBinding; head: Record<LoopHead, (IoBinding | undefined)[]>; upload: IoBinding; download: IoBinding } | undefined;
+  private parity = 0; // which `seen` buffer the next step reads
 
   constructor(
     private readonly engine: StepGenerator,
     private readonly c: AnoleConfig,
-    private readonly slots: number,
+    sequences: Sequence[],
     private readonly context: number,
   ) {
-    this.rowFloats = c.numKeyValueHeads * context * cacheHeadDim(c.headDim);
-    this.keys = Array.from({ length: c.numHiddenLayers }, () => new Float32Array(slots * this.rowFloats));
-    this.values = Array.from({ length: c.numHiddenLayers }, () => new Float32Array(slots * this.rowFloats));
-    this.hidden = new Float32Array(slots * c.hiddenSize);
-    this.ids = new BigInt64Array(slots);
-    this.seqlens = new Int32Array(slots);
+    this.groups = sequences;
+    this.rows = sequences.flatMap((seq) => (seq.guided ? (['full', 'image', 'uncond'] as RowRole[]) : (['full'] as RowRole[])).map((role) => ({ seq, role, length: 0, active: false })));
+    const { allocator } = engine.sessions();
+    const [R, G, V] = [this.rows.length, this.groups.length, c.vocabSize];
+    const allocate = (dims: number[], type: ElementType) => this.own(Value.allocate(allocator, dims, type));
+    const cacheDims = [R, c.numKeyValueHeads, context, cacheHeadDim(c.headDim)];
+    this.caches = Array.from({ length: c.numHiddenLayers }, () => ({ key: allocate(cacheDims, 'float32'), value: allocate(cacheDims, 'float32') }));
+    this.device.hidden = allocate([R, 1, c.hiddenSize], 'float32');
+    this.device.ids = allocate([R, 1], 'int64');
+    this.device.seenA = allocate([G, V], 'bool');
+    this.device.seenB = allocate([G, V], 'bool');
+    this.device.token = allocate([G], 'int64');
+    this.host = {
+      [H.imageCount]: new BigInt64Array(G),
+      [H.remaining]: new BigInt64Array(G),
+      [H.done]: new Uint8Array(G),
+      [H.uniform]: new Float32Array(G),
+      [STEP_INPUTS.seqlensK]: new Int32Array(R),
+      token: new BigInt64Array(G),
+    } as Batch['host'];
+    for (const name of STEP_UPLOADS) this.device[name] = allocate(dimsOf(name, R, G), elementTypeOf(this.host[name]));
+    // GroupQueryAttention reads total_sequence_length on the host (its kernels declare it a CPU input); each
+    // row's length comes from seqlens_k, so the buffer's capacity serves every step
+    this.total = this.own(Value.fromArray(Int32Array.of(context), []));
   }
 
-  /** Prefills each prompt into the next free slot (one run per row, no padding). */
+  /** Prefills each row's prompt into its own slot (a run of the step graph with R = 1) and makes it take part. */
   addRows(rows: { seq: Sequence; role: RowRole; prompt: number[] }[]): void {
-    this.unbind();
     const { step } = this.engine.sessions();
     for (const { seq, role, prompt } of rows) {
-      const slot = this.rows.length;
-      if (slot >= this.slots) throw new Error(`engine v2: no free cache slot for a ${role} row`);
+      const slot = this.rows.findIndex((r) => r.seq === seq && r.role === role);
       if (prompt.length >= this.context) throw new Error(`engine v2: a prompt of ${prompt.length} tokens does not fit the ${this.context}-token cache`);
-      const own: Value[] = [];
+      const views: Value[] = [];
+      const view = (v: Value) => (views.push(v), v);
       const binding = new IoBinding(step);
       try {
-        const value = (v: Value) => (own.push(v), v);
-        binding.bindInput(STEP_INPUTS.inputIds, value(Value.fromArray(BigInt64Array.from(prompt, BigInt), [1, prompt.length])));
-        binding.bindInput(STEP_INPUTS.seqlensK, value(Value.fromArray(Int32Array.of(prompt.length - 1), [1])));
-        binding.bindInput(STEP_INPUTS.totalSequenceLength, value(Value.fromArray(Int32Array.of(prompt.length), [])));
-        this.bindCache(binding, slot, 1, value);
-        binding.bindOutput(STEP_HIDDEN, value(Value.fromArray(this.hidden.subarray(slot * this.c.hiddenSize, (slot + 1) * this.c.hiddenSize), [1, 1, this.c.hiddenSize])));
+        // a prefill is not a decode step: its ids and length go in from host memory, ONNX Runtime copies them
+        binding.bindInput(STEP_INPUTS.inputIds, view(Value.fromArray(BigInt64Array.from(prompt, BigInt), [1, prompt.length])));
+        binding.bindInput(STEP_INPUTS.seqlensK, view(Value.fromArray(Int32Array.of(prompt.length - 1), [1])));
+        binding.bindInput(STEP_INPUTS.totalSequenceLength, view(Value.fromArray(Int32Array.of(prompt.length), [])));
+        this.bindCache(binding, { index: slot, views });
+        binding.bindOutput(STEP_HIDDEN, view(this.slotView(this.device.hidden, slot)));
         binding.run();
       } finally {
         binding.release();
-        for (const v of own.reverse()) v.release();
+        for (const v of views.reverse()) v.release();
       }
       this.engine.stats.runs++;
       this.engine.stats.bytesIn += prompt.length * 8 + 8;
-      this.rows.push({ seq, role, length: prompt.length });
+      Object.assign(this.rows[slot], { length: prompt.length, active: true });
     }
-    this.regroup();
+    this.settingsChanged = true;
   }
 
-  /** Groups are the sequences of the rows, in row order. */
-  private regroup(): void {
-    this.groups = [...new Set(this.rows.map((r) => r.seq))];
-  }
-
-  /** Keeps the rows `keep` accepts, moving their cache rows and hidden states down to fill the gaps. */
-  keepRows(keep: (r: Row) => boolean): void {
-    if (this.rows.every(keep)) return;
-    this.unbind();
-    const kept: Row[] = [];
-    const C = this.c.hiddenSize;
-    this.rows.forEach((row, from) => {
-      if (!keep(row)) return;
-      const to = kept.length;
-      if (to !== from) {
-        for (const cache of [...this.keys, ...this.values]) cache.copyWithin(to * this.rowFloats, from * this.rowFloats, (from + 1) * this.rowFloats);
-        this.hidden.copyWithin(to * C, from * C, (from + 1) * C);
+  /** Rows of finished sequences, and guidance rows outside an image, stop taking part (their slots idle). */
+  retireRows(keep: (r: Row) => boolean): void {
+    for (const r of this.rows) {
+      if (r.active && !keep(r)) {
+        r.active = false;
+        this.settingsChanged = true;
       }
-      kept.push(row);
-    });
-    this.rows = kept;
-    this.regroup();
+    }
   }
 
-  /** One token per group: the head's run, then the step's run that writes every row's next position. */
+  get activeRows(): number {
+    return this.rows.filter((r) => r.active).length;
+  }
+
+  private settingsChanged = true;
+
+  /** One token per group: upload the step's numbers, the head, download the tokens, the step. */
   step(head: LoopHead): number[] {
-    if (!this.bound) this.bind();
-    const b = this.bound!;
-    const { group } = b;
-    const G = this.groups.length;
+    if (!this.bindings) this.bind();
+    if (this.settingsChanged) this.uploadSettings();
+    const b = this.bindings!;
+    const h = this.host;
     this.groups.forEach((s, g) => {
-      group.imageCount[g] = BigInt(s.imageCount);
-      group.remaining[g] = BigInt(s.remaining);
-      group.uniform[g] = s.uniforms.peek(1)[0];
+      h[H.imageCount][g] = BigInt(s.imageCount);
+      h[H.remaining][g] = BigInt(s.remaining);
+      h[H.done][g] = Number(s.done);
+      h[H.uniform][g] = s.done ? 0 : s.uniforms.peek(1)[0];
     });
-    const binding = b.head[head]!;
-    binding.run();
-    const tokens = Array.from(group.token.subarray(0, G), Number);
-    this.groups.forEach((s, g) => {
-      s.uniforms.consume(1);
-      const id = tokens[g];
-      s.seen[id] = 1;
-      group.seen[g * this.c.vocabSize + id] = 1;
-    });
-    // every row writes its token at position `length`
-    let longest = 0;
-    this.rows.forEach((r, i) => {
-      this.seqlens[i] = r.length;
-      r.length++;
-      longest = Math.max(longest, r.length);
-    });
-    this.total[0] = longest;
+    // every taking-part row writes its token at position `length`; idle rows rewrite position 0
+    this.rows.forEach((r, i) => (h[STEP_INPUTS.seqlensK][i] = r.active ? r.length : 0));
+    b.upload.run();
+    b.head[head][this.parity]!.run();
+    b.download.run();
     b.step.run();
+    this.parity ^= 1;
+    for (const r of this.rows) if (r.active) r.length++;
+    const tokens = Array.from(h.token, Number);
+    this.groups.forEach((s) => !s.done && s.uniforms.consume(1));
+    const live = this.groups.filter((s) => !s.done).length;
     const stats = this.engine.stats;
-    stats.runs += 2;
+    stats.runs += 4;
     if (head === 'image') stats.imageHeadRuns++;
-    stats.bytesIn += G * (8 + 8 + 4 + 1) + this.rows.length * 4 + 4; // image count, remaining, uniform, seen bit; lengths; total
-    stats.bytesOut += G * 8;
-    stats.tokens += G;
+    stats.bytesIn += STEP_UPLOADS.reduce((n, name) => n + h[name].byteLength, 0);
+    stats.bytesOut += h.token.byteLength;
+    stats.tokens += live;
     return tokens;
   }
 
-  /** Binds every input and output for the current rows and groups. */
-  private bind(): void {
-    const c = this.c;
-    const R = this.rows.length;
-    const { step, heads, imageColumns } = this.engine.sessions();
-    const group = groupInputs(c, this.rows, this.groups, imageColumns);
-    this.engine.stats.bytesIn += group.byteLength;
-    const values: Value[] = [];
-    const value = (v: Value) => (values.push(v), v);
-    const hidden = value(Value.fromArray(this.hidden.subarray(0, R * c.hiddenSize), [R, 1, c.hiddenSize]));
-    const ids = value(Value.fromArray(this.ids.subarray(0, R), [R, 1]));
-
-    const stepBinding = new IoBinding(step);
-    stepBinding.bindInput(STEP_INPUTS.inputIds, ids);
-    stepBinding.bindInput(STEP_INPUTS.seqlensK, value(Value.fromArray(this.seqlens.subarray(0, R), [R])));
-    stepBinding.bindInput(STEP_INPUTS.totalSequenceLength, value(Value.fromArray(this.total, [])));
-    this.bindCache(stepBinding, 0, R, value);
-    stepBinding.bindOutput(STEP_HIDDEN, hidden);
-
-    const headBinding = (session: Session | undefined, head: LoopHead) => {
-      if (!session) return undefined;
-      const binding = new IoBinding(session);
-      binding.bindInput(H.hidden, hidden);
-      for (const [name, v] of group.inputs(head)) binding.bindInput(name, value(v));
-      binding.bindOutput(HEAD_OUTPUTS.token, value(Value.fromArray(group.token, [this.groups.length])));
-      binding.bindOutput(HEAD_OUTPUTS.rowIds, ids);
-      return binding;
-    };
-    this.bound = { step: stepBinding, head: { full: headBinding(heads.full, 'full'), image: headBinding(heads.image, 'image') }, values, group };
+  /** The per-group settings and each group's `seen` set, uploaded when the rows that take part change. */
+  private uploadSettings(): void {
+    const { copySettings, imageColumns } = this.engine.sessions();
+    const settings = groupSettings(this.c, this.rows, this.groups, imageColumns);
+    const binding = new IoBinding(copySettings);
+    const views: Value[] = [];
+    try {
+      for (const [name, data, dims] of settings) {
+        const source = Value.fromArray(data, dims, data instanceof Uint8Array ? 'bool' : undefined);
+        views.push(source);
+        binding.bindInput(name, source);
+        binding.bindOutput(copyName(name), this.settingValue(name, dims, source.elementType));
+      }
+      binding.run();
+    } finally {
+      binding.release();
+      for (const v of views) v.release();
+    }
+    this.engine.stats.runs++;
+    this.engine.stats.bytesIn += settings.reduce((n, [, data]) => n + data.byteLength, 0);
+    this.settingsChanged = false;
   }
 
-  /** Past and present of every layer bound to the same memory: rows [first, first + count) of the cache. */
-  private bindCache(binding: IoBinding, first: number, count: number, value: (v: Value) => Value): void {
-    const dims = [count, this.c.numKeyValueHeads, this.context, cacheHeadDim(this.c.headDim)];
-    const rows = (cache: Float32Array) => value(Value.fromArray(cache.subarray(first * this.rowFloats, (first + count) * this.rowFloats), dims));
+  /** A setting's device buffer (made the first time; its shape never changes within a call). */
+  private settingValue(name: string, dims: number[], type: ElementType): Value {
+    const key = name === H.seen ? (this.parity === 0 ? 'seenA' : 'seenB') : `setting:${name}`;
+    this.device[key] ??= this.own(Value.allocate(this.engine.sessions().allocator, dims, type));
+    return this.device[key];
+  }
+
+  /** Binds the decode runs once: the step, both heads at both parities, the upload and the download. */
+  private bind(): void {
+    const { step, heads, copyStep, copyToken, imageColumns } = this.engine.sessions();
+    const d = this.device;
+    if (this.settingsChanged) this.uploadSettings(); // makes the settings' device buffers
+
+    const stepBinding = new IoBinding(step);
+    stepBinding.bindInput(STEP_INPUTS.inputIds, d.ids);
+    stepBinding.bindInput(STEP_INPUTS.seqlensK, d[STEP_INPUTS.seqlensK]);
+    stepBinding.bindInput(STEP_INPUTS.totalSequenceLength, this.total);
+    this.bindCache(stepBinding);
+    stepBinding.bindOutput(STEP_HIDDEN, d.hidden);
+
+    const headBinding = (session: Session | undefined, head: LoopHead, parity: number) => {
+      if (!session) return undefined;
+      const binding = new IoBinding(session);
+      binding.bindInput(H.hidden, d.hidden);
+      for (const name of [H.imageCount, H.remaining, H.done, H.uniform]) binding.bindInput(name, d[name]);
+      binding.bindInput(H.seen, parity === 0 ? d.seenA : d.seenB);
+      for (const name of settingNames(head)) binding.bindInput(name, d[`setting:${name === I.bias && head === 'image' ? IMAGE_BIAS : name}`]);
+      binding.bindOutput(HEAD_OUTPUTS.token, d.token);
+      binding.bindOutput(HEAD_OUTPUTS.rowIds, d.ids);
+      binding.bindOutput(HEAD_OUTPUTS.nextSeen, parity === 0 ? d.seenB : d.seenA);
+      return binding;
+    };
+    const upload = new IoBinding(copyStep);
+    const views: Value[] = [];
+    for (const name of STEP_UPLOADS) {
+      const host = this.own(Value.fromArray(this.host[name], [this.host[name].length], this.host[name] instanceof Uint8Array ? 'bool' : undefined));
+      views.push(host);
+      upload.bindInput(name, host).bindOutput(copyName(name), d[name]);
+    }
+    const download = new IoBinding(copyToken);
+    download.bindInput(HEAD_OUTPUTS.token, d.token).bindOutput(copyName(HEAD_OUTPUTS.token), this.own(Value.fromArray(this.host.token, [this.groups.length])));
+    this.bindings = {
+      step: stepBinding,
+      head: {
+        full: [headBinding(heads.full, 'full', 0), headBinding(heads.full, 'full', 1)],
+        image: imageColumns ? [headBinding(heads.image, 'image', 0), headBinding(heads.image, 'image', 1)] : [],
+      },
+      upload,
+      download,
+    };
+    this.engine.stats.bindings++;
+  }
+
+  /** Past and present of every layer bound to the same memory: the whole cache, or (`slot`) one slot's view of it. */
+  private bindCache(binding: IoBinding, slot?: { index: number; views: Value[] }): void {
+    const part = (buffer: Value) => {
+      if (!slot) return buffer;
+      const view = this.slotView(buffer, slot.index);
+      slot.views.push(view);
+      return view;
+    };
     for (let l = 0; l < this.c.numHiddenLayers; l++) {
       const names = cacheNames(l);
-      const [k, v] = [rows(this.keys[l]), rows(this.values[l])];
+      const [k, v] = [part(this.caches[l].key), part(this.caches[l].value)];
       binding.bindInput(names.pastKey, k).bindOutput(names.presentKey, k);
       binding.bindInput(names.pastValue, v).bindOutput(names.presentValue, v);
     }
   }
 
-  private unbind(): void {
-    if (!this.bound) return;
-    this.bound.step.release();
-    this.bound.head.full?.release();
-    this.bound.head.image?.release();
-    for (const v of this.bound.values.reverse()) v.release();
-    this.bound = undefined;
+  /** Slot `index` of a [slots, …] buffer, as a [1, …] view (released by the caller). */
+  private slotView(buffer: Value, index: number): Value {
+    const slotBytes = buffer.byteLength / buffer.dims[0];
+    return buffer.view(index * slotBytes, [1, ...buffer.dims.slice(1)]);
+  }
+
+  private own(v: Value): Value {
+    this.owned.push(v);
+    return v;
+  }
+
+  /** What the decode runs read and write, by binding: for the CUDA-readiness checks (test/step-generator-bindings.test.ts). */
+  decodeValues(): { run: string; name: string; value: Value }[] {
+    const d = this.device;
+    const out: { run: string; name: string; value: Value }[] = [];
+    out.push({ run: 'step', name: STEP_INPUTS.inputIds, value: d.ids }, { run: 'step', name: STEP_INPUTS.seqlensK, value: d[STEP_INPUTS.seqlensK] });
+    out.push({ run: 'step', name: STEP_INPUTS.totalSequenceLength, value: this.total }, { run: 'step', name: STEP_HIDDEN, value: d.hidden });
+    this.caches.forEach((c, l) => out.push({ run: 'step', name: cacheNames(l).pastKey, value: c.key }, { run: 'step', name: cacheNames(l).pastValue, value: c.value }));
+    for (const [key, value] of Object.entries(d)) if (!out.some((o) => o.value === value)) out.push({ run: 'head', name: key, value });
+    return out;
   }
 
   release(): void {
-    this.unbind();
+    if (this.bindings) {
+      const b = this.bindings;
+      for (const binding of [b.step, ...b.head.full, ...b.head.image, b.upload, b.download]) binding?.release();
+    }
+    for (const v of this.owned.reverse()) v.release();
   }
 }
 
-/** The head's per-group inputs for the current rows, written once per batch shape. */
-interface GroupInputs {
-  imageCount: BigInt64Array;
-  remaining: BigInt64Array;
-  uniform: Float32Array;
-  seen: Uint8Array;
-  token: BigInt64Array;
-  byteLength: number;
-  inputs(head: LoopHead): [string, Value][];
+/** The image head's bias (its columns only) is a buffer of its own beside the full head's. */
+const IMAGE_BIAS = 'logit_bias.image';
+
+/** The head's per-group setting inputs (settingInputs' names) for a head. */
+function settingNames(head: LoopHead): string[] {
+  return [I.rowGroup, I.rowFull, I.rowImage, I.rowUncond, I.guided, I.scaleImage, I.scaleText, ...(head === 'full' ? [I.textAllowed] : []), I.allowBoi, I.stopAfterImage, I.temperature, I.topP, I.topK, I.greedy, I.penalty, I.bias];
 }
 
-function groupInputs(c: AnoleConfig, rows: Row[], groups: Sequence[], imageColumns: [number, number] | undefined): GroupInputs {
+function dimsOf(name: string, R: number, G: number): number[] {
+  return [name === STEP_INPUTS.seqlensK ? R : G];
+}
+
+function elementTypeOf(a: ArrayBufferView): ElementType {
+  if (a instanceof Int32Array) return 'int32';
+  if (a instanceof BigInt64Array) return 'int64';
+  if (a instanceof Float32Array) return 'float32';
+  return 'bool';
+}
+
+/**
+ * The head's settings for the rows that take part now, and (`seen`) each group's seen set, as host
+ * arrays with their dims: uploaded when rows start or stop taking part.
+ */
+function groupSettings(c: AnoleConfig, rows: Row[], groups: Sequence[], imageColumns: [number, number] | undefined): [string, ArrayBufferView, number[]][] {
   const G = groups.length;
   const R = rows.length;
   const V = c.vocabSize;
   const rowOf = (s: Sequence, role: RowRole) => rows.findIndex((r) => r.seq === s && r.role === role);
-  const perGroup = <T>(f: (s: Sequence) => T[]) => groups.flatMap(f);
+  const guidanceOn = (s: Sequence, role: RowRole) => (s.hasGuidanceRows && rows[rowOf(s, role)]?.active ? rowOf(s, role) : rowOf(s, 'full'));
   const i64 = (xs: number[]) => BigInt64Array.from(xs, BigInt);
+  const both = <T>(f: (s: Sequence) => T[]) => groups.flatMap(f);
   const settings = (s: Sequence) => [s.request.text, s.request.image];
-  const seen = new Uint8Array(G * V);
-  const textAllowed = new Uint8Array(G * V);
-  const bias = new Float32Array(G * V);
-  groups.forEach((s, g) => {
-    seen.set(s.seen, g * V);
-    textAllowed.set(s.textAllowed, g * V);
-    bias.set(s.bias, g * V);
-  });
-  const fixed: [string, ArrayBufferView, number[]][] = [
+  const perVocab = (pick: (s: Sequence) => ArrayLike<number>, Array: Uint8ArrayConstructor | Float32ArrayConstructor) => {
+    const out = new Array(G * V);
+    groups.forEach((s, g) => out.set(pick(s), g * V));
+    return out;
+  };
+  const out: [string, ArrayBufferView, number[]][] = [
     [I.rowGroup, i64(rows.map((r) => groups.indexOf(r.seq))), [R]],
     [I.rowFull, i64(groups.map((s) => rowOf(s, 'full'))), [G]],
-    [I.rowImage, i64(groups.map((s) => (s.hasGuidanceRows ? rowOf(s, 'image') : rowOf(s, 'full')))), [G]],
-    [I.rowUncond, i64(groups.map((s) => (s.hasGuidanceRows ? rowOf(s, 'uncond') : rowOf(s, 'full')))), [G]],
+    [I.rowImage, i64(groups.map((s) => guidanceOn(s, 'image'))), [G]],
+    [I.rowUncond, i64(groups.map((s) => guidanceOn(s, 'uncond'))), [G]],
     [I.guided, Uint8Array.from(groups, (s) => Number(s.guided)), [G]],
     [I.scaleImage, Float32Array.from(groups, (s) => s.request.guidance.image), [G]],
     [I.scaleText, Float32Array.from(groups, (s) => s.request.guidance.text), [G]],
+    [I.textAllowed, perVocab((s) => s.textAllowed, Uint8Array), [G, V]],
     [I.allowBoi, Uint8Array.from(groups, (s) => Number(s.request.constraints.allowBoi)), [G]],
     [I.stopAfterImage, Uint8Array.from(groups, (s) => Number(s.request.constraints.stopAfterImage)), [G]],
-    [I.temperature, Float32Array.from(perGroup((s) => settings(s).map((x) => x.temperature))), [G, 2]],
-    [I.topP, Float32Array.from(perGroup((s) => settings(s).map((x) => x.topP))), [G, 2]],
-    [I.topK, i64(perGroup((s) => settings(s).map((x) => x.topK))), [G, 2]],
-    [I.greedy, Uint8Array.from(perGroup((s) => settings(s).map((x) => Number(x.greedy)))), [G, 2]],
+    [I.temperature, Float32Array.from(both((s) => settings(s).map((x) => x.temperature))), [G, 2]],
+    [I.topP, Float32Array.from(both((s) => settings(s).map((x) => x.topP))), [G, 2]],
+    [I.topK, i64(both((s) => settings(s).map((x) => x.topK))), [G, 2]],
+    [I.greedy, Uint8Array.from(both((s) => settings(s).map((x) => Number(x.greedy)))), [G, 2]],
     [I.penalty, Float32Array.from(groups, (s) => s.request.repetitionPenalty), [G]],
+    [I.bias, perVocab((s) => s.bias, Float32Array), [G, V]],
+    [H.seen, perVocab((s) => s.seen, Uint8Array), [G, V]],
   ];
-  const state = { imageCount: new BigInt64Array(G), remaining: new BigInt64Array(G), uniform: new Float32Array(G), done: new Uint8Array(G) };
-  const byteLength = [...fixed.map(([, a]) => a.byteLength), seen.byteLength, textAllowed.byteLength, bias.byteLength].reduce((a, b) => a + b, 0);
-  return {
-    ...state,
-    seen,
-    token: new BigInt64Array(G),
-    byteLength,
-    inputs(head) {
-      const values: [string, Value][] = fixed.map(([name, data, dims]) => [name, Value.fromArray(data, dims, data instanceof Uint8Array ? 'bool' : undefined)]);
-      values.push(
-        [H.imageCount, Value.fromArray(state.imageCount, [G])],
-        [H.done, Value.fromArray(state.done, [G], 'bool')],
-        [H.remaining, Value.fromArray(state.remaining, [G])],
-        [H.seen, Value.fromArray(seen, [G, V], 'bool')],
-        [H.uniform, Value.fromArray(state.uniform, [G])],
-      );
-      if (head === 'full') {
-        values.push([I.textAllowed, Value.fromArray(textAllowed, [G, V], 'bool')], [I.bias, Value.fromArray(bias, [G, V])]);
-      } else {
-        const [first, end] = imageColumns!;
-        const W = end - first;
-        const columns = new Float32Array(G * W);
-        groups.forEach((s, g) => columns.set(s.bias.subarray(first, end), g * W));
-        values.push([I.bias, Value.fromArray(columns, [G, W])]);
-      }
-      return values;
-    },
-  };
+  if (imageColumns) {
+    const [first, end] = imageColumns;
+    const columns = new Float32Array(G * (end - first));
+    groups.forEach((s, g) => columns.set(s.bias.subarray(first, end), g * (end - first)));
+    out.push([IMAGE_BIAS, columns, [G, end - first]]);
+  }
+  return out;
 }

@@ -23,6 +23,7 @@ export const HEAD_INPUTS = {
 export const HEAD_OUTPUTS = {
   token: 'token', // [G] int64
   rowIds: 'row_ids', // [R, 1] int64
+  nextSeen: 'next.seen', // [G, V] bool: seen with the token marked (bound to the other of two buffers)
 } as const;
 
 export function buildHeadGraph(w: DecoderWeights, head: LoopHead, opts: { floatType?: DataTypeId } = {}): BuiltModel {
@@ -41,10 +42,12 @@ export function buildHeadGraph(w: DecoderWeights, head: LoopHead, opts: { floatT
   const width = head === 'image' ? imageVocabulary(c).codeToToken.length : V;
   for (const [name, type, dims] of settingInputs(V, head, width)) g.input(name, type as never, dims);
 
-  const { token } = emitTokenChoice(g, w, head, x);
+  const { token, nextSeen } = emitTokenChoice(g, w, head, x);
   g.op('Identity', [token], {}, { output: HEAD_OUTPUTS.token });
+  g.op('Identity', [nextSeen], {}, { output: HEAD_OUTPUTS.nextSeen });
   g.op('Unsqueeze', [g.op('Gather', [token, I.rowGroup], { axis: 0 }), g.int64s([1])], {}, { output: HEAD_OUTPUTS.rowIds });
   g.output(HEAD_OUTPUTS.token, DataType.INT64, ['groups']);
   g.output(HEAD_OUTPUTS.rowIds, DataType.INT64, ['rows', 1]);
+  g.output(HEAD_OUTPUTS.nextSeen, DataType.BOOL, ['groups', V]);
   return g.build();
 }
