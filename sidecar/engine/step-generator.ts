@@ -37,6 +37,8 @@ export class StepGenerator {
   private readonly codeOf: Int32Array;
   private readonly imageColumns: [number, number] | undefined;
   private readonly allocator: Allocator;
+  /** What the decode runs of the latest generate() call are bound to (test/step-generator-bindings.test.ts). */
+  decodeBindings: BoundValue[] = [];
 
   private constructor(
     readonly config: AnoleConfig,
@@ -377,6 +379,7 @@ class Batch {
       download,
     };
     this.engine.stats.bindings++;
+    this.engine.decodeBindings = describeBindings({ step: [stepBinding], head: [...this.bindings.head.full, ...this.bindings.head.image] });
   }
 
   /** Past and present of every layer bound to the same memory: the whole cache, or (`slot`) one slot's view of it. */
@@ -406,17 +409,6 @@ class Batch {
     return v;
   }
 
-  /** What the decode runs read and write, by binding: for the CUDA-readiness checks (test/step-generator-bindings.test.ts). */
-  decodeValues(): { run: string; name: string; value: Value }[] {
-    const d = this.device;
-    const out: { run: string; name: string; value: Value }[] = [];
-    out.push({ run: 'step', name: STEP_INPUTS.inputIds, value: d.ids }, { run: 'step', name: STEP_INPUTS.seqlensK, value: d[STEP_INPUTS.seqlensK] });
-    out.push({ run: 'step', name: STEP_INPUTS.totalSequenceLength, value: this.total }, { run: 'step', name: STEP_HIDDEN, value: d.hidden });
-    this.caches.forEach((c, l) => out.push({ run: 'step', name: cacheNames(l).pastKey, value: c.key }, { run: 'step', name: cacheNames(l).pastValue, value: c.value }));
-    for (const [key, value] of Object.entries(d)) if (!out.some((o) => o.value === value)) out.push({ run: 'head', name: key, value });
-    return out;
-  }
-
   release(): void {
     if (this.bindings) {
       const b = this.bindings;
@@ -424,6 +416,34 @@ class Batch {
     }
     for (const v of this.owned.reverse()) v.release();
   }
+}
+
+/** One value a decode run reads or writes: whose memory it is, on which device, its shape and address. */
+export interface BoundValue {
+  run: 'step' | 'head';
+  name: string;
+  direction: 'input' | 'output';
+  /** 'ort': allocated by ONNX Runtime for the step session (device memory on CUDA); 'host': JavaScript's. */
+  owner: 'ort' | 'host';
+  memory: string;
+  dims: readonly number[];
+  address: bigint;
+}
+
+function describeBindings(runs: Record<BoundValue['run'], (IoBinding | undefined)[]>): BoundValue[] {
+  const out: BoundValue[] = [];
+  for (const [run, bindings] of Object.entries(runs) as [BoundValue['run'], (IoBinding | undefined)[]][]) {
+    for (const binding of bindings) {
+      if (!binding) continue;
+      const { inputs, outputs } = binding.bound();
+      const entries = [...[...inputs].map(([n, v]) => ['input', n, v] as const), ...[...outputs].map(([n, v]) => ['output', n, v] as const)];
+      for (const [direction, name, v] of entries) {
+        if (!(v instanceof Value)) throw new Error(`engine v2: ${run} output ${name} is bound to a device, not to a value of its own`);
+        out.push({ run, name, direction, owner: v.data === undefined ? 'ort' : 'host', memory: v.memoryInfo().name, dims: v.dims, address: v.dataPointer() });
+      }
+    }
+  }
+  return out;
 }
 
 /** The image head's bias (its columns only) is a buffer of its own beside the full head's. */

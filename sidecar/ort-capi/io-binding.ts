@@ -59,6 +59,11 @@ export class IoBinding extends Handle {
     this.#outputs.clear();
   }
 
+  /** What is bound, by name: the values (or, for outputs bound to a device, its memory info). */
+  bound(): { inputs: ReadonlyMap<string, Value>; outputs: ReadonlyMap<string, Value | MemoryInfo> } {
+    return { inputs: this.#inputs, outputs: this.#outputs };
+  }
+
   /** RunWithBinding. */
   run(options?: RunOptions): void {
     call('RunWithBinding', this.session.pointer, options ? options.pointer : null, this.pointer);

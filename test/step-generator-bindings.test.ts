@@ -1,0 +1,76 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sequenceRequest } from './generation-harness.ts';
+import { StepGenerator } from '../sidecar/engine/step-generator.ts';
+import { STEP_INPUTS } from '../sidecar/graphs/step-decoder.ts';
+import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
+import { writeRandomCheckpoint } from '../sidecar/weights/random-checkpoint.ts';
+
+/**
+ * What engine v2 binds its decode runs (the head and the step) to, checked where no GPU is needed:
+ * on CUDA these would be the same values in the CUDA allocator's memory, so what must hold is that
+ * none of them is JavaScript's memory and that they are bound once for a whole generate call, so
+ * every step sees the same shapes and addresses (what CUDA graph capture and replay require).
+ */
+let dir: string;
+let engine: StepGenerator;
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-bindings-'));
+  writeRandomCheckpoint({ out: path.join(dir, 'ckpt'), preset: 'tiny', seed: 7 });
+  engine = await StepGenerator.load(openCheckpoint(path.join(dir, 'ckpt')), { intraOpNumThreads: 1 });
+});
+afterAll(async () => {
+  await engine?.release();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('engine v2 decode bindings', () => {
+  // guidance rows join and leave (guided interleaved, boi pushed), sequences end at different steps
+  const batch = () => {
+    const c = engine.config;
+    const boi = { [c.boiTokenId]: 50 };
+    return [
+      sequenceRequest(c, [0, 16900, 16801, 8710], 'interleaved', 2 * (c.imageSeqLength + 2) + 4, { seed: 1, logitBias: boi }),
+      sequenceRequest(c, [0, 16950, 8710], 'text', 7, { seed: 2 }),
+      sequenceRequest(c, [0, 16420, 16421, 8710], 'image', c.imageSeqLength + 2, { seed: 3 }),
+    ];
+  };
+
+  it('are made once per generate call, however rows join, idle and finish', async () => {
+    const before = engine.stats.bindings;
+    const imagesDone: number[] = [];
+    for await (const e of engine.generate(batch())) if (e.type === 'image_done') imagesDone.push(e.sequence);
+    expect(imagesDone.filter((s) => s === 0).length).toBeGreaterThanOrEqual(1); // the interleaved request opened (and closed) an image
+    expect(engine.stats.bindings - before).toBe(1);
+  });
+
+  it('read and write only memory ONNX Runtime allocated, except the constant total length GroupQueryAttention reads on the host', async () => {
+    for await (const _ of engine.generate(batch())) void _;
+    const bound = engine.decodeBindings;
+    const runs = new Set(bound.map((b) => b.run));
+    expect(runs).toEqual(new Set(['step', 'head']));
+    const host = bound.filter((b) => b.owner === 'host');
+    expect(host.map((b) => `${b.run}.${b.name}`)).toEqual([`step.${STEP_INPUTS.totalSequenceLength}`]);
+    expect(host[0].dims).toEqual([]);
+    // the step's cache: past and present of each layer are one buffer
+    const cache = bound.filter((b) => b.run === 'step' && /^(past_key_values|present)\./.test(b.name));
+    expect(cache.length).toBe(4 * engine.config.numHiddenLayers);
+    for (const b of cache.filter((x) => x.direction === 'input')) {
+      const present = cache.find((x) => x.direction === 'output' && x.name === b.name.replace('past_key_values.', 'present.'))!;
+      expect(present.address).toBe(b.address);
+    }
+    // the head writes the ids the step reads, into the same buffer
+    const ids = bound.find((b) => b.run === 'step' && b.name === STEP_INPUTS.inputIds)!;
+    expect(bound.filter((b) => b.run === 'head' && b.name === 'row_ids').every((b) => b.address === ids.address)).toBe(true);
+  });
+
+  it('keep their shapes from one call to the next with the same requests (the cache sized to them)', async () => {
+    const shapes = () => engine.decodeBindings.map((b) => `${b.run}.${b.direction}.${b.name}: [${b.dims.join(', ')}]`).sort();
+    for await (const _ of engine.generate(batch())) void _;
+    const first = shapes();
+    for await (const _ of engine.generate(batch())) void _;
+    expect(shapes()).toEqual(first);
+  });
+});
