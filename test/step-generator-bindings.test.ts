@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sequenceRequest } from './generation-harness.ts';
+import { cudaOptionsFromEnv } from '../sidecar/engine/cuda-options.ts';
 import { StepGenerator } from '../sidecar/engine/step-generator.ts';
 import { STEP_INPUTS } from '../sidecar/graphs/step-decoder.ts';
 import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
@@ -72,5 +73,25 @@ describe('engine v2 decode bindings', () => {
     const first = shapes();
     for await (const _ of engine.generate(batch())) void _;
     expect(shapes()).toEqual(first);
+  });
+});
+
+describe('engine v2 on CUDA, where no GPU is', () => {
+  it('refuses at its first session, naming the CUDA provider call and why', async () => {
+    await expect(StepGenerator.load(openCheckpoint(path.join(dir, 'ckpt')), { executionProviders: ['cuda'] })).rejects.toThrow(
+      /(UpdateCUDAProviderOptions|SessionOptionsAppendExecutionProvider_CUDA_V2): .*(Failed to load|libonnxruntime_providers)/,
+    );
+  });
+
+  it('takes its provider options from the environment, naming a bad variable', () => {
+    expect(cudaOptionsFromEnv({})).toEqual({ device_id: 0, arena_extend_strategy: 'kSameAsRequested', enable_cuda_graph: false });
+    expect(cudaOptionsFromEnv({ ANOLE_CUDA_DEVICE: '1', ANOLE_GPU_MEM_LIMIT_MIB: '20480', ANOLE_CUDA_ARENA_EXTEND: 'power-of-two' })).toEqual({
+      device_id: 1,
+      arena_extend_strategy: 'kNextPowerOfTwo',
+      gpu_mem_limit: 20480 * 2 ** 20,
+      enable_cuda_graph: false,
+    });
+    expect(() => cudaOptionsFromEnv({ ANOLE_GPU_MEM_LIMIT_MIB: '20G' })).toThrow('ANOLE_GPU_MEM_LIMIT_MIB must be a whole number, got 20G');
+    expect(() => cudaOptionsFromEnv({ ANOLE_CUDA_ARENA_EXTEND: 'grow' })).toThrow(/ANOLE_CUDA_ARENA_EXTEND must be same-as-requested or power-of-two/);
   });
 });

@@ -1,7 +1,5 @@
 import type { AnoleConfig } from '../../model/config.ts';
 import { stepCapable } from '../graphs/model-graphs.ts';
-import { activationType } from '../graphs/precision.ts';
-import { DataType } from '../onnx/graph-builder.ts';
 import type { SessionConfig } from '../onnx/session.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
 import type { SequenceRequest } from './generation-request.ts';
@@ -19,13 +17,13 @@ export interface GenerationEngine {
 
 /**
  * v2: the cache stays in ONNX Runtime (step-generator.ts); loop: the in-graph Loop (generator.ts),
- * the bench's baseline, and what a CUDA model still runs until engine v2 binds device memory
- * (docs/engine-v2.md).
+ * the bench's baseline, and what a `--target cuda --dtype fp32` model runs (GroupQueryAttention has
+ * no float32 CUDA kernel, so engine v2 has no graphs for it).
  */
 export type EngineName = 'v2' | 'loop';
 
 export function engineFor(source: ModelSource): EngineName {
-  return stepCapable(source.precision) && activationType(source.precision) === DataType.FLOAT ? 'v2' : 'loop';
+  return stepCapable(source.precision) ? 'v2' : 'loop';
 }
 
 export async function loadEngine(model: Checkpoint | ModelSource, opts: SessionConfig & { imageHead?: boolean; engine?: EngineName } = {}): Promise<GenerationEngine & { name: EngineName }> {

@@ -5,10 +5,12 @@ import { cacheNames } from '../graphs/decoder.ts';
 import { copyName, buildCopyGraph } from '../graphs/copy-graph.ts';
 import { imageTokenRange, LOOP_INPUTS as I, settingInputs, type LoopHead } from '../graphs/generation-loop.ts';
 import { HEAD_INPUTS as H, HEAD_OUTPUTS } from '../graphs/head-graph.ts';
-import { activationType } from '../graphs/precision.ts';
+import { activationType, type Precision } from '../graphs/precision.ts';
 import { cacheHeadDim, STEP_HIDDEN, STEP_INPUTS } from '../graphs/step-decoder.ts';
 import { DataType, type BuiltModel, type DataTypeId, type Dim } from '../onnx/graph-builder.ts';
-import { Allocator, IoBinding, MemoryInfo, Session, Value, type ElementType } from '../ort-capi/index.ts';
+import { defaultExecutionProviders, providerSessionOptions, type SessionConfig } from '../onnx/session.ts';
+import { Allocator, cudaProviderOptionsString, IoBinding, MemoryInfo, Session, Value, type ElementType } from '../ort-capi/index.ts';
+import { cudaOptionsFromEnv } from './cuda-options.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
 import type { SequenceRequest } from './generation-request.ts';
 import type { GenerateOptions, TransferStats } from './generator.ts';
@@ -47,6 +49,8 @@ export class StepGenerator {
     private readonly copies: { step: Session; token: Session; settings: Session },
     /** Where the decode buffers live: the memory of the step session's first provider. */
     memory: MemoryInfo,
+    /** The cache's and hidden states' element type: float32 on the CPU, fp16 / bf16 on CUDA. */
+    readonly floatType: ElementType,
   ) {
     const vocab = imageVocabulary(config);
     this.imageIds = new Set(vocab.codeToToken);
@@ -55,17 +59,31 @@ export class StepGenerator {
     this.allocator = Allocator.forSession(step, memory);
   }
 
-  static async load(model: Checkpoint | ModelSource, opts: { intraOpNumThreads?: number; imageHead?: boolean } = {}): Promise<StepGenerator> {
+  static async load(model: Checkpoint | ModelSource, opts: SessionConfig & { imageHead?: boolean; log?: (line: string) => void } = {}): Promise<StepGenerator> {
     const source = asModelSource(model);
     const step = source.graph('step'); // a bad checkpoint throws its CheckpointError here
     const config = source.checkpoint.config!;
     if (!step) throw new Error(`${source.dir}: engine v2 has no graphs for --target ${source.precision.target} --dtype ${source.precision.dtype} (GroupQueryAttention runs fp16 / bf16 on CUDA)`);
-    if (activationType(source.precision) !== DataType.FLOAT) throw new Error('engine v2 binds float32 activations so far (docs/engine-v2.md)');
-    const open = (graph: BuiltModel) => Session.fromBytes(graph.bytes, { intraOpThreads: opts.intraOpNumThreads, externalDataDir: graph.externalDir });
-    const image = (opts.imageHead ?? true) ? source.graph('head-image') : undefined;
-    const heads = { full: open(source.graph('head-full')!), image: image && open(image) };
-    const copies = copyGraphs(config, imageTokenRange(imageVocabulary(config).codeToToken) !== undefined && image !== undefined);
-    return new StepGenerator(config, open(step), heads, { step: open(copies.step), token: open(copies.token), settings: open(copies.settings) }, MemoryInfo.cpu());
+    const providers = providerSessionOptions(opts.executionProviders ?? (await defaultExecutionProviders()));
+    const cuda = providers.executionProviders.includes('cuda') ? cudaOptionsFromEnv() : undefined;
+    const sessionConfig = Object.fromEntries(Object.entries(providers.config).map(([k, v]) => [`session.${k}`, v]));
+    const open = (graph: BuiltModel) =>
+      Session.fromBytes(graph.bytes, { intraOpThreads: opts.intraOpNumThreads, externalDataDir: graph.externalDir, config: sessionConfig, cuda, profilePrefix: opts.profileFilePrefix });
+    const opened: Session[] = [];
+    const track = (s: Session) => (opened.push(s), s);
+    try {
+      const stepSession = track(open(step));
+      if (cuda) (opts.log ?? ((line) => console.error(line)))(`onnxruntime: engine v2 on CUDA, provider options ${cudaProviderOptionsString(cuda)}`);
+      const image = (opts.imageHead ?? true) ? source.graph('head-image') : undefined;
+      const heads = { full: track(open(source.graph('head-full')!)), image: image && track(open(image)) };
+      const copies = copyGraphs(config, image !== undefined);
+      const copySessions = { step: track(open(copies.step)), token: track(open(copies.token)), settings: track(open(copies.settings)) };
+      const memory = cuda ? MemoryInfo.cuda(cuda.device_id) : MemoryInfo.cpu();
+      return new StepGenerator(config, stepSession, heads, copySessions, memory, activationElementType(source.precision));
+    } catch (e) {
+      for (const s of opened.reverse()) s.release();
+      throw e;
+    }
   }
 
   async *generate(requests: SequenceRequest[], opts: GenerateOptions = {}): AsyncGenerator<GenerationEvent> {
@@ -143,6 +161,12 @@ export class StepGenerator {
   }
 }
 
+/** The decoder's activation type as the C API names it (bf16 and fp16 tensors need no JavaScript representation). */
+function activationElementType(p: Precision): ElementType {
+  const t = activationType(p);
+  return t === DataType.BFLOAT16 ? 'bfloat16' : t === DataType.FLOAT16 ? 'float16' : 'float32';
+}
+
 /** The copy graphs of a model: a step's uploads, the tokens' download, the settings' upload. */
 function copyGraphs(c: AnoleConfig, imageHead: boolean) {
   const V = c.vocabSize;
@@ -209,8 +233,9 @@ class Batch {
     const [R, G, V] = [this.rows.length, this.groups.length, c.vocabSize];
     const allocate = (dims: number[], type: ElementType) => this.own(Value.allocate(allocator, dims, type));
     const cacheDims = [R, c.numKeyValueHeads, context, cacheHeadDim(c.headDim)];
-    this.caches = Array.from({ length: c.numHiddenLayers }, () => ({ key: allocate(cacheDims, 'float32'), value: allocate(cacheDims, 'float32') }));
-    this.device.hidden = allocate([R, 1, c.hiddenSize], 'float32');
+    const float = engine.floatType;
+    this.caches = Array.from({ length: c.numHiddenLayers }, () => ({ key: allocate(cacheDims, float), value: allocate(cacheDims, float) }));
+    this.device.hidden = allocate([R, 1, c.hiddenSize], float);
     this.device.ids = allocate([R, 1], 'int64');
     this.device.seenA = allocate([G, V], 'bool');
     this.device.seenB = allocate([G, V], 'bool');
