@@ -66,9 +66,12 @@ export class StepGenerator {
     if (!step) throw new Error(`${source.dir}: engine v2 has no graphs for --target ${source.precision.target} --dtype ${source.precision.dtype} (GroupQueryAttention runs fp16 / bf16 on CUDA)`);
     const providers = providerSessionOptions(opts.executionProviders ?? (await defaultExecutionProviders()));
     const cuda = providers.executionProviders.includes('cuda') ? cudaOptionsFromEnv() : undefined;
-    const sessionConfig = Object.fromEntries(Object.entries(providers.config).map(([k, v]) => [`session.${k}`, v]));
-    const open = (graph: BuiltModel) =>
-      Session.fromBytes(graph.bytes, { intraOpThreads: opts.intraOpNumThreads, externalDataDir: graph.externalDir, config: sessionConfig, cuda, profilePrefix: opts.profileFilePrefix });
+    // Each session has its own intra-op pool, and a pool's threads spin after a run: the head's would
+    // spin through the step's run and the step's through the head's, both on the same cores (on 2 cores
+    // it halved the speed: docs/engine-v2.md). The copy graphs run on one thread.
+    const sessionConfig = { ...Object.fromEntries(Object.entries(providers.config).map(([k, v]) => [`session.${k}`, v])), 'session.intra_op.allow_spinning': '0' };
+    const open = (graph: BuiltModel, threads = opts.intraOpNumThreads) =>
+      Session.fromBytes(graph.bytes, { intraOpThreads: threads, externalDataDir: graph.externalDir, config: sessionConfig, cuda, profilePrefix: opts.profileFilePrefix });
     const opened: Session[] = [];
     const track = (s: Session) => (opened.push(s), s);
     try {
@@ -77,7 +80,7 @@ export class StepGenerator {
       const image = (opts.imageHead ?? true) ? source.graph('head-image') : undefined;
       const heads = { full: track(open(source.graph('head-full')!)), image: image && track(open(image)) };
       const copies = copyGraphs(config, image !== undefined);
-      const copySessions = { step: track(open(copies.step)), token: track(open(copies.token)), settings: track(open(copies.settings)) };
+      const copySessions = { step: track(open(copies.step, 1)), token: track(open(copies.token, 1)), settings: track(open(copies.settings, 1)) };
       const memory = cuda ? MemoryInfo.cuda(cuda.device_id) : MemoryInfo.cpu();
       return new StepGenerator(config, stepSession, heads, copySessions, memory, activationElementType(source.precision));
     } catch (e) {
