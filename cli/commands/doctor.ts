@@ -7,7 +7,7 @@ import { isBundle } from '../../sidecar/bundle/manifest.ts';
 import { describeEstimate, estimateMemory, gib, memoryShortfalls } from '../../sidecar/bundle/memory-estimate.ts';
 import { availableMemory, modelPrecision, servingShapeFromEnv } from '../../sidecar/bundle/model-memory.ts';
 import { DEFAULT_SAMPLING } from '../../sidecar/engine/generation-request.ts';
-import { Generator } from '../../sidecar/engine/generator.ts';
+import { loadEngine } from '../../sidecar/engine/generation-engine.ts';
 import { openModel } from '../../sidecar/engine/model-source.ts';
 import { findCudaLibraries } from '../../sidecar/onnx/cuda-libraries.ts';
 import { nvidiaGpus } from '../../sidecar/onnx/gpu-info.ts';
@@ -87,7 +87,7 @@ export async function doctorCommand(modelDir: string | undefined, opts: { run?: 
 async function profiledRun(modelDir: string, steps: number): Promise<string[]> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-doctor-'));
   try {
-    const generator = await Generator.load(openModel(modelDir), { profileFilePrefix: path.join(tmp, 'profile'), imageHead: false });
+    const generator = await loadEngine(openModel(modelDir), { profileFilePrefix: path.join(tmp, 'profile'), imageHead: false });
     const config = generator.config;
     const request = {
       promptIds: [config.bosTokenId, ...Array.from({ length: 15 }, (_, i) => 100 + i)],
@@ -107,12 +107,13 @@ async function profiledRun(modelDir: string, steps: number): Promise<string[]> {
       await generator.release(); // writes the profile
     }
     const seconds = (performance.now() - started) / 1000;
-    const file = fs.readdirSync(tmp).find((f) => f.endsWith('.json'));
-    if (!file) throw new Error(`ONNX Runtime wrote no profile into ${tmp}`);
-    const { nodesByProvider, memcpy } = summarizeProfile(JSON.parse(fs.readFileSync(path.join(tmp, file), 'utf8')));
+    // one profile per session (engine v2 runs several: the step, the head, the copies)
+    const files = fs.readdirSync(tmp).filter((f) => f.endsWith('.json'));
+    if (files.length === 0) throw new Error(`ONNX Runtime wrote no profile into ${tmp}`);
+    const { nodesByProvider, memcpy } = summarizeProfile(files.flatMap((f) => JSON.parse(fs.readFileSync(path.join(tmp, f), 'utf8'))));
     const gpu = nvidiaGpus()?.[0];
     return [
-      `run: ${tokens} tokens in ${seconds.toFixed(2)} s (${(tokens / seconds).toFixed(1)} tokens/s, prefill included), peak host memory ${gib(process.resourceUsage().maxRSS * 1024)}${gpu ? `, GPU memory in use after it ${gib(gpu.memoryUsedBytes)}` : ''}`,
+      `run: engine ${generator.name}, ${tokens} tokens in ${seconds.toFixed(2)} s (${(tokens / seconds).toFixed(1)} tokens/s, prefill included), peak host memory ${gib(process.resourceUsage().maxRSS * 1024)}${gpu ? `, GPU memory in use after it ${gib(gpu.memoryUsedBytes)}` : ''}`,
       ...Object.entries(nodesByProvider).map(([provider, n]) => `run: ${n} nodes ran on ${provider}`),
       `run: ${memcpy.length} Memcpy nodes inserted${memcpy.length ? ` (${memcpy.slice(0, 5).join(', ')}${memcpy.length > 5 ? ', …' : ''})` : ''}`,
     ];
