@@ -2,6 +2,7 @@ import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import type { Construct } from 'constructs';
+import { JobDeadLetters } from './job-dead-letters.ts';
 import { Alarms } from './alarms.ts';
 import { Api } from './api.ts';
 import { BucketCors } from './bucket-cors.ts';
@@ -61,6 +62,7 @@ export class AnoleStack extends Stack {
     const api = new Api(this, 'Api', { settings, bucket: storage.bucket, queue: jobs.queue, model, entry: props.apiEntry });
     new BucketCors(this, 'BucketCors', { bucket: storage.bucket, apiUrl: api.url.url, logRetentionDays: settings.logRetentionDays });
     const events = new ServiceEvents(this, 'Events', { settings, bucket: storage.bucket, queue: jobs.queue, model, apiUrl: api.url.url });
+    new JobDeadLetters(this, 'JobDeadLetters', { settings, bucket: storage.bucket, deadLetters: jobs.deadLetters });
     const alarms = new Alarms(this, 'Alarms', { settings, jobs: jobs.queue, jobDeadLetters: jobs.deadLetters, eventDeadLetters: events.deadLetters });
 
     new CfnOutput(this, 'ApiUrl', { value: api.url.url, description: 'The API (Function URL)' });

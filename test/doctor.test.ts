@@ -80,7 +80,7 @@ describe('anole doctor', () => {
     expect(lines).toContain(`model: ${FIXTURE} (Hugging Face directory), dtype fp32, target cpu`);
     expect(lines).toContain('can run here: yes, on the CPU');
     const runs = lines.filter((l) => l.startsWith('run: '));
-    expect(runs[0]).toMatch(/^run: 8 tokens in \d+\.\d\d s \(\d+\.\d tokens\/s, prefill included\), peak host memory \d+\.\d\d GiB$/);
+    expect(runs[0]).toMatch(/^run: engine v2, 8 tokens in \d+\.\d\d s \(\d+\.\d tokens\/s, prefill included\), peak host memory \d+\.\d\d GiB$/);
     expect(runs[1]).toMatch(/^run: [1-9]\d* nodes ran on CPUExecutionProvider$/);
     expect(runs.slice(2)).toEqual(['run: 0 Memcpy nodes inserted']);
   });

@@ -150,6 +150,21 @@ describe('queue', () => {
     expect(worker.Environment).toContainEqual({ Name: ENV.maxAttempts, Value: '6' }); // one short of maxReceiveCount 7
   });
 
+  it('dead-lettered jobs are drained by a Lambda that fails their predictions (within the queue visibility)', () => {
+    const queues = base.resources('AWS::SQS::Queue');
+    const [dlqId, dlq] = Object.entries(queues).find(([id]) => id.startsWith('QueueDeadLetters'))!;
+    const [, mapping] = only(base.resources('AWS::Lambda::EventSourceMapping'));
+    expect(mapping.Properties.EventSourceArn).toEqual({ 'Fn::GetAtt': [dlqId, 'Arn'] });
+    const fnId = mapping.Properties.FunctionName.Ref as string;
+    const fn = base.resources('AWS::Lambda::Function')[fnId];
+    expect(fnId).toMatch(/^JobDeadLettersDrain/);
+    expect(fn.Properties.Environment.Variables[ENV.bucket]).toBeDefined();
+    expect(fn.Properties.Timeout).toBeLessThan(dlq.Properties.VisibilityTimeout ?? 30);
+    // it may write prediction records, and only those
+    const writes = statements(base).filter((st) => actionsOf(st).includes('s3:PutObject') && JSON.stringify(st.Resource).includes(KEYS.predictions));
+    expect(writes.length).toBeGreaterThan(0);
+  });
+
   it('every queue refuses plain-HTTP access', () => {
     const policies = Object.values(base.resources('AWS::SQS::QueuePolicy'));
     expect(policies).toHaveLength(3);
@@ -433,9 +448,9 @@ describe('alarms and logs', () => {
   it('every log group of the service has the configured retention; every service Lambda and container writes to one', () => {
     for (const [s, days] of [[base, DEFAULT_SETTINGS.logRetentionDays], [tuned, 14]] as const) {
       const groups = s.resources('AWS::Logs::LogGroup');
-      expect(Object.keys(groups)).toHaveLength(5); // the worker's, three functions', the deploy-time CORS handler's
+      expect(Object.keys(groups)).toHaveLength(6); // the worker's, four functions' (API, intake, completion, dead-letter drain), the deploy-time CORS handler's
       for (const g of Object.values(groups)) expect(g.Properties.RetentionInDays).toBe(days);
-      for (const [id, fn] of Object.entries(s.resources('AWS::Lambda::Function')).filter(([id]) => /^(Api|Events)/.test(id))) {
+      for (const [id, fn] of Object.entries(s.resources('AWS::Lambda::Function')).filter(([id]) => /^(Api|Events|JobDeadLetters)/.test(id))) {
         expect(groups[fn.Properties.LoggingConfig.LogGroup.Ref], id).toBeDefined();
       }
       for (const c of only(s.resources('AWS::ECS::TaskDefinition'))[1].Properties.ContainerDefinitions) {
