@@ -18,18 +18,6 @@ export interface Precision {
 
 export const DEFAULT_PRECISION: Precision = { dtype: 'fp32', target: 'cpu' };
 
-/**
- * Why a precision cannot be served yet, or undefined. bf16 on CUDA: onnxruntime-node's JavaScript
- * API cannot hold a bf16 tensor, and the Loop engine, which CUDA models run until engine v2 binds
- * device memory (docs/engine-v2.md), passes its cache through JavaScript between chunks.
- */
-export function unservablePrecision(p: Precision): string | undefined {
-  if (p.target === 'cuda' && p.dtype === 'bf16') {
-    return '--target cuda --dtype bf16 cannot be served yet: its bf16 KV cache would cross onnxruntime-node\'s JavaScript API, which has no bf16 tensors; use --dtype fp16 (or int8 / int4) until engine v2 runs on CUDA (docs/engine-v2.md)';
-  }
-  return undefined;
-}
-
 /** The decoder's activation type: float32 on CPU and for fp32 weights; bf16 for bf16 on CUDA, else fp16. */
 export function activationType(p: Precision): DataTypeId {
   if (p.target === 'cpu' || p.dtype === 'fp32') return DataType.FLOAT;
