@@ -53,13 +53,14 @@ describe('memory estimate, against a hand computation for the small preset', () 
       promptTokens: 1024,
       weightsBytes: weights,
       kvCacheBytes: kv,
+      kvCopies: 1, // engine v2: one buffer, updated in place
       activationsBytes: activations,
       gpuBytes: 0,
-      hostBytes: HOST_BASE_BYTES + weights + 2 * kv + activations,
+      hostBytes: HOST_BASE_BYTES + weights + kv + activations,
     });
   });
 
-  it('int4 on CUDA: 4-bit matrices with an fp16 scale per 32, fp16 KV on the GPU and its JavaScript copies on the host', () => {
+  it('int4 on CUDA: 4-bit matrices with an fp16 scale per 32, one fp16 KV cache on the GPU, none on the host (engine v2)', () => {
     const { config } = modelPrecision(small);
     const e = estimateMemory(config, { dtype: 'int4', target: 'cuda' }, { batch: 2 });
     const weights = EMBEDDING + MATRICES * (0.5 + 2 / 32) + NORMS + vqBytes;
@@ -68,7 +69,16 @@ describe('memory estimate, against a hand computation for the small preset', () 
     expect(e.weightsBytes).toBe(weights);
     expect(e.kvCacheBytes).toBe(kv);
     expect(e.activationsBytes).toBe(activations);
-    expect(e.gpuBytes).toBe(weights + 2 * kv + activations + GPU_BASE_BYTES);
+    expect(e.gpuBytes).toBe(weights + kv + activations + GPU_BASE_BYTES);
+    expect(e.hostBytes).toBe(HOST_BASE_BYTES);
+  });
+
+  it('fp32 on CUDA runs the Loop engine: two copies of the cache on the GPU and two on the host (they cross JavaScript)', () => {
+    const { config } = modelPrecision(small);
+    const e = estimateMemory(config, { dtype: 'fp32', target: 'cuda' }, { batch: 1 });
+    const kv = 2 * 8 * 3 * 4096 * 8 * 64 * 4;
+    expect(e.kvCopies).toBe(2);
+    expect(e.gpuBytes).toBe(e.weightsBytes + 2 * kv + e.activationsBytes + GPU_BASE_BYTES);
     expect(e.hostBytes).toBe(HOST_BASE_BYTES + 2 * kv);
   });
 
