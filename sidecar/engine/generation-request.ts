@@ -19,6 +19,12 @@ export interface SequenceRequest {
   image: SamplingSettings;
   /** Applied to text tokens only; 1 = off. */
   repetitionPenalty: number;
+  /**
+   * OpenAI's presence and frequency penalties, text tokens only (0 = off): a token's logit loses
+   * presence·[count > 0] + frequency·count, count being how often this sequence has generated it.
+   */
+  presencePenalty?: number;
+  frequencyPenalty?: number;
   /** Classifier-free guidance for image tokens (anole-model.md §6.1); scales of 1 turn it off. */
   guidance: { text: number; image: number };
   /** The n-th token of the sequence uses the n-th uniform of this seed's stream. */

@@ -113,6 +113,7 @@ export class Generator {
         }
         s.uniforms.consume(used);
         s.seen = out.seen.subarray(g * c.vocabSize, (g + 1) * c.vocabSize).slice();
+        s.counts = out.counts.subarray(g * c.vocabSize, (g + 1) * c.vocabSize).slice();
       });
 
       // guidance rows: added when a guided sequence opens an image, dropped when it leaves it
@@ -184,6 +185,7 @@ export class Generator {
       [I.done]: bool([0]),
       [I.remaining]: i64([0]),
       [I.seen]: bool([0, V]),
+      [I.counts]: f32([0, V]),
       [I.rowGroup]: i64([0]),
       [I.rowFull]: i64([0]),
       [I.rowImage]: i64([0]),
@@ -199,6 +201,8 @@ export class Generator {
       [I.topK]: i64([0, 2]),
       [I.greedy]: bool([0, 2]),
       [I.penalty]: f32([0]),
+      [I.presence]: f32([0]),
+      [I.frequency]: f32([0]),
       [I.bias]: f32([0, 0]),
     };
     for (let l = 0; l < c.numHiddenLayers; l++) {
@@ -249,6 +253,7 @@ export class Generator {
       [I.done]: bool(active.map(() => 0), [G]),
       [I.remaining]: i64(active.map((s) => s.remaining), [G]),
       [I.seen]: new ort.Tensor('bool', perGroup((s) => s.seen, new Uint8Array(G * V)), [G, V]),
+      [I.counts]: new ort.Tensor('float32', perGroup((s) => s.counts, new Float32Array(G * V)), [G, V]),
       [I.rowGroup]: i64(owners.map((o) => groupOf.get(o.seq)!), [R]),
       [I.rowFull]: i64(active.map((s) => rowOf(s, 'full')), [G]),
       [I.rowImage]: i64(active.map((s) => (s.hasGuidanceRows ? rowOf(s, 'image') : rowOf(s, 'full'))), [G]),
@@ -263,6 +268,8 @@ export class Generator {
       [I.topK]: i64(active.flatMap((s) => settings(s).map((x) => x.topK)), [G, 2]),
       [I.greedy]: bool(active.flatMap((s) => settings(s).map((x) => x.greedy)), [G, 2]),
       [I.penalty]: f32(active.map((s) => s.request.repetitionPenalty), [G]),
+      [I.presence]: f32(active.map((s) => s.request.presencePenalty ?? 0), [G]),
+      [I.frequency]: f32(active.map((s) => s.request.frequencyPenalty ?? 0), [G]),
       [I.bias]: new ort.Tensor('float32', perGroup((s) => s.bias, new Float32Array(G * W), first, end), [G, W]),
     };
     if (!drawing) feeds[I.textAllowed] = new ort.Tensor('bool', perGroup((s) => s.textAllowed, new Uint8Array(G * V)), [G, V]);
@@ -289,7 +296,7 @@ export class Generator {
       keys: Array.from({ length: c.numHiddenLayers }, (_, l) => out[outputName(cacheNames(l).pastKey)].data as Float32Array | Uint16Array),
       values: Array.from({ length: c.numHiddenLayers }, (_, l) => out[outputName(cacheNames(l).pastValue)].data as Float32Array | Uint16Array),
     };
-    return { batch: next, tokens, seen: out[O.seen].data as Uint8Array };
+    return { batch: next, tokens, seen: out[O.seen].data as Uint8Array, counts: out[O.counts].data as Float32Array };
   }
 
   async release(): Promise<void> {

@@ -31,6 +31,8 @@ export interface Sequence {
   done: boolean;
   remaining: number;
   seen: Uint8Array;
+  /** How often each token was generated (presence / frequency penalties). */
+  counts: Float32Array;
   guided: boolean;
   /** True while this sequence has its two guidance rows in the batch. */
   hasGuidanceRows: boolean;
@@ -68,6 +70,7 @@ export function startSequence(c: AnoleConfig, request: SequenceRequest, index: n
     done: false,
     remaining: request.maxNewTokens,
     seen,
+    counts: new Float32Array(c.vocabSize),
     guided: guidanceEnabled(request),
     hasGuidanceRows: false,
     imageCodes: [],

@@ -131,6 +131,7 @@ export class StepGenerator {
         sequences.forEach((s, g) => {
           if (s.done) return;
           s.seen[tokens[g]] = 1; // the head marked it on its side too
+          s.counts[tokens[g]]++;
           acceptToken(c, this.codeOf, s, tokens[g], events);
         });
         // events go out as the Loop engine's did: after the first step, every chunk of steps, and
@@ -186,6 +187,7 @@ function copyGraphs(c: AnoleConfig, imageHead: boolean) {
     settings: buildCopyGraph('upload_settings', [
       ...settingInputs(V, 'full', V).map(([name, type, dims]): [string, DataTypeId, Dim[]] => [name, type as DataTypeId, dims]),
       [H.seen, bool, ['groups', V]],
+      [H.counts, float, ['groups', V]],
       ...(imageHead ? [[IMAGE_BIAS, float, ['groups', 'width']] as [string, DataTypeId, Dim[]]] : []),
     ]),
   };
@@ -242,6 +244,8 @@ class Batch {
     this.device.ids = allocate([R, 1], 'int64');
     this.device.seenA = allocate([G, V], 'bool');
     this.device.seenB = allocate([G, V], 'bool');
+    this.device.countsA = allocate([G, V], 'float32');
+    this.device.countsB = allocate([G, V], 'float32');
     this.device.token = allocate([G], 'int64');
     this.host = {
       [H.imageCount]: new BigInt64Array(G),
@@ -358,7 +362,7 @@ class Batch {
 
   /** A setting's device buffer (made the first time; its shape never changes within a call). */
   private settingValue(name: string, dims: number[], type: ElementType): Value {
-    const key = name === H.seen ? (this.parity === 0 ? 'seenA' : 'seenB') : `setting:${name}`;
+    const key = name === H.seen ? (this.parity === 0 ? 'seenA' : 'seenB') : name === H.counts ? (this.parity === 0 ? 'countsA' : 'countsB') : `setting:${name}`;
     this.device[key] ??= this.own(Value.allocate(this.engine.sessions().allocator, dims, type));
     return this.device[key];
   }
@@ -382,10 +386,12 @@ class Batch {
       binding.bindInput(H.hidden, d.hidden);
       for (const name of [H.imageCount, H.remaining, H.done, H.uniform]) binding.bindInput(name, d[name]);
       binding.bindInput(H.seen, parity === 0 ? d.seenA : d.seenB);
+      binding.bindInput(H.counts, parity === 0 ? d.countsA : d.countsB);
       for (const name of settingNames(head)) binding.bindInput(name, d[`setting:${name === I.bias && head === 'image' ? IMAGE_BIAS : name}`]);
       binding.bindOutput(HEAD_OUTPUTS.token, d.token);
       binding.bindOutput(HEAD_OUTPUTS.rowIds, d.ids);
       binding.bindOutput(HEAD_OUTPUTS.nextSeen, parity === 0 ? d.seenB : d.seenA);
+      binding.bindOutput(HEAD_OUTPUTS.nextCounts, parity === 0 ? d.countsB : d.countsA);
       return binding;
     };
     const upload = new IoBinding(copyStep);
@@ -479,7 +485,7 @@ const IMAGE_BIAS = 'logit_bias.image';
 
 /** The head's per-group setting inputs (settingInputs' names) for a head. */
 function settingNames(head: LoopHead): string[] {
-  return [I.rowGroup, I.rowFull, I.rowImage, I.rowUncond, I.guided, I.scaleImage, I.scaleText, ...(head === 'full' ? [I.textAllowed] : []), I.allowBoi, I.stopAfterImage, I.temperature, I.topP, I.topK, I.greedy, I.penalty, I.bias];
+  return [I.rowGroup, I.rowFull, I.rowImage, I.rowUncond, I.guided, I.scaleImage, I.scaleText, ...(head === 'full' ? [I.textAllowed] : []), I.allowBoi, I.stopAfterImage, I.temperature, I.topP, I.topK, I.greedy, I.penalty, I.presence, I.frequency, I.bias];
 }
 
 function dimsOf(name: string, R: number, G: number): number[] {
@@ -527,8 +533,11 @@ function groupSettings(c: AnoleConfig, rows: Row[], groups: Sequence[], imageCol
     [I.topK, i64(both((s) => settings(s).map((x) => x.topK))), [G, 2]],
     [I.greedy, Uint8Array.from(both((s) => settings(s).map((x) => Number(x.greedy)))), [G, 2]],
     [I.penalty, Float32Array.from(groups, (s) => s.request.repetitionPenalty), [G]],
+    [I.presence, Float32Array.from(groups, (s) => s.request.presencePenalty ?? 0), [G]],
+    [I.frequency, Float32Array.from(groups, (s) => s.request.frequencyPenalty ?? 0), [G]],
     [I.bias, perVocab((s) => s.bias, Float32Array), [G, V]],
     [H.seen, perVocab((s) => s.seen, Uint8Array), [G, V]],
+    [H.counts, perVocab((s) => s.counts, Float32Array), [G, V]],
   ];
   if (imageColumns) {
     const [first, end] = imageColumns;

@@ -39,6 +39,7 @@ export const LOOP_INPUTS = {
   done: 'done', // [G] bool
   remaining: 'remaining', // [G] int64 tokens left in the budget
   seen: 'seen', // [G, V] bool tokens produced or prompted (repetition penalty)
+  counts: 'counts', // [G, V] float32 how often each token was generated (presence / frequency penalties)
   rowGroup: 'row_group', // [R] int64 group fed by each row
   rowFull: 'row_full', // [G] int64
   rowImage: 'row_image', // [G] int64 (= row_full without guidance)
@@ -54,6 +55,8 @@ export const LOOP_INPUTS = {
   topK: 'top_k', // [G, 2] int64
   greedy: 'greedy', // [G, 2] bool
   penalty: 'repetition_penalty', // [G] float32 (text only)
+  presence: 'presence_penalty', // [G] float32 (text only; 0 = off)
+  frequency: 'frequency_penalty', // [G] float32 (text only; 0 = off)
   bias: 'logit_bias', // [G, V] float32
 } as const;
 
@@ -67,6 +70,7 @@ export const LOOP_OUTPUTS = {
   done: 'next.done',
   remaining: 'next.remaining',
   seen: 'next.seen',
+  counts: 'next.counts',
 } as const;
 
 /**
@@ -136,6 +140,7 @@ export function emitGenerationLoop(
     [I.done, DataType.BOOL, ['groups']],
     [I.remaining, DataType.INT64, ['groups']],
     [I.seen, DataType.BOOL, ['groups', V]],
+    [I.counts, DataType.FLOAT, ['groups', V]],
   ];
   for (const [name, type, dims] of carried) input(name, type, dims);
   const perGroup = settingInputs(V, head, opts.symbolicWidths ? 'width' : W);
@@ -152,6 +157,7 @@ export function emitGenerationLoop(
     done: state[I.done],
     remaining: state[I.remaining],
     seen: state[I.seen],
+    counts: state[I.counts],
     // Gather at the scalar iteration gives [G]; a bare Squeeze would also drop G when it is 1
     uniform: b.op('Gather', [I.uniforms, iter], { axis: 0 }),
   });
@@ -180,6 +186,7 @@ export function emitGenerationLoop(
     [I.done]: step.nextDone,
     [I.remaining]: step.nextRemaining,
     [I.seen]: step.nextSeen,
+    [I.counts]: step.nextCounts,
   };
   forward.presentKeys.forEach((k, i) => (next[cacheNames(i).pastKey] = k));
   forward.presentValues.forEach((v, i) => (next[cacheNames(i).pastValue] = v));
@@ -219,6 +226,8 @@ export function settingInputs(V: number, head: LoopHead, biasWidth: number | str
     [LOOP_INPUTS.topK, DataType.INT64, ['groups', 2]],
     [LOOP_INPUTS.greedy, DataType.BOOL, ['groups', 2]],
     [LOOP_INPUTS.penalty, DataType.FLOAT, ['groups']],
+    [LOOP_INPUTS.presence, DataType.FLOAT, ['groups']],
+    [LOOP_INPUTS.frequency, DataType.FLOAT, ['groups']],
     [LOOP_INPUTS.bias, DataType.FLOAT, ['groups', biasWidth]],
   ];
 }

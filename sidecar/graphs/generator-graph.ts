@@ -70,6 +70,7 @@ export function buildGeneratorGraph(w: DecoderWeights, opts: { floatType?: DataT
     echo(I.done),
     echo(I.remaining),
     echo(I.seen),
+    echo(I.counts),
     prefill.op('Identity', [g.constant('no_tokens', DataType.INT64, [0, 1], [])]),
   ];
   prefillOut.forEach((name, i) => prefill.output(name, final[i][1] as never, final[i][2]));

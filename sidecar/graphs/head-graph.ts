@@ -17,6 +17,7 @@ export const HEAD_INPUTS = {
   done: I.done, // [G] bool
   remaining: I.remaining, // [G] int64
   seen: I.seen, // [G, V] bool
+  counts: I.counts, // [G, V] float32
   uniform: 'uniform', // [G] float32
 } as const;
 
@@ -24,6 +25,7 @@ export const HEAD_OUTPUTS = {
   token: 'token', // [G] int64
   rowIds: 'row_ids', // [R, 1] int64
   nextSeen: 'next.seen', // [G, V] bool: seen with the token marked (bound to the other of two buffers)
+  nextCounts: 'next.counts', // [G, V] float32: counts with the token counted (likewise)
 } as const;
 
 export function buildHeadGraph(w: DecoderWeights, head: LoopHead, opts: { floatType?: DataTypeId } = {}): BuiltModel {
@@ -37,17 +39,20 @@ export function buildHeadGraph(w: DecoderWeights, head: LoopHead, opts: { floatT
     done: g.input(HEAD_INPUTS.done, DataType.BOOL, ['groups']),
     remaining: g.input(HEAD_INPUTS.remaining, DataType.INT64, ['groups']),
     seen: g.input(HEAD_INPUTS.seen, DataType.BOOL, ['groups', V]),
+    counts: g.input(HEAD_INPUTS.counts, DataType.FLOAT, ['groups', V]),
     uniform: g.input(HEAD_INPUTS.uniform, DataType.FLOAT, ['groups']),
   };
   const width = head === 'image' ? imageVocabulary(c).codeToToken.length : V;
   for (const [name, type, dims] of settingInputs(V, head, width)) g.input(name, type as never, dims);
 
-  const { token, nextSeen } = emitTokenChoice(g, w, head, x);
+  const { token, nextSeen, nextCounts } = emitTokenChoice(g, w, head, x);
   g.op('Identity', [token], {}, { output: HEAD_OUTPUTS.token });
   g.op('Identity', [nextSeen], {}, { output: HEAD_OUTPUTS.nextSeen });
+  g.op('Identity', [nextCounts], {}, { output: HEAD_OUTPUTS.nextCounts });
   g.op('Unsqueeze', [g.op('Gather', [token, I.rowGroup], { axis: 0 }), g.int64s([1])], {}, { output: HEAD_OUTPUTS.rowIds });
   g.output(HEAD_OUTPUTS.token, DataType.INT64, ['groups']);
   g.output(HEAD_OUTPUTS.rowIds, DataType.INT64, ['rows', 1]);
   g.output(HEAD_OUTPUTS.nextSeen, DataType.BOOL, ['groups', V]);
+  g.output(HEAD_OUTPUTS.nextCounts, DataType.FLOAT, ['groups', V]);
   return g.build();
 }

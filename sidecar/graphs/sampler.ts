@@ -6,6 +6,7 @@ import { DataType, type GraphBuilder } from '../onnx/graph-builder.ts';
  * which keeps runs reproducible (ONNX's random ops have no CPU kernel at opset 23 anyway).
  *
  * Order follows the reference text decoder (anole-model.md §6.1): repetition penalty →
+ * (OpenAI's presence / frequency penalties, then the bias) →
  * allowed-token mask → temperature → top-k → top-p → one multinomial draw. Greedy rows take the
  * first arg-max of the masked logits.
  */
@@ -30,6 +31,8 @@ export interface SamplerInputs {
   uniform: string;
   /** Optional repetition penalty: [G] float32 (1 = off) and [G, V] bool of tokens seen so far. */
   repetition?: { penalty: string; seen: string };
+  /** Optional presence / frequency penalties (OpenAI): [G] float32 each (0 = off) and [G, V] float32 counts of generated tokens. */
+  occurrence?: { presence: string; frequency: string; counts: string };
   /** Optional additive bias [G, V] float32 (e.g. a user's logit_bias), applied after the penalty. */
   bias?: string;
 }
@@ -38,6 +41,7 @@ export interface SamplerInputs {
 export function sampleTokens(g: GraphBuilder, x: SamplerInputs): string {
   let logits = x.logits;
   if (x.repetition) logits = repetitionPenalty(g, logits, x.repetition.penalty, x.repetition.seen);
+  if (x.occurrence) logits = occurrencePenalty(g, logits, x.occurrence);
   if (x.bias) logits = g.op('Add', [logits, x.bias]);
   const lowest = g.float(LOWEST, 'lowest');
   const masked = g.op('Where', [x.allowed, logits, lowest]); // [G, V]
@@ -82,6 +86,14 @@ function repetitionPenalty(g: GraphBuilder, logits: string, penalty: string, see
   const p = g.op('Unsqueeze', [penalty, g.int64s([1])]); // [G, 1]
   const penalised = g.op('Where', [g.op('Less', [logits, g.float(0)]), g.op('Mul', [logits, p]), g.op('Div', [logits, p])]);
   return g.op('Where', [seen, penalised, logits]);
+}
+
+/** OpenAI's penalties: l − presence·[count > 0] − frequency·count (both 0 leave l exactly as it was). */
+function occurrencePenalty(g: GraphBuilder, logits: string, x: { presence: string; frequency: string; counts: string }): string {
+  const presence = g.op('Unsqueeze', [x.presence, g.int64s([1])]); // [G, 1]
+  const frequency = g.op('Unsqueeze', [x.frequency, g.int64s([1])]);
+  const present = g.op('Cast', [g.op('Greater', [x.counts, g.float(0)])], { to: DataType.FLOAT });
+  return g.op('Sub', [logits, g.op('Add', [g.op('Mul', [present, presence]), g.op('Mul', [x.counts, frequency])])]);
 }
 
 /**

@@ -21,6 +21,7 @@ export interface TokenChoiceState {
   done: string; // [G] bool
   remaining: string; // [G] int64
   seen: string; // [G, V] bool
+  counts: string; // [G, V] float32
   uniform: string; // [G] float32 in [0, 1)
 }
 
@@ -30,6 +31,7 @@ export interface TokenChoice {
   nextDone: string;
   nextRemaining: string;
   nextSeen: string;
+  nextCounts: string;
   /** bool scalar: a group finished, opened an image, or a guided image closed (the engine has rows to move). */
   event: string;
 }
@@ -103,6 +105,8 @@ export function emitTokenChoice(b: GraphBuilder, w: DecoderWeights, head: LoopHe
     uniform: x.uniform,
     // the penalty is for text tokens, which an image chunk never draws
     repetition: head === 'full' ? { penalty: b.op('Where', [inImage, b.float(1), I.penalty]), seen: x.seen } : undefined,
+    occurrence:
+      head === 'full' ? { presence: b.op('Where', [inImage, b.float(0), I.presence]), frequency: b.op('Where', [inImage, b.float(0), I.frequency]), counts: x.counts } : undefined,
     bias: I.bias,
   });
   const chosen = head === 'image' ? b.op('Gather', [b.constant('code_to_token', DataType.INT64, [W], Array.from(codeToToken)), picked], { axis: 0 }) : picked;
@@ -122,6 +126,8 @@ export function emitTokenChoice(b: GraphBuilder, w: DecoderWeights, head: LoopHe
   );
   const nextDone = or(done, finishes);
   const nextSeen = b.op('ScatterElements', [x.seen, col(token), b.op('Expand', [b.constant('true', DataType.BOOL, [1, 1], [1]), b.op('Shape', [col(token)])])], { axis: 1 });
+  // every token counts (a done group's pad too: pad is never a text token, so it is never penalised)
+  const nextCounts = b.op('ScatterElements', [x.counts, col(token), b.op('Expand', [b.constant('one', DataType.FLOAT, [1, 1], [1]), b.op('Shape', [col(token)])])], { axis: 1, reduction: 'add' });
 
   // The chunk ends when the engine has work to do: a sequence finished, opened an image (its
   // guidance rows join, and a batch that is all images moves to the image-head loop), or a guided
@@ -129,5 +135,5 @@ export function emitTokenChoice(b: GraphBuilder, w: DecoderWeights, head: LoopHe
   const guidanceLeaves = and(I.guided, and(imageComplete, not(done)));
   const event = or(finishes, or(opensImage, guidanceLeaves));
   const anyEvent = b.op('Cast', [b.op('ReduceMax', [b.op('Cast', [event], { to: DataType.INT64 })], { keepdims: 0 })], { to: DataType.BOOL });
-  return { token, nextCount, nextDone, nextRemaining, nextSeen, event: anyEvent };
+  return { token, nextCount, nextDone, nextRemaining, nextSeen, nextCounts, event: anyEvent };
 }
