@@ -22,6 +22,11 @@ export interface GenerationJob {
   text: SamplingSettings;
   image: SamplingSettings;
   repetitionPenalty: number;
+  /** OpenAI's presence / frequency penalties on text tokens (absent = 0, off). */
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /** Up to 4 strings: a sequence's text ends before the first of them to appear (absent = none). */
+  stop?: string[];
   guidance: { text: number; image: number };
   logitBias: Record<string, number>;
   /** Where the images go: `${outputPrefix}image-{k}-{i}.png` (sequence k, its i-th image). */
@@ -36,7 +41,8 @@ export interface SequenceResult {
   tokenIds: number[];
   text: string;
   parts: OutputPart[];
-  finishReason: 'eos' | 'length' | 'image' | 'canceled';
+  /** `stop`: its text reached one of the job's stop strings. */
+  finishReason: 'eos' | 'length' | 'image' | 'canceled' | 'stop';
 }
 
 export interface JobResult {

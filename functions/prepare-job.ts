@@ -21,8 +21,12 @@ export interface PredictionInput {
     topK?: number;
     seed?: number;
     repetitionPenalty?: number;
+    presencePenalty?: number;
+    frequencyPenalty?: number;
     greedy?: boolean;
   };
+  /** Stop strings (at most 4): each sequence's text ends before the first to appear. */
+  stop?: string[];
   guidance?: { text?: number; image?: number };
   /** Token id → bias in [-100, 100]. */
   logitBias?: Record<string, number>;
@@ -39,7 +43,7 @@ export class InvalidInputError extends Error {
   }
 }
 
-export const LIMITS = { maxN: 16, maxLogitBiasEntries: 300, maxImages: 8 } as const;
+export const LIMITS = { maxN: 16, maxLogitBiasEntries: 300, maxImages: 8, maxStops: 4 } as const;
 
 /**
  * Turns a user's input into a job: the prompt through the processor, each image prepared (sharp)
@@ -105,6 +109,12 @@ export async function prepareJob(
     if (!(Number.isInteger(t) && t >= 0 && t < config.vocabSize)) throw new InvalidInputError(`logit_bias.${token}`, `token id ${token} is not in the vocabulary [0, ${config.vocabSize})`);
     if (!(typeof bias === 'number' && bias >= -100 && bias <= 100)) throw new InvalidInputError(`logit_bias.${token}`, `bias ${bias} for token ${token} is not in [-100, 100]`);
   }
+  const stop = input.stop ?? [];
+  if (stop.length > LIMITS.maxStops) throw new InvalidInputError('stop', `at most ${LIMITS.maxStops} stop strings, got ${stop.length}`);
+  stop.forEach((s, k) => {
+    if (typeof s !== 'string' || s.length === 0) throw new InvalidInputError(`stop[${k}]`, 'a stop string must not be empty');
+  });
+  const penalty = (name: string, v: number | undefined) => check(`sampling.${name}`, v ?? 0, (x) => x >= -2 && x <= 2, 'in [-2, 2]');
   const scale = (name: string, v: number) => check(`guidance.${name}`, v, (x) => x >= 1 && x <= 20, 'in [1, 20]');
   return {
     id,
@@ -118,6 +128,9 @@ export async function prepareJob(
     text: settings(DEFAULT_SAMPLING.text),
     image: settings(DEFAULT_SAMPLING.image),
     repetitionPenalty: check('sampling.repetition_penalty', s.repetitionPenalty ?? DEFAULT_SAMPLING.repetitionPenalty, (v) => v >= 1 && v <= 10, 'in [1, 10]'),
+    ...(s.presencePenalty ? { presencePenalty: penalty('presence_penalty', s.presencePenalty) } : {}),
+    ...(s.frequencyPenalty ? { frequencyPenalty: penalty('frequency_penalty', s.frequencyPenalty) } : {}),
+    ...(stop.length > 0 ? { stop } : {}),
     guidance: {
       text: scale('text', input.guidance?.text ?? DEFAULT_SAMPLING.guidance.text),
       image: scale('image', input.guidance?.image ?? DEFAULT_SAMPLING.guidance.image),

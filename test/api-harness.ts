@@ -104,8 +104,8 @@ export interface ServiceHarness extends ApiHarness {
  * ONNX Runtime), both on the local stack. `policy` says where image URLs and webhooks may point
  * (tests serve them on 127.0.0.1).
  */
-export async function startServiceHarness(opts: { policy: AddressPolicy; pollMs?: number; worker?: WorkerOptions }): Promise<ServiceHarness> {
-  const h = await startApiHarness({ addressPolicy: opts.policy, limits: { pollMs: opts.pollMs ?? 100 } });
+export async function startServiceHarness(opts: { policy: AddressPolicy; pollMs?: number; worker?: WorkerOptions; api?: Partial<ApiDeps> }): Promise<ServiceHarness> {
+  const h = await startApiHarness({ addressPolicy: opts.policy, limits: { pollMs: opts.pollMs ?? 100 }, ...opts.api });
   const api = await serveApi(h.app);
   const worker = await startWorker({
     modelDir: FIXTURE_MODEL,

@@ -5,6 +5,7 @@ import { withDefaults, type ApiDeps } from './deps.ts';
 import { ApiError, errorResponse, fromZodError, onError } from './errors.ts';
 import { healthRoutes } from './health.ts';
 import { notFoundOrNotAllowed } from './method-not-allowed.ts';
+import { modelRoutes } from './models.ts';
 import { openAiRoutes } from './openai.ts';
 import { openApiRoute } from './openapi.ts';
 import { playgroundRoute } from './playground.ts';
@@ -24,7 +25,10 @@ export function createApp(deps: ApiDeps): OpenAPIHono<AuthEnv> {
   const app = new OpenAPIHono<AuthEnv>({
     defaultHook: async (result, c) => {
       if (result.success) return;
-      if (result.target === 'param') return errorResponse(c, new ApiError(404, 'not_found', `no prediction ${c.req.param('id')}`, 'id'));
+      if (result.target === 'param') {
+        const id = c.req.param('id');
+        return errorResponse(c, id !== undefined ? new ApiError(404, 'not_found', `no prediction ${id}`, 'id') : new ApiError(404, 'not_found', `no route GET ${c.req.path}`));
+      }
       const data = result.target === 'json' ? await c.req.json().catch(() => undefined) : result.target === 'query' ? c.req.query() : undefined;
       return errorResponse(c, fromZodError(result.error, data));
     },
@@ -42,6 +46,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<AuthEnv> {
   predictionRoutes(app, ctx);
   uploadRoutes(app, ctx);
   openAiRoutes(app, ctx);
+  modelRoutes(app, ctx);
   openApiRoute(app as unknown as OpenAPIHono);
   playgroundRoute(app, ctx);
   app.onError(onError);

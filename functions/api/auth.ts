@@ -1,13 +1,14 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import { ApiError, errorResponse } from './errors.ts';
+import { ownerOfStreamToken } from './stream-token.ts';
 
 /**
  * API keys as Bearer tokens. A request's owner is derived from its key (a hash: keys are never
  * stored), and every prediction and upload is filed under its owner, so a key sees only its own.
  * With no keys configured (local runs) every request is the owner "local".
  */
-export type AuthEnv = { Variables: { owner: string } };
+export type AuthEnv = { Variables: { owner: string; /** the key presented (absent with keys off, or a stream token) */ apiKey?: string } };
 
 export const LOCAL_OWNER = 'local';
 
@@ -44,10 +45,21 @@ export function authenticate(keys: readonly string[]): MiddlewareHandler<AuthEnv
       c.set('owner', LOCAL_OWNER);
       return next();
     }
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
+    const authorization = c.req.header('authorization');
+    // a stream URL's own token (stream-token.ts) stands in for the key on that stream only
+    const stream = /^\/v1\/predictions\/([^/]+)\/stream$/.exec(c.req.path);
+    const token = c.req.query('token');
+    if (authorization === undefined && stream && token !== undefined) {
+      const owner = ownerOfStreamToken(keys, stream[1], token);
+      if (!owner) return errorResponse(c, new ApiError(401, 'unauthorized', 'invalid stream token: use the urls.stream of the prediction', 'token'));
+      c.set('owner', owner);
+      return next();
+    }
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     if (!m) return errorResponse(c, new ApiError(401, 'unauthorized', 'missing API key: send Authorization: Bearer <key>'));
     if (!matchKey(m[1], keyDigests)) return errorResponse(c, new ApiError(401, 'unauthorized', 'invalid API key'));
     c.set('owner', ownerOf(m[1]));
+    c.set('apiKey', m[1]);
     return next();
   };
 }

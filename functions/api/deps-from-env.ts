@@ -16,6 +16,7 @@ import { DEFAULT_LIMITS, type ApiDeps } from './deps.ts';
  *   ANOLE_MODEL          a checkpoint directory; only its config, tokenizer and processor files
  *                        are read (the Lambda bundle carries those, not the weights)
  *   S3 and queue         contract/s3.ts, contract/sqs.ts (ANOLE_S3_BUCKET, ANOLE_QUEUE_URL, …)
+ *   ANOLE_MODEL_ID       the served model's name, owner/name (default anole/anole-7b)
  *   ANOLE_API_KEYS       auth.ts;  ANOLE_ALLOW_HTTP_URLS, ANOLE_ALLOWED_ADDRESSES: address-policy.ts
  */
 export async function apiDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<ApiDeps> {
@@ -31,6 +32,7 @@ export async function apiDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Prom
     predictions: new PredictionStore(store),
     queue: new SqsJobQueue(createSqsClient(queue), queue.queueUrl),
     apiKeys: apiKeysFromEnv(env),
+    ...(env.ANOLE_MODEL_ID ? { modelId: env.ANOLE_MODEL_ID } : {}),
     addressPolicy: addressPolicyFromEnv(env),
   };
 }

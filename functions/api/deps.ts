@@ -14,6 +14,8 @@ export interface ApiDeps {
   store: Pick<S3BlobStore, 'get' | 'put' | 'head' | 'getWithEtag' | 'putIfAbsent' | 'putIfMatch' | 'delete' | 'presignGet' | 'presignPut'>;
   predictions: Pick<PredictionStore, 'create' | 'get' | 'update' | 'listByOwner' | 'readEvents'>;
   queue: Pick<JobQueue, 'send'>;
+  /** The served model's name, `owner/name` (GET /v1/models, Replicate's model routes); default DEFAULT_MODEL_ID. */
+  modelId?: string;
   /** Bearer keys; none (the local default) turns authentication off. */
   apiKeys?: readonly string[];
   /** Where image URLs and webhooks may point; production by default (https, public addresses only). */
@@ -51,6 +53,8 @@ export interface ApiLimits {
   maxStreamSeconds: number;
 }
 
+export const DEFAULT_MODEL_ID = 'anole/anole-7b';
+
 export const DEFAULT_LIMITS: ApiLimits = {
   maxBodyBytes: 6 * 1024 * 1024,
   image: { maxBytes: 20 * 1024 * 1024, maxPixels: 4096 * 4096, timeoutMs: 10_000, maxRedirects: 3 },
@@ -74,6 +78,7 @@ export function withDefaults(deps: ApiDeps): ApiContext {
   return {
     ...deps,
     apiKeys: deps.apiKeys ?? [],
+    modelId: deps.modelId ?? DEFAULT_MODEL_ID,
     addressPolicy: deps.addressPolicy ?? PRODUCTION_ADDRESS_POLICY,
     limits: { ...DEFAULT_LIMITS, ...deps.limits, image: { ...DEFAULT_LIMITS.image, ...deps.limits?.image } },
     now: deps.now ?? Date.now,

@@ -22,8 +22,17 @@ import { InvalidInputError } from '../prepare-job.ts';
  */
 export type ErrorStatus = 400 | 401 | 404 | 405 | 409 | 413 | 415 | 422 | 500 | 503 | 504;
 
+export type OpenAiErrorType = 'invalid_request_error' | 'authentication_error' | 'not_found_error' | 'server_error';
+
 export interface ErrorBody {
-  error: { code: string; message: string; param: string | null };
+  /** `type` is OpenAI's class of the error, beside our own `code`, so its clients read our errors. */
+  error: { code: string; type: OpenAiErrorType; message: string; param: string | null };
+}
+
+export function openAiErrorType(status: number): OpenAiErrorType {
+  if (status === 401) return 'authentication_error';
+  if (status === 404) return 'not_found_error';
+  return status >= 500 ? 'server_error' : 'invalid_request_error';
 }
 
 export class ApiError extends Error {
@@ -40,7 +49,7 @@ export class ApiError extends Error {
   }
 
   get body(): ErrorBody {
-    return { error: { code: this.code, message: this.message, param: this.param } };
+    return { error: { code: this.code, type: openAiErrorType(this.status), message: this.message, param: this.param } };
   }
 }
 
@@ -64,7 +73,13 @@ const UNPROCESSABLE = new Set(['too_big', 'too_small', 'invalid_value', 'invalid
  * "missing" (400) whatever check zod reports for it (zod says invalid_value for a missing enum).
  */
 export function fromZodError(error: ZodError, data?: unknown): ApiError {
-  const issue = error.issues[0];
+  let issue = error.issues[0];
+  // a union (`stop`: a string or a list) whose value has one branch's type: that branch's complaint
+  if (issue.code === 'invalid_union') {
+    const base = issue.path;
+    const branch = issue.errors.find((b) => b.length > 0 && !b.some((i) => i.code === 'invalid_type' && i.path.length === 0));
+    if (branch) issue = { ...branch[0], path: [...base, ...branch[0].path] } as typeof issue;
+  }
   let path: PropertyKey[] = [...issue.path];
   let message = issue.message;
   let unprocessable = UNPROCESSABLE.has(issue.code);

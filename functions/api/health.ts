@@ -5,6 +5,7 @@ import { HealthSchema } from './schemas.ts';
 const healthRoute = createRoute({
   method: 'get',
   path: '/healthz',
+  operationId: 'health',
   summary: 'Liveness',
   security: [],
   responses: { 200: { description: 'up', content: { 'application/json': { schema: HealthSchema } } } },

@@ -9,7 +9,7 @@ import type { ApiContext } from './deps.ts';
 import { ApiError } from './errors.ts';
 import { waitForTerminal } from './follow-prediction.ts';
 import { requestCancel } from './cancel-prediction.ts';
-import { ChatCompletionRequestSchema, ChatCompletionSchema, ErrorSchema, ImageGenerationRequestSchema, ImageGenerationResponseSchema } from './schemas.ts';
+import { ChatCompletionChunkSchema, ChatCompletionRequestSchema, ChatCompletionSchema, ErrorSchema, ImageGenerationRequestSchema, ImageGenerationResponseSchema } from './schemas.ts';
 
 /**
  * OpenAI-compatible endpoints, so existing clients work unchanged: both create an ordinary
@@ -22,6 +22,7 @@ const errors = (...codes: number[]) =>
 const imageGenerationRoute = createRoute({
   method: 'post',
   path: '/v1/images/generations',
+  operationId: 'createImage',
   summary: 'OpenAI-compatible image generation',
   request: { body: { content: { 'application/json': { schema: ImageGenerationRequestSchema } }, required: true } },
   responses: {
@@ -33,12 +34,13 @@ const imageGenerationRoute = createRoute({
 const chatCompletionRoute = createRoute({
   method: 'post',
   path: '/v1/chat/completions',
+  operationId: 'createChatCompletion',
   summary: 'OpenAI-compatible chat completion: text and image_url parts in, text out',
   request: { body: { content: { 'application/json': { schema: ChatCompletionRequestSchema } }, required: true } },
   responses: {
     200: {
       description: 'a completion, or with stream: true chat.completion.chunk events ending in [DONE]',
-      content: { 'application/json': { schema: ChatCompletionSchema }, 'text/event-stream': { schema: z.string() } },
+      content: { 'application/json': { schema: ChatCompletionSchema }, 'text/event-stream': { schema: ChatCompletionChunkSchema } },
     },
     ...errors(400, 401, 413, 415, 422, 500, 504),
   },
@@ -49,7 +51,9 @@ export function openAiRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): void {
     const body = c.req.valid('json');
     const { resolution } = ctx.config.vq;
     const size = `${resolution}x${resolution}`;
-    if (body.size !== undefined && body.size !== size) throw new ApiError(422, 'invalid_value', `size must be ${size}, the model's image size`, 'size');
+    if (body.size !== undefined && body.size !== 'auto' && body.size !== size) {
+      throw new ApiError(422, 'invalid_value', `size ${body.size} is not one this model makes: allowed are ${size} and auto`, 'size');
+    }
     const { record } = await createPrediction(ctx, c.get('owner'), {
       input: { prompt: body.prompt, mode: 'image', n: body.n },
       images: [],
@@ -84,8 +88,16 @@ export function openAiRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): void {
         mode: 'text',
         maxNewTokens: body.max_completion_tokens ?? body.max_tokens,
         n: body.n,
-        sampling: { temperature: greedy ? undefined : body.temperature, greedy: greedy || undefined, topP: body.top_p, seed: body.seed },
+        sampling: {
+          temperature: greedy ? undefined : body.temperature,
+          greedy: greedy || undefined,
+          topP: body.top_p,
+          seed: body.seed,
+          presencePenalty: body.presence_penalty,
+          frequencyPenalty: body.frequency_penalty,
+        },
         logitBias: body.logit_bias,
+        stop: typeof body.stop === 'string' ? [body.stop] : (body.stop ?? undefined),
       },
       images: chat.images,
       shownInput: { ...body, messages: body.messages.length },
@@ -97,6 +109,7 @@ export function openAiRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): void {
         if (image) return chat.imageParams[Number(image[1])];
         if (name === 'prompt' || name === 'images') return 'messages';
         if (name === 'max_new_tokens') return budgetParam;
+        if (typeof body.stop === 'string' && name.startsWith('stop')) return 'stop';
         return name.replace(/^sampling\./, '');
       },
     });

@@ -15,7 +15,11 @@ export function openApiRoute(app: OpenAPIHono): void {
     info: {
       title: 'Anole Serve',
       version: '1',
-      description: 'Text, images and interleaved text+image generation with Anole. Predictions are Replicate-style; /v1/images/generations and /v1/chat/completions follow OpenAI.',
+      description:
+        'Text, images and interleaved text+image generation with Anole. Predictions follow Replicate (its npm client works with only the base URL changed); ' +
+        '/v1/images/generations, /v1/chat/completions and /v1/models follow OpenAI (likewise its client). Errors carry OpenAI\'s `type` beside `code`.',
+      // no license has been chosen for this service yet: none is granted (npm's UNLICENSED); the model weights keep their own
+      license: { name: 'UNLICENSED', url: 'https://docs.npmjs.com/cli/configuring-npm/package-json#license' },
     },
     servers: [{ url: new URL(c.req.url).origin }],
     security: [{ bearer: [] }],

@@ -12,6 +12,8 @@ export interface ViewContext {
   /** The API's origin as the caller reached it, for `urls`. */
   origin: string;
   urlExpirySeconds: number;
+  /** The stream URL's token for a prediction (stream-token.ts); absent when keys are off. */
+  streamToken?: (predictionId: string) => string;
 }
 
 export async function renderPrediction(r: PredictionRecord, ctx: ViewContext): Promise<PredictionView> {
@@ -27,7 +29,8 @@ export async function renderPrediction(r: PredictionRecord, ctx: ViewContext): P
     completed_at: r.completed_at,
     deadline: r.deadline,
     metrics: r.metrics,
-    urls: { get: base, cancel: `${base}/cancel`, stream: `${base}/stream` },
+    // urls.stream speaks Replicate's stream protocol, for its clients; the path alone gives this service's own events
+    urls: { get: base, cancel: `${base}/cancel`, stream: `${base}/stream?${new URLSearchParams({ protocol: 'replicate', ...(ctx.streamToken ? { token: ctx.streamToken(r.id) } : {}) })}` },
   };
 }
 

@@ -13,14 +13,20 @@ import { endIfOrphaned, settlingReads } from './end-orphaned.ts';
 import { EventWatchers } from './event-watchers.ts';
 import { waitForTerminal } from './follow-prediction.ts';
 import { checkIdempotencyKey, fingerprint, idempotent, type NoteProgress, type StoredResponse } from './idempotency.ts';
+import { checkModel, ModelParamsSchema, servedModel } from './models.ts';
 import { renderPrediction, type ViewContext } from './prediction-view.ts';
+import { replicateEvent } from './replicate-stream.ts';
+import { streamToken } from './stream-token.ts';
 import {
+  CreateModelPredictionSchema,
   CreatePredictionSchema,
   ErrorSchema,
   IdParamSchema,
   ListQuerySchema,
   PredictionListSchema,
   PredictionSchema,
+  StreamEventSchema,
+  StreamQuerySchema,
   type CreatePredictionBody,
 } from './schemas.ts';
 
@@ -33,28 +39,49 @@ const errors = (...codes: number[]) =>
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
 
+const createHeaders = z.object({
+  'idempotency-key': z.string().optional().openapi({ description: 'a retry with the same key returns the first response' }),
+  prefer: z.string().optional().openapi({ description: 'wait=N: answer when done within N seconds (at most 60), else 202', example: 'wait=30' }),
+  'cancel-after': z.string().optional().openapi({ description: 'deadline, e.g. 90s, 5m: aborted if not started by then, canceled if running', example: '5m' }),
+});
+const createResponses = {
+  201: json(PredictionSchema, 'created (with output when it finished within Prefer: wait)'),
+  202: json(PredictionSchema, 'Prefer: wait ran out before it finished: poll urls.get'),
+  ...errors(400, 401, 409, 413, 415, 422),
+};
+
 const createPredictionRoute = createRoute({
   method: 'post',
   path: '/v1/predictions',
+  operationId: 'createPrediction',
   summary: 'Create a prediction',
-  request: {
-    headers: z.object({
-      'idempotency-key': z.string().optional().openapi({ description: 'a retry with the same key returns the first response' }),
-      prefer: z.string().optional().openapi({ description: 'wait=N: answer when done within N seconds (at most 60), else 202', example: 'wait=30' }),
-      'cancel-after': z.string().optional().openapi({ description: 'deadline, e.g. 90s, 5m: aborted if not started by then, canceled if running', example: '5m' }),
-    }),
-    body: { content: { 'application/json': { schema: CreatePredictionSchema } }, required: true },
-  },
-  responses: {
-    201: json(PredictionSchema, 'created (with output when it finished within Prefer: wait)'),
-    202: json(PredictionSchema, 'Prefer: wait ran out before it finished: poll urls.get'),
-    ...errors(400, 401, 409, 413, 415, 422),
-  },
+  request: { headers: createHeaders, body: { content: { 'application/json': { schema: CreatePredictionSchema } }, required: true } },
+  responses: createResponses,
+});
+
+// Replicate's routes that name the model (its client's run(), predictions.create({model}) and deployments)
+const createModelPredictionRoute = createRoute({
+  method: 'post',
+  path: '/v1/models/{owner}/{name}/predictions',
+  operationId: 'createModelPrediction',
+  summary: "Create a prediction of the served model (Replicate's models route; another model is 404)",
+  request: { params: ModelParamsSchema, headers: createHeaders, body: { content: { 'application/json': { schema: CreateModelPredictionSchema } }, required: true } },
+  responses: { ...createResponses, ...errors(404) },
+});
+
+const createDeploymentPredictionRoute = createRoute({
+  method: 'post',
+  path: '/v1/deployments/{owner}/{name}/predictions',
+  operationId: 'createDeploymentPrediction',
+  summary: "Create a prediction through Replicate's deployments route: the one deployment is the served model, named as it is",
+  request: { params: ModelParamsSchema, headers: createHeaders, body: { content: { 'application/json': { schema: CreateModelPredictionSchema } }, required: true } },
+  responses: { ...createResponses, ...errors(404) },
 });
 
 const getPredictionRoute = createRoute({
   method: 'get',
   path: '/v1/predictions/{id}',
+  operationId: 'getPrediction',
   summary: 'Get a prediction',
   request: { params: IdParamSchema },
   responses: { 200: json(PredictionSchema, 'the prediction'), ...errors(401, 404) },
@@ -63,6 +90,7 @@ const getPredictionRoute = createRoute({
 const listPredictionsRoute = createRoute({
   method: 'get',
   path: '/v1/predictions',
+  operationId: 'listPredictions',
   summary: "The caller's predictions, newest first",
   request: { query: ListQuerySchema },
   responses: { 200: json(PredictionListSchema, 'a page'), ...errors(400, 401, 422) },
@@ -71,6 +99,7 @@ const listPredictionsRoute = createRoute({
 const cancelPredictionRoute = createRoute({
   method: 'post',
   path: '/v1/predictions/{id}/cancel',
+  operationId: 'cancelPrediction',
   summary: 'Cancel a prediction (idempotent; a finished one is returned as it is)',
   request: { params: IdParamSchema },
   responses: { 200: json(PredictionSchema, 'the prediction'), ...errors(401, 404) },
@@ -79,13 +108,20 @@ const cancelPredictionRoute = createRoute({
 const streamPredictionRoute = createRoute({
   method: 'get',
   path: '/v1/predictions/{id}/stream',
-  summary: 'Server-sent events: status, text, image_rows (preview), image, error, done',
+  operationId: 'streamPrediction',
+  summary: "Server-sent events: this service's own (status, text, image_rows, image, error, done; JSON data), or with protocol=replicate Replicate's (output, logs, error, done)",
   request: {
     params: IdParamSchema,
+    query: StreamQuerySchema,
     headers: z.object({ 'last-event-id': z.string().regex(/^\d+$/).optional().openapi({ description: 'resume after this event' }) }),
   },
   responses: {
-    200: { description: 'an event stream; each event has an id (its place in the log) and a JSON data line', content: { 'text/event-stream': { schema: z.string() } } },
+    200: {
+      description:
+        'an event stream; each event has an id (its place in the log). Its own protocol: a JSON data line per event (StreamEvent). ' +
+        'protocol=replicate: output (raw text, or an image URL), logs (status and image progress lines), error ({"detail"}), done ({} or {"reason"})',
+      content: { 'text/event-stream': { schema: StreamEventSchema } },
+    },
     ...errors(401, 404),
   },
 });
@@ -96,8 +132,21 @@ const IDEMPOTENT_ANSWER_MARGIN_S = 5;
 export function predictionRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): void {
   // all streams of one prediction share one poller
   const watchers = new EventWatchers(settlingReads(ctx), { pollMs: ctx.limits.pollMs });
-  app.openapi(createPredictionRoute, async (c) => {
-    const body = c.req.valid('json');
+  app.openapi(createPredictionRoute, async (c) => create(c, c.req.valid('json')));
+  const model = servedModel(ctx);
+  app.openapi(createModelPredictionRoute, async (c) => {
+    const { owner, name } = c.req.valid('param');
+    checkModel(model, owner, name);
+    return create(c, c.req.valid('json'));
+  });
+  app.openapi(createDeploymentPredictionRoute, async (c) => {
+    const { owner, name } = c.req.valid('param');
+    checkModel(model, owner, name, 'deployment');
+    return create(c, c.req.valid('json'));
+  });
+
+  /** Every create route: Prefer: wait, Cancel-After, Idempotency-Key (keyed by the route's path). */
+  async function create(c: Context<AuthEnv>, body: CreatePredictionBody) {
     const owner = c.get('owner');
     const key = c.req.header('idempotency-key');
     const cancelAfter = c.req.header('cancel-after');
@@ -125,12 +174,12 @@ export function predictionRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): vo
     if (key === undefined) response = { ...(await run()), replayed: false };
     else {
       checkIdempotencyKey(key);
-      const print = fingerprint('POST', '/v1/predictions', body, { 'cancel-after': cancelAfter });
+      const print = fingerprint('POST', c.req.path, body, { 'cancel-after': cancelAfter });
       response = await idempotent(ctx.store, { owner, key, fingerprint: print, ttlMs: ctx.limits.idempotencyTtlMs, leaseMs: ctx.limits.idempotencyLeaseMs, now: ctx.now }, run, resume);
     }
     const headers = { ...response.headers, ...(response.replayed ? { 'Idempotent-Replayed': 'true' } : {}) };
     return c.json(response.body as z.infer<typeof PredictionSchema>, response.status as 201 | 202, headers);
-  });
+  }
 
   app.openapi(getPredictionRoute, async (c) => {
     const record = await ownPrediction(ctx, c.req.valid('param').id, c.get('owner'));
@@ -162,6 +211,7 @@ export function predictionRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): vo
     const { id } = c.req.valid('param');
     const record = await ownPrediction(ctx, id, c.get('owner'));
     const lastEventId = c.req.valid('header')['last-event-id'];
+    const replicate = c.req.valid('query').protocol === 'replicate';
     const view = viewContext(c, ctx);
     return streamSSE(c, async (stream) => {
       const keepAlive = setInterval(() => void stream.write(': keep-alive\n\n').catch(() => undefined), 15_000);
@@ -169,11 +219,12 @@ export function predictionRoutes(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): vo
       stream.onAbort(() => aborted.abort());
       const deadline = abortAfter(ctx.limits.maxStreamSeconds * 1000, AbortSignal.any([aborted.signal, ctx.shutdown]));
       try {
-        await stream.writeSSE({ event: 'status', data: JSON.stringify({ status: record.status }) });
+        if (!replicate) await stream.writeSSE({ event: 'status', data: JSON.stringify({ status: record.status }) });
         const events = watchers.follow(id, { afterSeq: lastEventId ? Number(lastEventId) : -1, signal: deadline.signal });
         for await (const { seq, event } of events) {
-          const { type, ...data } = await renderEvent(event, view);
-          await stream.writeSSE({ event: type, data: JSON.stringify(data), ...(seq !== null ? { id: String(seq) } : {}) });
+          const rendered = await renderEvent(event, view);
+          const sse = replicate ? replicateEvent(rendered) : { event: rendered.type, data: JSON.stringify({ ...rendered, type: undefined }) };
+          if (sse) await stream.writeSSE({ ...sse, ...(seq !== null ? { id: String(seq) } : {}) });
         }
         if (ctx.shutdown.aborted && !aborted.signal.aborted) {
           // the client resumes with Last-Event-ID on another server (or this one restarted), or polls
@@ -198,8 +249,14 @@ export async function ownPrediction(ctx: ApiContext, id: string, owner: string):
   return (await endIfOrphaned(ctx, found)).value;
 }
 
-export function viewContext(c: Context, ctx: ApiContext): ViewContext {
-  return { presignGet: (key, s) => ctx.store.presignGet(key, s), origin: new URL(c.req.url).origin, urlExpirySeconds: ctx.limits.outputUrlSeconds };
+export function viewContext(c: Context<AuthEnv>, ctx: ApiContext): ViewContext {
+  const key = c.get('apiKey');
+  return {
+    presignGet: (k, s) => ctx.store.presignGet(k, s),
+    origin: new URL(c.req.url).origin,
+    urlExpirySeconds: ctx.limits.outputUrlSeconds,
+    ...(key !== undefined ? { streamToken: (id: string) => streamToken(key, id) } : {}),
+  };
 }
 
 /** Prefer: wait / wait=N (RFC 7240, Replicate): seconds to wait, capped; null when not asked. */
@@ -219,12 +276,21 @@ function predictionRequest(body: CreatePredictionBody, deadline: string | null) 
       mode: input.mode,
       maxNewTokens: input.max_new_tokens,
       n: input.n,
-      sampling: s && { temperature: s.temperature, topP: s.top_p, topK: s.top_k, seed: s.seed, repetitionPenalty: s.repetition_penalty },
+      sampling: s && {
+        temperature: s.temperature,
+        topP: s.top_p,
+        topK: s.top_k,
+        seed: s.seed,
+        repetitionPenalty: s.repetition_penalty,
+        presencePenalty: s.presence_penalty,
+        frequencyPenalty: s.frequency_penalty,
+      },
+      stop: input.stop,
       guidance: input.guidance,
       logitBias: input.logit_bias,
     },
     images: input.images ?? [],
-    shownInput: input as Record<string, unknown>,
+    shownInput: input as Record<string, unknown>, // a Replicate client's version is not part of the input
     webhook: body.webhook ?? null,
     webhookEventsFilter: body.webhook_events_filter ?? DEFAULT_WEBHOOK_EVENTS,
     deadline,

@@ -13,6 +13,7 @@ import { CreateUploadSchema, ErrorSchema, UploadSchema } from './schemas.ts';
 const createUploadRoute = createRoute({
   method: 'post',
   path: '/v1/uploads',
+  operationId: 'createUpload',
   summary: 'A presigned PUT URL for an input image',
   request: { body: { content: { 'application/json': { schema: CreateUploadSchema } }, required: true } },
   responses: {

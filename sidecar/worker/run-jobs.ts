@@ -4,6 +4,7 @@ import type { ImageProcessorConfig } from '../../functions/preprocess/preprocess
 import type { CodecLike, GeneratorLike } from '../engine/engine-thread.ts';
 import type { SequenceRequest } from '../engine/generation-request.ts';
 import { spliceImageTokens } from '../engine/splice-image-tokens.ts';
+import { StopSequences } from './stop-sequences.ts';
 import { TextStream } from './text-stream.ts';
 
 /** What a running job reports; `sequence` is k of the job's n sequences, `image` the image's index in it. */
@@ -42,11 +43,14 @@ export interface RunOptions {
 export async function* runJobs(jobs: GenerationJob[], rt: JobRuntime, opts: RunOptions = {}): AsyncGenerator<[string, JobEvent]> {
   const started = Date.now();
   const requests: SequenceRequest[] = [];
-  const owner: { job: GenerationJob; k: number }[] = [];
+  const owner: { job: GenerationJob; k: number; stop?: AbortController }[] = [];
   for (const job of jobs) {
     const promptIds = await spliceJobImages(job, rt);
     for (let k = 0; k < job.n; k++) {
-      owner.push({ job, k });
+      // a sequence that reached a stop string stops at the engine's next chunk boundary
+      const stop = job.stop?.length ? new AbortController() : undefined;
+      const jobSignal = opts.signals?.get(job.id);
+      owner.push({ job, k, stop });
       requests.push({
         promptIds,
         constraints: job.constraints,
@@ -54,24 +58,35 @@ export async function* runJobs(jobs: GenerationJob[], rt: JobRuntime, opts: RunO
         text: job.text,
         image: job.image,
         repetitionPenalty: job.repetitionPenalty,
+        presencePenalty: job.presencePenalty ?? 0,
+        frequencyPenalty: job.frequencyPenalty ?? 0,
         guidance: job.guidance,
         seed: job.seed + k,
         logitBias: job.logitBias,
-        signal: opts.signals?.get(job.id),
+        signal: stop ? (jobSignal ? AbortSignal.any([jobSignal, stop.signal]) : stop.signal) : jobSignal,
       });
     }
   }
 
   const [gridRows] = rt.codec.vq.quantStateDims;
-  const state = owner.map(() => ({ text: new TextStream(rt.decodeText), parts: [] as OutputPart[], images: 0, result: undefined as SequenceResult | undefined }));
+  const state = owner.map(({ job }) => ({
+    text: new TextStream(rt.decodeText),
+    stops: new StopSequences(job.stop ?? []),
+    parts: [] as OutputPart[],
+    images: 0,
+    result: undefined as SequenceResult | undefined,
+  }));
   const pending = new Map(jobs.map((j) => [j.id, j.n]));
 
   for await (const event of rt.generator.generate(requests, { chunkSize: opts.chunkSize })) {
-    const { job, k } = owner[event.sequence];
+    const { job, k, stop } = owner[event.sequence];
     const s = state[event.sequence];
+    // after a stop string only the sequence's end matters (the engine may run on to its chunk's end)
+    if (s.stops.stopped && event.type !== 'done') continue;
     switch (event.type) {
       case 'text': {
-        const delta = await s.text.push(event.tokens);
+        const delta = s.stops.push(await s.text.push(event.tokens));
+        if (s.stops.stopped) stop?.abort();
         if (delta) {
           appendText(s.parts, delta);
           yield [job.id, { type: 'text', sequence: k, delta }];
@@ -81,8 +96,16 @@ export async function* runJobs(jobs: GenerationJob[], rt: JobRuntime, opts: RunO
       case 'image_start': {
         // the text before the image is complete: a character it left unfinished is reported now,
         // before the image, and the text after the image starts a stream of its own
-        const tail = await s.text.flush();
+        const tail = s.stops.push(await s.text.flush()) + s.stops.flush(); // a stop string does not span an image
         s.text = new TextStream(rt.decodeText);
+        if (s.stops.stopped) {
+          stop?.abort();
+          if (tail) {
+            appendText(s.parts, tail);
+            yield [job.id, { type: 'text', sequence: k, delta: tail }];
+          }
+          break;
+        }
         if (tail) {
           appendText(s.parts, tail);
           yield [job.id, { type: 'text', sequence: k, delta: tail }];
@@ -108,13 +131,13 @@ export async function* runJobs(jobs: GenerationJob[], rt: JobRuntime, opts: RunO
         break;
       }
       case 'done': {
-        const tail = await s.text.flush();
+        const tail = s.stops.stopped ? '' : s.stops.push(await s.text.flush()) + s.stops.flush();
         if (tail) {
           appendText(s.parts, tail);
           yield [job.id, { type: 'text', sequence: k, delta: tail }];
         }
         const text = s.parts.filter((p) => p.type === 'text').map((p) => (p as { text: string }).text).join('');
-        s.result = { tokenIds: event.tokens, text, parts: s.parts, finishReason: event.reason };
+        s.result = { tokenIds: event.tokens, text, parts: s.parts, finishReason: s.stops.stopped ? 'stop' : event.reason };
         const left = pending.get(job.id)! - 1;
         pending.set(job.id, left);
         if (left === 0) {
