@@ -345,6 +345,11 @@ describe('engine v2 against the Loop engine (sampling, every mode, guidance, can
     request(PROMPT_C, 'text', 9, { seed: 16, repetitionPenalty: 1.5 }),
   ];
 
+  // The engines' kernels round differently (GroupQueryAttention and fused norms against Attention-23 and
+  // primitive ops; logits agree to about 1e-6), so a sampled near-tie can go either way: over 36 sampled text
+  // tokens about one seed in five differs somewhere on this checkpoint. These seeds do not; what this checks is
+  // that both engines run the same state machine (modes, guidance rows, penalties) and report the same events.
+  // Exactness against the reference is the goldens' (generator-goldens.test.ts, step-decoder.test.ts).
   it('the mixed batch gives the same tokens and the same events', async () => {
     const loop = await runWith(generator, mixed());
     const stepped = await runWith(v2, mixed());
