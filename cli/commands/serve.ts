@@ -14,6 +14,7 @@ import { serveApi, type ServedApi } from '../../functions/api/serve.ts';
 import { startWorker, workerConfigFromEnv, type StartedWorker } from '../../sidecar/worker/start-worker.ts';
 import { generateWebhookSecret } from '../../sidecar/worker/webhooks.ts';
 import { resolveModelDir } from '../default-model.ts';
+import { stopOnSignals } from '../stop-on-signals.ts';
 
 /**
  * `anole serve` (`npm start`): the whole service on one machine, on embedded defaults.
@@ -111,24 +112,7 @@ export async function startLocalService(env: NodeJS.ProcessEnv = process.env): P
 export async function serveCommand(): Promise<void> {
   const service = await startLocalService();
   process.stdout.write(howToCall(service));
-  let stopping = false;
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      if (stopping) {
-        process.stderr.write(`${signal} again: exiting without waiting\n`);
-        process.exit(1);
-      }
-      stopping = true;
-      process.stderr.write(`${signal}: stopping (finishing the jobs in hand; again to exit at once)\n`);
-      service.stop().then(
-        () => process.exit(0),
-        (e) => {
-          process.stderr.write(`anole: stopping failed: ${(e as Error).message}\n`);
-          process.exit(1);
-        },
-      );
-    });
-  }
+  stopOnSignals(service.stop);
 }
 
 function parsePort(value: string | undefined): number {

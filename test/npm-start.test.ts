@@ -1,0 +1,136 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { afterEach, describe, expect, it } from 'vitest';
+
+/**
+ * `npm start` (issue 19, item 8): npm runs the script through `sh -c`, and forwards SIGINT / SIGTERM
+ * only to that shell; unless the script `exec`s node, SIGTERM to npm killed the shell and left node
+ * serving. Here the real package.json's start script runs in a fresh directory (bin/ linked, so the
+ * tiny model and data are made there), and the whole process tree must be gone after one signal.
+ */
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+interface NpmStart {
+  npm: ChildProcess;
+  url: string;
+  stderr: string[];
+  tree: number[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const started: { cwd: string; pids: number[] }[] = [];
+afterEach(() => {
+  for (const s of started.splice(0)) {
+    for (const pid of s.pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    fs.rmSync(s.cwd, { recursive: true, force: true });
+  }
+});
+
+/** npm start in its own process group (as a terminal's foreground job), ready when the banner names the URL. */
+async function npmStart(): Promise<NpmStart> {
+  const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-npm-start-'));
+  fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(cwd, 'package.json'));
+  fs.copyFileSync(path.join(ROOT, '.npmrc'), path.join(cwd, '.npmrc'));
+  fs.symlinkSync(path.join(ROOT, 'bin'), path.join(cwd, 'bin'));
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0' };
+  delete env.ANOLE_MODEL;
+  const npm = spawn('npm', ['start'], { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const entry = { cwd, pids: [npm.pid!] };
+  started.push(entry);
+  const stderr: string[] = [];
+  readline.createInterface({ input: npm.stderr! }).on('line', (l) => stderr.push(l));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => npm.on('exit', (code, signal) => r({ code, signal })));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`npm start not ready after 90 s:\n${stderr.join('\n')}`)), 90_000);
+    readline.createInterface({ input: npm.stdout! }).on('line', (l) => {
+      const m = /^Anole is serving on (http:\/\/\S+)$/.exec(l);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`npm start exited (${code ?? signal}) before it was ready:\n${stderr.join('\n')}`));
+    });
+  });
+  entry.pids = [npm.pid!, ...descendants(npm.pid!)];
+  return { npm, url, stderr, tree: entry.pids, exited };
+}
+
+/** Every process below `pid`, from /proc (Linux). */
+function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const c of children.get(p) ?? []) {
+      out.push(c);
+      walk(c);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+/** Running (a zombie waiting for its parent to reap it counts as gone). */
+function alive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+async function until(what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`not ${what} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const answers = (url: string) => fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) }).then(() => true, () => false);
+
+async function expectAllGone(s: NpmStart): Promise<void> {
+  await until('stopped answering', async () => !(await answers(s.url)));
+  await until('all exited', () => s.tree.every((pid) => !alive(pid)));
+  expect(s.tree.filter(alive)).toEqual([]);
+}
+
+describe('npm start', () => {
+  it('SIGTERM to npm\'s own process stops node too: the port closes and no process of the tree is left', async () => {
+    const s = await npmStart();
+    expect(await answers(s.url)).toBe(true);
+    expect(s.tree.length).toBeGreaterThanOrEqual(2); // npm and the node it runs (through sh unless exec'd)
+    process.kill(s.npm.pid!, 'SIGTERM');
+    await expectAllGone(s);
+    expect(await s.exited).toEqual({ code: 0, signal: null });
+    expect(s.stderr.join('\n')).toContain('SIGTERM: stopping');
+  }, 150_000);
+
+  it('Ctrl-C (SIGINT to the whole process group, as a terminal sends it) stops gracefully, not as a second Ctrl-C', async () => {
+    const s = await npmStart();
+    expect(await answers(s.url)).toBe(true);
+    process.kill(-s.npm.pid!, 'SIGINT');
+    await expectAllGone(s);
+    const log = s.stderr.join('\n');
+    expect(log).toContain('SIGINT: stopping');
+    expect(log).not.toContain('exiting without waiting'); // npm's forwarded copy is not a second Ctrl-C
+    expect(await s.exited).toEqual({ code: 0, signal: null });
+  }, 150_000);
+});
