@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
+import pkg from '../package.json' with { type: 'json' };
 
 // Each command imports what it needs when it runs: from a build, a process then compiles only its
 // own command's code (the worker's cold start does not pay for the local S3 / SQS stand-ins, the
@@ -25,7 +26,9 @@ const modelOption = () => new Option('--model <dir>', 'Hugging Face checkpoint o
 
 const program = new Command('anole')
   .description('Anole (Chameleon-7B fine-tune) on ONNX Runtime, from Hugging Face safetensors')
-  .showHelpAfterError();
+  .version(pkg.version, '-V, --version')
+  // a mistyped option is one line (with commander's "did you mean"), not the whole help after it
+  .configureOutput({ outputError: (str, write) => write(`anole: ${str.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (--help lists the options)\n`) });
 
 program
   .command('forward')
@@ -76,7 +79,7 @@ program
   .option('--top-p <p>', 'default 0.9', num('--top-p'))
   .option('--top-k <k>', 'default 0 (off)', int('--top-k'))
   .option('--repetition-penalty <p>', 'text tokens only; default 1.2', num('--repetition-penalty'))
-  .option('--seed <n>', 'default 0', int('--seed'))
+  .option('--seed <n>', 'default: random, printed (and in result.json) so a result can be made again', int('--seed'))
   .option('--guidance-text <s>', 'image guidance, text scale; default 3.0 (1 = off)', num('--guidance-text'))
   .option('--guidance-image <s>', 'image guidance, image scale; default 1.2 (1 = off)', num('--guidance-image'))
   .option('--logit-bias <id=bias>', 'add bias to a token logit (repeatable)', bias, {})

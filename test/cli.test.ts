@@ -101,6 +101,54 @@ describe('anole CLI on fixture A', () => {
     expect(result.sequences[0].token_ids).not.toEqual(result.sequences[1].token_ids);
   });
 
+  it('generate without --seed draws one as the API does, prints it and keeps it; that seed makes the same result again', async () => {
+    const run = async (dir: string, ...more: string[]) => {
+      const r = await anole('generate', '--model', FIXTURE, '--prompt', 'a cat', '--mode', 'image', '--out', path.join(tmp, dir), ...more);
+      expect(r.code, r.stderr).toBe(0);
+      return { stderr: r.stderr, result: JSON.parse(fs.readFileSync(path.join(tmp, dir, 'result.json'), 'utf8')) };
+    };
+    const a = await run('seed-a');
+    const b = await run('seed-b');
+    const printed = /seed (\d+) \(--seed \1 makes this result again\)/.exec(a.stderr);
+    expect(printed, a.stderr).not.toBeNull();
+    expect(a.result.seed).toBe(Number(printed![1]));
+    expect(b.result.seed).not.toBe(a.result.seed); // random, not a fixed default (a clash is 1 in 2^31)
+    const again = await run('seed-again', '--seed', printed![1]);
+    expect(again.result.seed).toBe(a.result.seed);
+    expect(again.result.token_ids).toEqual(a.result.token_ids);
+  });
+
+  it('checks the options and reads the images before loading the model: a model without weights fails on the user error', async () => {
+    // the fixture with its config, tokenizer and processor files but no weights: loading it would fail
+    const weightless = path.join(tmp, 'weightless');
+    fs.mkdirSync(weightless);
+    for (const f of fs.readdirSync(FIXTURE)) if (f.endsWith('.json') && f !== 'goldens.json') fs.copyFileSync(path.join(FIXTURE, f), path.join(weightless, f));
+    const loadFails = await anole('generate', '--model', weightless, '--prompt', 'x', '--max-new-tokens', '2', '--out', path.join(tmp, 'w0'));
+    expect(loadFails.code).not.toBe(0); // the model itself cannot load: what the cases below never reach
+
+    const noImage = await anole('generate', '--model', weightless, '--prompt', 'x <image>', '--image', path.join(tmp, 'missing.png'), '--out', path.join(tmp, 'w1'));
+    expect(noImage.code).not.toBe(0);
+    expect(noImage.stderr.trim().split('\n')).toEqual([`anole: --image ${path.join(tmp, 'missing.png')}: no such file`]);
+
+    const short = await anole('generate', '--model', weightless, '--prompt', 'x', '--mode', 'image', '--max-new-tokens', '5', '--out', path.join(tmp, 'w2'));
+    expect(short.code).not.toBe(0);
+    expect(short.stderr.trim().split('\n')).toHaveLength(1);
+    expect(short.stderr).toMatch(/^anole: an image needs 18 new tokens/);
+    expect(short.stderr).not.toMatch(/loading the model/);
+  });
+
+  it('--version prints the package version; a mistyped option is one line, not the whole help', async () => {
+    const v = await anole('--version');
+    expect(v.code).toBe(0);
+    expect(v.stdout.trim()).toBe(JSON.parse(fs.readFileSync('package.json', 'utf8')).version);
+
+    const typo = await anole('generate', '--prompt', 'x', '--sed', '3', '--out', path.join(tmp, 'typo'));
+    expect(typo.code).not.toBe(0);
+    expect(typo.stderr.trim().split('\n')).toEqual(["anole: unknown option '--sed' (Did you mean --seed?) (--help lists the options)"]);
+    const missing = await anole('generate', '--out', path.join(tmp, 'typo'));
+    expect(missing.stderr.trim().split('\n')).toEqual(["anole: required option '--prompt <text>' not specified (--help lists the options)"]);
+  });
+
   it('a user error exits non-zero with one clear line on stderr', async () => {
     const missing = await anole('forward', '--model', path.join(tmp, 'nope'), '--input', 'x.json', '--output', 'y.bin');
     expect(missing.code).not.toBe(0);
