@@ -5,7 +5,8 @@ import cliProgress from 'cli-progress';
  * commands stay quiet and stdout stays clean for data (e.g. `generate --stream`).
  */
 export interface Progress {
-  update(done: number, total?: number): void;
+  /** `label`: a new stage (e.g. from an image's rows to its VQ decode), shown in place of the first. */
+  update(done: number, total?: number, label?: string): void;
   stop(): void;
 }
 
@@ -13,23 +14,24 @@ const SHOW_AFTER_MS = 1000;
 
 export function progress(label: string, total: number): Progress {
   const bar = new cliProgress.SingleBar(
-    { format: `${label} [{bar}] {value}/{total} {duration_formatted}`, stream: process.stderr, hideCursor: true, clearOnComplete: true },
+    { format: '{label} [{bar}] {value}/{total} {duration_formatted}', stream: process.stderr, hideCursor: true, clearOnComplete: true },
     cliProgress.Presets.shades_classic,
   );
   let current = 0;
   let shown = false;
   const timer = setTimeout(() => {
     shown = true;
-    bar.start(total, current);
+    bar.start(total, current, { label });
   }, SHOW_AFTER_MS);
   timer.unref();
   return {
-    update(done, newTotal) {
+    update(done, newTotal, newLabel) {
       current = done;
       if (newTotal !== undefined) total = newTotal;
+      if (newLabel !== undefined) label = newLabel;
       if (shown) {
         if (newTotal !== undefined) bar.setTotal(newTotal);
-        bar.update(done);
+        bar.update(done, { label });
       }
     },
     stop() {

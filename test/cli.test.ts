@@ -95,7 +95,10 @@ describe('anole CLI on fixture A', () => {
     const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(events.filter((e) => e.type === 'image')).toHaveLength(2);
     expect(events.filter((e) => e.type === 'image_rows').length).toBe(8);
-    expect(events[events.length - 1].type).toBe('done');
+    // the API's stream events, field for field (total_rows, not totalRows; no image_start)
+    expect(events.find((e) => e.type === 'image_rows')).toEqual({ type: 'image_rows', sequence: 0, image: 0, rows: 1, total_rows: 4 });
+    expect(events.some((e) => e.type === 'image_start')).toBe(false);
+    expect(events[events.length - 1]).toEqual({ type: 'done', status: 'succeeded' });
     const result = JSON.parse(fs.readFileSync(path.join(out, 'result.json'), 'utf8'));
     expect(result.sequences).toHaveLength(2);
     expect(result.sequences[0].token_ids).not.toEqual(result.sequences[1].token_ids);
@@ -146,7 +149,23 @@ describe('anole CLI on fixture A', () => {
     expect(typo.code).not.toBe(0);
     expect(typo.stderr.trim().split('\n')).toEqual(["anole: unknown option '--sed' (Did you mean --seed?) (--help lists the options)"]);
     const missing = await anole('generate', '--out', path.join(tmp, 'typo'));
+    expect(missing.code).not.toBe(0);
     expect(missing.stderr.trim().split('\n')).toEqual(["anole: required option '--prompt <text>' not specified (--help lists the options)"]);
+  });
+
+  it('generate --stream needs no --out when only text is made; --mode image without --out is one line before the model loads', async () => {
+    const r = await anole('generate', '--model', FIXTURE, '--prompt', 'Once upon a time', '--max-new-tokens', '6', '--seed', '2', '--stream');
+    expect(r.code, r.stderr).toBe(0);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(events.filter((e) => e.type === 'text').length).toBeGreaterThan(0);
+    expect(events.every((e) => e.type === 'text' ? Object.keys(e).sort().join() === 'delta,sequence,type' : true)).toBe(true);
+    expect(events[events.length - 1]).toEqual({ type: 'done', status: 'succeeded' });
+
+    const image = await anole('generate', '--model', FIXTURE, '--prompt', 'a cat', '--mode', 'image', '--stream');
+    expect(image.code).not.toBe(0);
+    expect(image.stderr.trim().split('\n')).toEqual(['anole: generate --mode image makes PNG files: --out DIR says where they go']);
+    const neither = await anole('generate', '--model', FIXTURE, '--prompt', 'x');
+    expect(neither.stderr.trim().split('\n')).toEqual(['anole: generate needs --out DIR (where result.json and the PNGs go), or --stream for the events on stdout']);
   });
 
   it('a user error exits non-zero with one clear line on stderr', async () => {

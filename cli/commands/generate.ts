@@ -1,4 +1,5 @@
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { DirectoryBlobStore } from '../../contract/blob-store.ts';
 import type { GenerationJob } from '../../contract/job.ts';
@@ -8,7 +9,9 @@ import { prepareJob } from '../../functions/prepare-job.ts';
 import { AnoleProcessor } from '../../functions/preprocess/processor.ts';
 import { loadRuntime, releaseModel } from '../../sidecar/worker/load-runtime.ts';
 import { runJobs, type JobRuntime } from '../../sidecar/worker/run-jobs.ts';
+import { GenerationProgress } from '../generation-progress.ts';
 import { progress, withProgress } from '../progress.ts';
+import { streamEvent } from '../stream-event.ts';
 
 export interface GenerateOptions {
   prompt: string;
@@ -28,7 +31,8 @@ export interface GenerateOptions {
   logitBias: Record<string, number>;
   chunkSize?: number;
   stream?: boolean;
-  out: string;
+  /** Optional with --stream when no image is made (--mode text). */
+  out?: string;
 }
 
 /**
@@ -37,7 +41,18 @@ export interface GenerateOptions {
  * {token_ids (new tokens), text, images (PNG paths)} of the first sequence, the seed, and `sequences` for all n.
  */
 export async function generateCommand(modelDir: string, opts: GenerateOptions): Promise<void> {
-  const out = path.resolve(opts.out);
+  if (opts.out === undefined && !opts.stream) throw new Error('generate needs --out DIR (where result.json and the PNGs go), or --stream for the events on stdout');
+  if (opts.out === undefined && opts.mode !== 'text') throw new Error(`generate --mode ${opts.mode} makes PNG files: --out DIR says where they go`);
+  // without --out (text streamed on stdout) the input images are staged in a directory of its own, removed at the end
+  const out = opts.out === undefined ? await fs.mkdtemp(path.join(os.tmpdir(), 'anole-generate-')) : path.resolve(opts.out);
+  try {
+    await generateInto(modelDir, out, opts);
+  } finally {
+    if (opts.out === undefined) await fs.rm(out, { recursive: true, force: true });
+  }
+}
+
+async function generateInto(modelDir: string, out: string, opts: GenerateOptions): Promise<void> {
   // Everything a typo or a missing file can fail is checked before the model loads (a 7B model takes
   // a minute): the images are read, the prompt and options made into a job from config.json alone.
   const images = await Promise.all(
@@ -83,18 +98,21 @@ export async function generateCommand(modelDir: string, opts: GenerateOptions): 
 
 async function generateWith(runtime: JobRuntime, job: GenerationJob, out: string, opts: GenerateOptions): Promise<void> {
   const bar = progress('generating', job.maxNewTokens * job.n);
-  let made = 0;
+  const stages = new GenerationProgress(job.n, job.maxNewTokens);
   let result;
   try {
     for await (const [, event] of runJobs([job], runtime, { chunkSize: opts.chunkSize })) {
-      if (opts.stream) process.stdout.write(JSON.stringify(event.type === 'done' ? { type: 'done' } : event) + '\n');
-      if (event.type === 'text' || event.type === 'image_rows') bar.update(++made);
+      const line = opts.stream ? streamEvent(event) : undefined;
+      if (line) process.stdout.write(JSON.stringify(line) + '\n');
+      const view = stages.update(event);
+      bar.update(view.value, view.total, view.stage);
       if (event.type === 'done') result = event.result;
     }
   } finally {
     bar.stop();
     await fs.rm(path.join(out, 'inputs'), { recursive: true, force: true });
   }
+  if (opts.out === undefined) return; // --stream alone: the events were the output
   const sequences = result!.sequences.map((s) => ({
     token_ids: s.tokenIds,
     text: s.text,
