@@ -7,10 +7,18 @@ import type { PredictionStore, SequencedEvent } from '../../contract/prediction-
  */
 type Store = Pick<PredictionStore, 'get' | 'readEvents'>;
 
+// The abort listener goes when the timer fires: a long wait polls many times on one signal (a
+// request's, joined to the server's shutdown), and listeners left behind leaked and set off
+// MaxListenersExceededWarning after ten polls.
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    const done = () => {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
   });
 
 /** The record once terminal, or as it is when `timeoutMs` runs out or `signal` aborts. */
