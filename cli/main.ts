@@ -1,6 +1,10 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pkg from '../package.json' with { type: 'json' };
 
+// The AWS SDK warns on Node < 22 that its releases after January 2027 will need Node 22: the SDK
+// versions here are pinned exactly (package-lock.json), so the notice does not apply to this install.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 // Each command imports what it needs when it runs: from a build, a process then compiles only its
 // own command's code (the worker's cold start does not pay for the local S3 / SQS stand-ins, the
 // API's schemas or the converter).

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import semver from 'semver';
 import { describe, expect, it } from 'vitest';
 
@@ -17,5 +18,18 @@ describe('engines', () => {
       .filter(([, p]) => typeof p.engines?.node === 'string' && !semver.satisfies(oldest, p.engines.node))
       .map(([name, p]) => `${name}@${p.version} needs node ${p.engines!.node}`);
     expect(refusing).toEqual([]);
+  });
+
+  it("the AWS SDK's Node-version notice stays out of the test log (it came once per test file on Node 20)", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      new SQSClient({ region: 'us-east-1' }).destroy(); // the SDK checks the Node version as a client is made
+      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+      expect(warnings.filter((m) => m.includes('NodeVersionSupportWarning'))).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 });

@@ -37,6 +37,7 @@ async function npmStart(): Promise<NpmStart> {
   fs.symlinkSync(path.join(ROOT, 'bin'), path.join(cwd, 'bin'));
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0' };
   delete env.ANOLE_MODEL;
+  delete env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED; // set for tests (vitest.config.ts): npm start must not need it
   const npm = spawn('npm', ['start'], { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const entry = { cwd, pids: [npm.pid!] };
   started.push(entry);
@@ -121,6 +122,22 @@ describe('npm start', () => {
     await expectAllGone(s);
     expect(await s.exited).toEqual({ code: 0, signal: null });
     expect(s.stderr.join('\n')).toContain('SIGTERM: stopping');
+  }, 150_000);
+
+  it('says nothing alarming under a dozen waiting requests: no MaxListenersExceededWarning, no AWS SDK Node-version notice', async () => {
+    const s = await npmStart();
+    const wait = () =>
+      fetch(`${s.url}/v1/predictions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', prefer: 'wait=60' },
+        body: JSON.stringify({ input: { prompt: 'A lighthouse at dusk.', mode: 'image' } }),
+      }).then((r) => r.status);
+    expect(await Promise.all(Array.from({ length: 12 }, wait))).toEqual(Array(12).fill(201));
+    process.kill(s.npm.pid!, 'SIGTERM');
+    await expectAllGone(s);
+    const log = s.stderr.join('\n');
+    expect(log).not.toContain('MaxListenersExceededWarning'); // each wait's polls left an abort listener behind
+    expect(log).not.toContain('NodeVersionSupportWarning');
   }, 150_000);
 
   it('Ctrl-C (SIGINT to the whole process group, as a terminal sends it) stops gracefully, not as a second Ctrl-C', async () => {
