@@ -90,7 +90,7 @@ program
   .option('--chunk-size <k>', 'tokens per ONNX Runtime run (default: one image row)', int('--chunk-size'))
   .option('--stream', 'print the API\'s stream events (text, image_rows, image, done) as JSON lines on stdout')
   .option('--out <dir>', 'where result.json and the PNGs go (optional with --stream when only text is made)')
-  .action(async (o) => (await import('./commands/generate.ts')).generateCommand(await resolveModelDir(o.model), o));
+  .action(async (o) => (await import('./commands/generate.ts')).generateCommand(() => resolveModelDir(o.model), o));
 
 program
   .command('init-model')

@@ -132,6 +132,9 @@ describe('anole CLI on fixture A', () => {
     const noImage = await anole('generate', '--model', weightless, '--prompt', 'x <image>', '--image', path.join(tmp, 'missing.png'), '--out', path.join(tmp, 'w1'));
     expect(noImage.code).not.toBe(0);
     expect(noImage.stderr.trim().split('\n')).toEqual([`anole: --image ${path.join(tmp, 'missing.png')}: no such file`]);
+    // before the model is even fetched: a model that does not exist is not what fails
+    const noModel = await anole('generate', '--model', path.join(tmp, 'no-such-model'), '--prompt', 'x <image>', '--image', path.join(tmp, 'missing.png'), '--out', path.join(tmp, 'w1'));
+    expect(noModel.stderr.trim().split('\n')).toEqual([`anole: --image ${path.join(tmp, 'missing.png')}: no such file`]);
 
     const short = await anole('generate', '--model', weightless, '--prompt', 'x', '--mode', 'image', '--max-new-tokens', '5', '--out', path.join(tmp, 'w2'));
     expect(short.code).not.toBe(0);

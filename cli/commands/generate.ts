@@ -40,21 +40,11 @@ export interface GenerateOptions {
  * constraints, defaults), the sidecar's half runs it; DIR/result.json gets
  * {token_ids (new tokens), text, images (PNG paths)} of the first sequence, the seed, and `sequences` for all n.
  */
-export async function generateCommand(modelDir: string, opts: GenerateOptions): Promise<void> {
+export async function generateCommand(model: () => Promise<string>, opts: GenerateOptions): Promise<void> {
   if (opts.out === undefined && !opts.stream) throw new Error('generate needs --out DIR (where result.json and the PNGs go), or --stream for the events on stdout');
   if (opts.out === undefined && opts.mode !== 'text') throw new Error(`generate --mode ${opts.mode} makes PNG files: --out DIR says where they go`);
-  // without --out (text streamed on stdout) the input images are staged in a directory of its own, removed at the end
-  const out = opts.out === undefined ? await fs.mkdtemp(path.join(os.tmpdir(), 'anole-generate-')) : path.resolve(opts.out);
-  try {
-    await generateInto(modelDir, out, opts);
-  } finally {
-    if (opts.out === undefined) await fs.rm(out, { recursive: true, force: true });
-  }
-}
-
-async function generateInto(modelDir: string, out: string, opts: GenerateOptions): Promise<void> {
-  // Everything a typo or a missing file can fail is checked before the model loads (a 7B model takes
-  // a minute): the images are read, the prompt and options made into a job from config.json alone.
+  // A missing image fails before the model is fetched (a Hub id or an s3:// location downloads)
+  // and loads (a 7B model takes a minute); the options are checked from config.json, also before the load.
   const images = await Promise.all(
     opts.image.map((f) =>
       fs.readFile(f).catch((e: NodeJS.ErrnoException) => {
@@ -62,6 +52,18 @@ async function generateInto(modelDir: string, out: string, opts: GenerateOptions
       }),
     ),
   );
+  const modelDir = await model();
+  // without --out (text streamed on stdout) the input images are staged in a directory of its own, removed at the end
+  const out = opts.out === undefined ? await fs.mkdtemp(path.join(os.tmpdir(), 'anole-generate-')) : path.resolve(opts.out);
+  try {
+    await generateInto(modelDir, images, out, opts);
+  } finally {
+    if (opts.out === undefined) await fs.rm(out, { recursive: true, force: true });
+  }
+}
+
+async function generateInto(modelDir: string, images: Uint8Array[], out: string, opts: GenerateOptions): Promise<void> {
+  // the job is made (and every option checked) from config.json and the tokenizer alone, then the model loads
   const config = parseAnoleConfig(JSON.parse(await fs.readFile(path.join(modelDir, 'config.json'), 'utf8')));
   const processor = await AnoleProcessor.load(modelDir);
   await fs.mkdir(out, { recursive: true });
