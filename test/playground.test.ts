@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { ensureChromium } from './chromium.ts';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveApi } from '../functions/api/serve.ts';
@@ -17,7 +18,6 @@ import { startServe, type ServedProcess } from './serve-harness.ts';
  * reload, the page fits a phone and is driven by the keyboard, and it requests nothing outside its
  * origin. Screenshots go to test/artifacts/.
  */
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.resolve(import.meta.dirname, 'artifacts');
 
 let served: ServedProcess;
@@ -27,18 +27,19 @@ let profile: string;
 const requested: { page: string; url: string }[] = [];
 
 beforeAll(async () => {
+  const browser = ensureChromium(); // before anything starts: a missing browser must leave nothing running
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   profile = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-chromium-'));
   [served, context] = await Promise.all([
     startServe(),
     chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
+      executablePath: browser,
       headless: true,
       args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
       viewport: { width: 1280, height: 900 },
     }),
   ]);
-}, 120_000);
+}, 600_000); // a fresh machine may install Chromium first (test/chromium.ts)
 
 afterAll(async () => {
   await context?.close();
