@@ -2,8 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
+import { watchServing } from './serve-harness.ts';
 
 /**
  * `npm start` (issue 19, item 8): npm runs the script through `sh -c`, and forwards SIGINT / SIGTERM
@@ -41,23 +41,8 @@ async function npmStart(): Promise<NpmStart> {
   const npm = spawn('npm', ['start'], { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const entry = { cwd, pids: [npm.pid!] };
   started.push(entry);
-  const stderr: string[] = [];
-  readline.createInterface({ input: npm.stderr! }).on('line', (l) => stderr.push(l));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => npm.on('exit', (code, signal) => r({ code, signal })));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`npm start not ready after 90 s:\n${stderr.join('\n')}`)), 90_000);
-    readline.createInterface({ input: npm.stdout! }).on('line', (l) => {
-      const m = /^Anole is serving on (http:\/\/\S+)$/.exec(l);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    void exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`npm start exited (${code ?? signal}) before it was ready:\n${stderr.join('\n')}`));
-    });
-  });
+  const { stderr, exited, ready } = watchServing(npm, 'npm start', 90_000);
+  const url = await ready;
   entry.pids = [npm.pid!, ...descendants(npm.pid!)];
   return { npm, url, stderr, tree: entry.pids, exited };
 }
