@@ -1,6 +1,6 @@
-import { compileConstraints, type GenerationMode } from '../functions/generation/constraints.ts';
+import { compileConstraints, type GenerationMode } from '../model/constraints.ts';
 import type { AnoleConfig } from '../model/config.ts';
-import { DEFAULT_SAMPLING, type SequenceRequest } from '../sidecar/engine/generation-request.ts';
+import { DEFAULT_SAMPLING, type SequenceRequest } from '../contract/generation-request.ts';
 
 /** Every bench generation samples (greedy would not be the served workload) from this one seed. */
 export const BENCH_SEED = 1;

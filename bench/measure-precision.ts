@@ -11,9 +11,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { compileConstraints } from '../functions/generation/constraints.ts';
+import { compileConstraints } from '../model/constraints.ts';
 import { writeBundle } from '../sidecar/bundle/write-bundle.ts';
-import { DEFAULT_SAMPLING, type SequenceRequest } from '../sidecar/engine/generation-request.ts';
+import { DEFAULT_SAMPLING, type SequenceRequest } from '../contract/generation-request.ts';
 import { Generator } from '../sidecar/engine/generator.ts';
 import { openModel } from '../sidecar/engine/model-source.ts';
 import { TextModel } from '../sidecar/engine/text-model.ts';

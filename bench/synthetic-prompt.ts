@@ -1,4 +1,4 @@
-import { compileConstraints } from '../functions/generation/constraints.ts';
+import { compileConstraints } from '../model/constraints.ts';
 import type { AnoleConfig } from '../model/config.ts';
 
 /**

@@ -1,4 +1,4 @@
-import type { SequenceRequest } from '../sidecar/engine/generation-request.ts';
+import type { SequenceRequest } from '../contract/generation-request.ts';
 import type { Generator } from '../sidecar/engine/generator.ts';
 
 /** Either engine (the Loop engine or engine v2): the bench times their event streams alike. */

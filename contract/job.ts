@@ -1,5 +1,5 @@
-import type { GenerationMode, TokenConstraints } from '../functions/generation/constraints.ts';
-import type { SamplingSettings } from '../sidecar/engine/generation-request.ts';
+import type { GenerationMode, TokenConstraints } from '../model/constraints.ts';
+import type { SamplingSettings } from './generation-request.ts';
 
 /**
  * The one contract between the functions (which validate, preprocess, tokenize and compile the

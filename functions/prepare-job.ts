@@ -1,8 +1,8 @@
 import { preparedImage, type GenerationJob } from '../contract/job.ts';
 import type { BlobStore } from '../contract/blob-store.ts';
 import type { AnoleConfig } from '../model/config.ts';
-import { DEFAULT_SAMPLING, type SamplingSettings } from '../sidecar/engine/generation-request.ts';
-import { compileConstraints, type GenerationMode } from './generation/constraints.ts';
+import { DEFAULT_SAMPLING, type SamplingSettings } from '../contract/generation-request.ts';
+import { compileConstraints, type GenerationMode } from '../model/constraints.ts';
 import type { AnoleProcessor } from './preprocess/processor.ts';
 
 /** What a user asks for (the API's `input`, the CLI's options), before validation. */

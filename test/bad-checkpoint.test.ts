@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
-import { CheckpointError } from '../sidecar/weights/checkpoint-error.ts';
+import { CheckpointError } from '../model/checkpoint-error.ts';
 import { RANDOM_CHECKPOINT_PRESETS, writeRandomCheckpoint, type CheckpointShape } from '../sidecar/weights/random-checkpoint.ts';
 import { validateCheckpoint } from '../sidecar/weights/validate-checkpoint.ts';
 

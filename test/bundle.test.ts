@@ -16,8 +16,8 @@ import { missingCudaKernel } from '../sidecar/onnx/cuda-kernels.ts';
 import { DEFAULT_OPSETS } from '../sidecar/onnx/graph-builder.ts';
 import { typedNodes } from '../sidecar/onnx/node-types.ts';
 import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
-import { compileConstraints } from '../functions/generation/constraints.ts';
-import { DEFAULT_SAMPLING } from '../sidecar/engine/generation-request.ts';
+import { compileConstraints } from '../model/constraints.ts';
+import { DEFAULT_SAMPLING } from '../contract/generation-request.ts';
 
 const onnxProto = (createRequire(import.meta.url)('onnx-proto') as typeof import('onnx-proto')).onnx;
 const FIXTURE = 'test/fixtures/anole-tiny';

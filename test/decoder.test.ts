@@ -9,7 +9,7 @@ import { buildDecoderGraph, decoderWeights, emitDecoderForward, emitLmHead, type
 import { DataType, GraphBuilder } from '../sidecar/onnx/graph-builder.ts';
 import { createSession } from '../sidecar/onnx/session.ts';
 import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
-import { CheckpointError } from '../sidecar/weights/checkpoint-error.ts';
+import { CheckpointError } from '../model/checkpoint-error.ts';
 import { readSafetensorsHeader, readTensorAsFloat32 } from '../sidecar/weights/safetensors.ts';
 import { referenceDecoder, referenceLogits } from './reference/decoder-reference.ts';
 import { removeRandomDecoders, VOCAB, writeRandomDecoder, type RandomDecoder } from './reference/random-decoder.ts';

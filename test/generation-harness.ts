@@ -1,6 +1,6 @@
-import { compileConstraints, type GenerationMode } from '../functions/generation/constraints.ts';
+import { compileConstraints, type GenerationMode } from '../model/constraints.ts';
 import type { AnoleConfig } from '../model/config.ts';
-import { DEFAULT_SAMPLING, type SequenceRequest } from '../sidecar/engine/generation-request.ts';
+import { DEFAULT_SAMPLING, type SequenceRequest } from '../contract/generation-request.ts';
 
 /** A generation request with the engine's default sampling (seed 1) and guidance, for tests. */
 export function sequenceRequest(

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compileConstraints, type GenerationMode } from '../functions/generation/constraints.ts';
+import { compileConstraints, type GenerationMode } from '../model/constraints.ts';
 import { imageVocabulary } from '../model/vocabulary.ts';
-import type { SamplingSettings, SequenceRequest } from '../sidecar/engine/generation-request.ts';
+import type { SamplingSettings, SequenceRequest } from '../contract/generation-request.ts';
 import { Generator, type GenerationEvent } from '../sidecar/engine/generator.ts';
 import { StepGenerator } from '../sidecar/engine/step-generator.ts';
 import { TextModel } from '../sidecar/engine/text-model.ts';

@@ -5,7 +5,7 @@ import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sequenceRequest } from './generation-harness.ts';
 import { referenceSample } from './reference/sampler-reference.ts';
-import type { SequenceRequest } from '../sidecar/engine/generation-request.ts';
+import type { SequenceRequest } from '../contract/generation-request.ts';
 import { Generator, type GenerationEvent } from '../sidecar/engine/generator.ts';
 import { StepGenerator } from '../sidecar/engine/step-generator.ts';
 import { sampleTokens } from '../sidecar/graphs/sampler.ts';

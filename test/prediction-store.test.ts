@@ -4,7 +4,7 @@ import { InvalidCursorError, InvalidTransitionError, PredictionExistsError, Pred
 import { createS3Client } from '../contract/s3.ts';
 import { BlobNotFoundError, PreconditionFailedError, S3BlobStore } from '../contract/s3-blob-store.ts';
 import { startLocalStack, type LocalStack } from '../dev/local-stack.ts';
-import { isTransientError } from '../sidecar/worker/transient-error.ts';
+import { isTransientError } from '../contract/transient-error.ts';
 import { renderPrediction } from '../functions/api/prediction-view.ts';
 
 /**

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AnoleProcessor, padBatch } from '../functions/preprocess/processor.ts';
 import { AnoleTokenizer } from '../functions/preprocess/tokenizer.ts';
 import { loadImageProcessorConfig, loadProcessorConfig } from '../functions/preprocess/preprocessor-config.ts';
-import { CheckpointError } from '../sidecar/weights/checkpoint-error.ts';
+import { CheckpointError } from '../model/checkpoint-error.ts';
 
 const A = 'test/fixtures/anole-tiny';
 const goldens = JSON.parse(fs.readFileSync(`${A}/goldens.json`, 'utf8'));

@@ -6,7 +6,7 @@ import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import { ImageCodec } from '../sidecar/engine/image-codec.ts';
 import { openCheckpoint, type Checkpoint } from '../sidecar/weights/checkpoint.ts';
-import { CheckpointError } from '../sidecar/weights/checkpoint-error.ts';
+import { CheckpointError } from '../model/checkpoint-error.ts';
 import { readSafetensorsHeader, readTensorAsFloat32 } from '../sidecar/weights/safetensors.ts';
 import { writeSafetensors, type TensorToWrite } from '../sidecar/weights/safetensors-writer.ts';
 import { parseVQConfig } from '../model/config.ts';

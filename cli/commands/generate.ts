@@ -4,7 +4,7 @@ import path from 'node:path';
 import { DirectoryBlobStore } from '../../contract/blob-store.ts';
 import type { GenerationJob } from '../../contract/job.ts';
 import { parseAnoleConfig } from '../../model/config.ts';
-import type { GenerationMode } from '../../functions/generation/constraints.ts';
+import type { GenerationMode } from '../../model/constraints.ts';
 import { prepareJob } from '../../functions/prepare-job.ts';
 import { AnoleProcessor } from '../../functions/preprocess/processor.ts';
 import { loadRuntime, releaseModel } from '../../sidecar/worker/load-runtime.ts';

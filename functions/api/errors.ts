@@ -2,7 +2,7 @@ import type { Context, ErrorHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ZodError } from 'zod';
-import { isTransientError } from '../../sidecar/worker/transient-error.ts';
+import { isTransientError } from '../../contract/transient-error.ts';
 import { ImageInputError } from '../preprocess/image-processor.ts';
 import { InvalidInputError } from '../prepare-job.ts';
 

@@ -2,7 +2,7 @@ import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { PlaygroundConfig } from '../playground/page-config.ts';
 import { pageFromParts, readPrebuiltPage, type BuiltPage } from '../playground/prebuilt-page.ts';
 import { LIMITS } from '../prepare-job.ts';
-import { DEFAULT_SAMPLING } from '../../sidecar/engine/generation-request.ts';
+import { DEFAULT_SAMPLING } from '../../contract/generation-request.ts';
 import type { AuthEnv } from './auth.ts';
 import type { ApiContext } from './deps.ts';
 import { ApiError, errorResponse } from './errors.ts';

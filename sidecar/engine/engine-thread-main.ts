@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import type { SequenceRequest } from './generation-request.ts';
+import type { SequenceRequest } from '../../contract/generation-request.ts';
 import { loadEngine, type GenerationEngine } from './generation-engine.ts';
 import { ImageCodec } from './image-codec.ts';
 import { openModel } from './model-source.ts';

@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import type { AnoleConfig, VQConfig } from '../../model/config.ts';
 import type { SessionConfig } from '../onnx/session.ts';
 import { readCheckpointConfig } from '../weights/checkpoint.ts';
-import type { SequenceRequest } from './generation-request.ts';
+import type { SequenceRequest } from '../../contract/generation-request.ts';
 import type { GenerateOptions, GenerationEvent, TransferStats } from './generator.ts';
 
 /** Messages to the engine thread. */

@@ -2,7 +2,7 @@ import type { AnoleConfig } from '../../model/config.ts';
 import { stepCapable } from '../graphs/model-graphs.ts';
 import type { SessionConfig } from '../onnx/session.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
-import type { SequenceRequest } from './generation-request.ts';
+import type { SequenceRequest } from '../../contract/generation-request.ts';
 import type { GenerateOptions, TransferStats } from './generator.ts';
 import { asModelSource, type ModelSource } from './model-source.ts';
 import type { GenerationEvent } from './sequence.ts';

@@ -8,7 +8,7 @@ import { activationType } from '../graphs/precision.ts';
 import { DataType } from '../onnx/graph-builder.ts';
 import { createSession, type SessionConfig } from '../onnx/session.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
-import type { SequenceRequest } from './generation-request.ts';
+import type { SequenceRequest } from '../../contract/generation-request.ts';
 import { leftPad } from './greedy-generate.ts';
 import { asModelSource, type ModelSource } from './model-source.ts';
 import { appendRows, emptyBatch, selectRows, type RowBatch } from './row-batch.ts';

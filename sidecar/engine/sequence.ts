@@ -1,6 +1,6 @@
-import { maskOf } from '../../functions/generation/constraints.ts';
+import { maskOf } from '../../model/constraints.ts';
 import type { AnoleConfig } from '../../model/config.ts';
-import { guidanceEnabled, type SequenceRequest } from './generation-request.ts';
+import { guidanceEnabled, type SequenceRequest } from '../../contract/generation-request.ts';
 import { UniformStream } from './uniform-stream.ts';
 
 /**

@@ -12,7 +12,7 @@ import { defaultExecutionProviders, providerSessionOptions, type SessionConfig }
 import { Allocator, cudaProviderOptionsString, IoBinding, MemoryInfo, Session, Value, type ElementType } from '../ort-capi/index.ts';
 import { cudaOptionsFromEnv } from './cuda-options.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
-import type { SequenceRequest } from './generation-request.ts';
+import type { SequenceRequest } from '../../contract/generation-request.ts';
 import type { GenerateOptions, TransferStats } from './generator.ts';
 import { asModelSource, type ModelSource } from './model-source.ts';
 import { acceptToken, finishSequence, rowPrompts, startSequence, type GenerationEvent, type RowRole, type Sequence } from './sequence.ts';

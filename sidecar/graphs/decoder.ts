@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { AnoleConfig } from '../../model/config.ts';
 import { DataType, GraphBuilder, type BuiltModel, type DataTypeId } from '../onnx/graph-builder.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
-import { CheckpointError } from '../weights/checkpoint-error.ts';
+import { CheckpointError } from '../../model/checkpoint-error.ts';
 import { checkpointMatrix, isQuantized, isTransposed, rowsName, type Matrix } from '../weights/quantized-tensors.ts';
 import type { TensorEntry } from '../weights/safetensors.ts';
 import {

@@ -13,7 +13,7 @@ import { emitTokenChoice } from './token-choice.ts';
  * sequences). A group owns one row, or three while it draws an image with guidance (full,
  * image-conditioned, unconditioned); the token it samples is fed to all of its rows.
  *
- * Per group, the mode's state machine (functions/generation/constraints.ts):
+ * Per group, the mode's state machine (model/constraints.ts):
  *   image_count = -1     text: `text_allowed`, plus boi when allowed and an image still fits
  *   0 ≤ image_count < N  inside an image: image tokens only
  *   image_count = N      the image is complete: eoi only

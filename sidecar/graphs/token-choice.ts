@@ -6,7 +6,7 @@ import { mixGuidance, sampleTokens } from './sampler.ts';
 
 /**
  * How one token per group is chosen from the rows' last hidden states, and how each group's state
- * machine moves on (functions/generation/constraints.ts): the body of the Loop engine's chunk and
+ * machine moves on (model/constraints.ts): the body of the Loop engine's chunk and
  * the whole of engine v2's head graph. The per-group settings are read by their LOOP_INPUTS
  * names (graph inputs, or outer-scope values inside a Loop body).
  *

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError, parseAnoleConfig, parseVQConfig, type AnoleConfig, type VQConfig } from '../../model/config.ts';
-import { CheckpointError } from './checkpoint-error.ts';
+import { CheckpointError } from '../../model/checkpoint-error.ts';
 import { readSafetensorsHeader, type TensorEntry } from './safetensors.ts';
 
 /**

@@ -1,5 +1,5 @@
 import type { Checkpoint } from './checkpoint.ts';
-import { CheckpointError } from './checkpoint-error.ts';
+import { CheckpointError } from '../../model/checkpoint-error.ts';
 import { blobBytes, blocksPerRow, type NBits } from './quantize-nbits.ts';
 import type { TensorEntry } from './safetensors.ts';
 

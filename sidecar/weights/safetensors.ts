@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { CheckpointError } from './checkpoint-error.ts';
+import { CheckpointError } from '../../model/checkpoint-error.ts';
 
 /**
  * Safetensors reader. Only the header is parsed here: tensor data stay in the file and reach

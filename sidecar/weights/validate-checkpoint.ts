@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { imageVocabulary } from '../../model/vocabulary.ts';
 import type { Checkpoint } from './checkpoint.ts';
-import { CheckpointError } from './checkpoint-error.ts';
+import { CheckpointError } from '../../model/checkpoint-error.ts';
 import { anoleTensors, vqTensors } from './expected-tensors.ts';
 
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);

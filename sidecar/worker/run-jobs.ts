@@ -2,7 +2,7 @@ import type { BlobStore } from '../../contract/blob-store.ts';
 import { preparedImage, type GenerationJob, type JobResult, type OutputPart, type SequenceResult } from '../../contract/job.ts';
 import type { ImageProcessorConfig } from '../../functions/preprocess/preprocessor-config.ts';
 import type { CodecLike, GeneratorLike } from '../engine/engine-thread.ts';
-import type { SequenceRequest } from '../engine/generation-request.ts';
+import type { SequenceRequest } from '../../contract/generation-request.ts';
 import { spliceImageTokens } from '../engine/splice-image-tokens.ts';
 import { StopSequences } from './stop-sequences.ts';
 import { TextStream } from './text-stream.ts';

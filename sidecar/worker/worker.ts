@@ -8,7 +8,7 @@ import { EventWriter } from './event-writer.ts';
 import { emptyMetrics, type HealthSource, type WorkerMetrics, type WorkerState } from './health-server.ts';
 import { JobLeases, type Lease } from './job-lease.ts';
 import { runJobs, type JobRuntime } from './run-jobs.ts';
-import { isTransientError } from './transient-error.ts';
+import { isTransientError } from '../../contract/transient-error.ts';
 import { wantsEvent, type WebhookSender } from './webhooks.ts';
 
 export interface WorkerDeps {

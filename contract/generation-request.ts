@@ -1,4 +1,4 @@
-import type { TokenConstraints } from '../../functions/generation/constraints.ts';
+import type { TokenConstraints } from '../model/constraints.ts';
 
 /** How one kind of token (text or image) is chosen. */
 export interface SamplingSettings {

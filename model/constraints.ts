@@ -1,5 +1,5 @@
-import type { AnoleConfig } from '../../model/config.ts';
-import { imageVocabulary } from '../../model/vocabulary.ts';
+import type { AnoleConfig } from './config.ts';
+import { imageVocabulary } from './vocabulary.ts';
 
 /**
  * The generation modes as a tiny state machine, compiled once per request into token sets.
