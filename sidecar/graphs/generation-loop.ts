@@ -1,3 +1,4 @@
+import type { AnoleConfig } from '../../model/config.ts';
 import { imageVocabulary } from '../../model/vocabulary.ts';
 import { DataType, GraphBuilder, type BuiltModel, type DataTypeId } from '../onnx/graph-builder.ts';
 import { cacheNames, emitDecoderForward, type DecoderWeights } from './decoder.ts';
@@ -114,10 +115,7 @@ export function emitGenerationLoop(
 ): ValueSpec[] {
   const c = w.config;
   const V = c.vocabSize;
-  const codeToToken = imageVocabulary(c).codeToToken;
-  const imageRows = imageTokenRange(codeToToken);
-  if (head === 'image' && !imageRows) throw new Error('the image-head loop needs the image tokens to be one contiguous id range');
-  const W = head === 'image' ? codeToToken.length : V; // logits per row
+  const W = logitWidth(c, head);
   const L = c.numHiddenLayers;
   const I = LOOP_INPUTS;
   const O = LOOP_OUTPUTS;
@@ -230,6 +228,14 @@ export function settingInputs(V: number, head: LoopHead, biasWidth: number | str
     [LOOP_INPUTS.frequency, DataType.FLOAT, ['groups']],
     [LOOP_INPUTS.bias, DataType.FLOAT, ['groups', biasWidth]],
   ];
+}
+
+/** Logits per row for a head: the vocabulary, or the image tokens (which must be one contiguous id range). */
+export function logitWidth(c: AnoleConfig, head: LoopHead): number {
+  if (head === 'full') return c.vocabSize;
+  const codeToToken = imageVocabulary(c).codeToToken;
+  if (!imageTokenRange(codeToToken)) throw new Error('the image head needs the image tokens to be one contiguous id range');
+  return codeToToken.length;
 }
 
 /** The main-graph output that carries input `name` into the next chunk. */

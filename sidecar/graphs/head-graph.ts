@@ -1,7 +1,6 @@
-import { imageVocabulary } from '../../model/vocabulary.ts';
 import { DataType, GraphBuilder, type BuiltModel, type DataTypeId } from '../onnx/graph-builder.ts';
 import type { DecoderWeights } from './decoder.ts';
-import { LOOP_INPUTS as I, settingInputs, type LoopHead } from './generation-loop.ts';
+import { LOOP_INPUTS as I, logitWidth, settingInputs, type LoopHead } from './generation-loop.ts';
 import { emitTokenChoice } from './token-choice.ts';
 
 /**
@@ -42,7 +41,7 @@ export function buildHeadGraph(w: DecoderWeights, head: LoopHead, opts: { floatT
     counts: g.input(HEAD_INPUTS.counts, DataType.FLOAT, ['groups', V]),
     uniform: g.input(HEAD_INPUTS.uniform, DataType.FLOAT, ['groups']),
   };
-  const width = head === 'image' ? imageVocabulary(c).codeToToken.length : V;
+  const width = logitWidth(c, head);
   for (const [name, type, dims] of settingInputs(V, head, width)) g.input(name, type as never, dims);
 
   const { token, nextSeen, nextCounts } = emitTokenChoice(g, w, head, x);

@@ -1,7 +1,7 @@
 import { imageVocabulary } from '../../model/vocabulary.ts';
 import { DataType, type GraphBuilder } from '../onnx/graph-builder.ts';
 import { emitLmHead, type DecoderWeights } from './decoder.ts';
-import { imageTokenRange, LOOP_INPUTS as I, type LoopHead } from './generation-loop.ts';
+import { imageTokenRange, LOOP_INPUTS as I, logitWidth, type LoopHead } from './generation-loop.ts';
 import { mixGuidance, sampleTokens } from './sampler.ts';
 
 /**
@@ -40,9 +40,8 @@ export function emitTokenChoice(b: GraphBuilder, w: DecoderWeights, head: LoopHe
   const c = w.config;
   const V = c.vocabSize;
   const codeToToken = imageVocabulary(c).codeToToken;
+  const W = logitWidth(c, head); // logits per row (throws when the image tokens are not one range)
   const imageRows = imageTokenRange(codeToToken);
-  if (head === 'image' && !imageRows) throw new Error('the image head needs the image tokens to be one contiguous id range');
-  const W = head === 'image' ? codeToToken.length : V; // logits per row
   const N = c.imageSeqLength;
   const col = (x: string) => b.op('Unsqueeze', [x, b.int64s([1])]); // [G] → [G, 1]
   const not = (x: string) => b.op('Not', [x]);
