@@ -1,9 +1,9 @@
-import { resolveModelDir } from '../../cli/default-model.ts';
+import { resolveModelLocation } from '../bundle/model-location.ts';
 import { assertModelFits, servingShapeFromEnv } from '../bundle/model-memory.ts';
 import { hasHugepageMalloc } from '../onnx/hugepage-malloc.ts';
 import { loadModelRuntime, releaseModel } from './load-runtime.ts';
 import { assertGpuIfRequired } from './require-gpu.ts';
-import { workerConfigFromEnv } from './worker-config.ts';
+import { modelLocationFromEnv, workerConfigFromEnv } from './worker-config.ts';
 
 /**
  * The worker as a process (`tsx sidecar/worker/main.ts`), configured by the environment (see
@@ -13,7 +13,8 @@ import { workerConfigFromEnv } from './worker-config.ts';
  * and the rest of the worker (the AWS SDK, the servers: about 0.3 s of imports from the build)
  * is imported while it loads.
  */
-const config = workerConfigFromEnv(await resolveModelDir(undefined));
+// no model setting, no worker (modelLocationFromEnv); an s3:// location or a Hub repo id is downloaded (once) first
+const config = workerConfigFromEnv(await resolveModelLocation(modelLocationFromEnv()));
 // refused in one line, before anything loads or the rest is imported: a model that must run on CUDA where CUDA
 // cannot start (require-gpu.ts; loadModelRuntime asks too, for `serve`), and a load that cannot fit this machine:
 // weights + KV cache at ANOLE_BATCH_SIZE + activations (model-memory.ts)

@@ -8,6 +8,18 @@ import type { WorkerOptions } from './worker.ts';
 // Settings only, no SDK or server: the worker reads and checks its environment first, then starts
 // loading the model, then imports the rest (sidecar/worker/main.ts).
 
+/**
+ * Where the worker's model is (a directory, a bundle, `s3://bucket/prefix/` or a Hub repo id): ANOLE_MODEL, with no
+ * default, so a worker started without it refuses to start instead of serving a random-weight model.
+ */
+export function modelLocationFromEnv(env: NodeJS.ProcessEnv = process.env): string {
+  const location = env.ANOLE_MODEL;
+  if (!location) {
+    throw new Error('ANOLE_MODEL is not set: the worker serves only the model it is given (a directory, a bundle, s3://bucket/prefix/ or a Hub repo id); `npx anole serve` is the one that defaults to the tiny random model');
+  }
+  return location;
+}
+
 export interface WorkerConfig {
   modelDir: string;
   s3: S3Settings;
