@@ -1,6 +1,6 @@
 import sharp from 'sharp';
-import { decodeImage, preprocessImages, resizeImage, resizeOutputSize } from '../functions/preprocess/image-processor.ts';
-import { parseImageProcessorConfig } from '../functions/preprocess/preprocessor-config.ts';
+import { decodeImage, preprocessImages, resizeImage, resizeOutputSize } from '../model/preprocess/image-processor.ts';
+import { parseImageProcessorConfig } from '../model/preprocess/preprocessor-config.ts';
 import { median } from './median.ts';
 
 export interface PreprocessFigures {

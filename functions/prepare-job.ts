@@ -3,7 +3,7 @@ import type { BlobStore } from '../contract/blob-store.ts';
 import type { AnoleConfig } from '../model/config.ts';
 import { DEFAULT_SAMPLING, type SamplingSettings } from '../contract/generation-request.ts';
 import { compileConstraints, type GenerationMode } from '../model/constraints.ts';
-import type { AnoleProcessor } from './preprocess/processor.ts';
+import type { AnoleProcessor } from '../model/preprocess/processor.ts';
 
 /** What a user asks for (the API's `input`, the CLI's options), before validation. */
 export interface PredictionInput {

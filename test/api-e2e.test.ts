@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import sharp from 'sharp';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AddressPolicy } from '../functions/api/address-policy.ts';
+import type { AddressPolicy } from '../contract/address-policy.ts';
 import { readSse, startServiceHarness, type ServiceHarness } from './api-harness.ts';
 
 /**

@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isPublicAddress, PRODUCTION_ADDRESS_POLICY, type AddressPolicy } from '../functions/api/address-policy.ts';
+import { isPublicAddress, PRODUCTION_ADDRESS_POLICY, type AddressPolicy } from '../contract/address-policy.ts';
 import { ApiError } from '../functions/api/errors.ts';
 import { fetchImageUrl, type ImageLimits } from '../functions/api/fetch-image.ts';
 

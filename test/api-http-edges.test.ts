@@ -1,7 +1,7 @@
 import net from 'node:net';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serveApi, type ServedApi } from '../functions/api/serve.ts';
+import { serveApi, type ServedApi } from '../contract/serve-http.ts';
 import { startApiHarness, type ApiHarness } from './api-harness.ts';
 
 /**

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serveApi } from '../functions/api/serve.ts';
+import { serveApi } from '../contract/serve-http.ts';
 import { readSse, startApiHarness, type ApiHarness, type SseEvent } from './api-harness.ts';
 
 /**

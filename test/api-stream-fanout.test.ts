@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PredictionStore } from '../contract/prediction-store.ts';
-import { serveApi, type ServedApi } from '../functions/api/serve.ts';
+import { serveApi, type ServedApi } from '../contract/serve-http.ts';
 import { readSse, startApiHarness, type ApiHarness, type SseEvent } from './api-harness.ts';
 
 /**

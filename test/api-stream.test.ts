@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { PredictionEvent } from '../contract/prediction.ts';
-import { serveApi, type ServedApi } from '../functions/api/serve.ts';
+import { serveApi, type ServedApi } from '../contract/serve-http.ts';
 import { readSse, startApiHarness, type ApiHarness, type SseEvent } from './api-harness.ts';
 
 /**

@@ -9,7 +9,7 @@ import { createS3Client } from '../contract/s3.ts';
 import { S3BlobStore } from '../contract/s3-blob-store.ts';
 import { bucketOnOrigin, presignOnOrigin } from '../dev/bucket-on-api-origin.ts';
 import { startLocalStack, type LocalStack } from '../dev/local-stack.ts';
-import { serveApi, type ServedApi } from '../functions/api/serve.ts';
+import { serveApi, type ServedApi } from '../contract/serve-http.ts';
 
 /**
  * The bucket as `npm start` serves it on the API's origin (issue 18, items 1–3), attacked over real

@@ -120,7 +120,7 @@ describe('the build (npm run build)', () => {
     expect(worker).toContain('tokenizers');
     expect(worker).not.toContain('sharp');
     // the API and the CLI's image commands import it as before
-    expect(staticExternals(outputOf('functions/preprocess/image-processor.ts'))).toContain('sharp');
+    expect(staticExternals(outputOf('model/preprocess/image-processor.ts'))).toContain('sharp');
   });
 
   it("removes an earlier build's chunks from its output directory, and nothing else", () => {

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { GenerationProgress, type ProgressView } from '../cli/generation-progress.ts';
 import { DirectoryBlobStore } from '../contract/blob-store.ts';
 import { prepareJob } from '../functions/prepare-job.ts';
-import { AnoleProcessor } from '../functions/preprocess/processor.ts';
+import { AnoleProcessor } from '../model/preprocess/processor.ts';
 import { loadModelRuntime, releaseModel } from '../sidecar/worker/load-runtime.ts';
 import { runJobs } from '../sidecar/worker/run-jobs.ts';
 

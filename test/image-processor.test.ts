@@ -14,8 +14,8 @@ import {
   rescaleAndNormalize,
   resizeOutputSize,
   type RgbImage,
-} from '../functions/preprocess/image-processor.ts';
-import { loadImageProcessorConfig } from '../functions/preprocess/preprocessor-config.ts';
+} from '../model/preprocess/image-processor.ts';
+import { loadImageProcessorConfig } from '../model/preprocess/preprocessor-config.ts';
 import { readSafetensorsHeader, readTensorAsFloat32 } from '../sidecar/weights/safetensors.ts';
 
 const A = 'test/fixtures/anole-tiny';

@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { decodeImage, resizeImage } from '../functions/preprocess/image-processor.ts';
-import { cmykToRgb, grey16ToPil, readPngHeader } from '../functions/preprocess/pil-convert.ts';
-import { PIL_RESAMPLE, pilResize } from '../functions/preprocess/pil-resample.ts';
-import { simdPasses } from '../functions/preprocess/pil-resample-simd.ts';
+import { decodeImage, resizeImage } from '../model/preprocess/image-processor.ts';
+import { cmykToRgb, grey16ToPil, readPngHeader } from '../model/preprocess/pil-convert.ts';
+import { PIL_RESAMPLE, pilResize } from '../model/preprocess/pil-resample.ts';
+import { simdPasses } from '../model/preprocess/pil-resample-simd.ts';
 
 // Expected bytes made once by Pillow 9.4 (Debian python3-pil, the PIL of the processor goldens) with
 // test/fixtures/pil/make-pil-fixtures.py; see that script for how each case was made.

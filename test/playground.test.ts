@@ -5,7 +5,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { ensureChromium } from './chromium.ts';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serveApi } from '../functions/api/serve.ts';
+import { serveApi } from '../contract/serve-http.ts';
 import { loadModelRuntime, releaseModel } from '../sidecar/worker/load-runtime.ts';
 import { startWorker, type StartedWorker } from '../sidecar/worker/start-worker.ts';
 import { FIXTURE_MODEL, startApiHarness } from './api-harness.ts';

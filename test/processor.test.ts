@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AnoleProcessor, padBatch } from '../functions/preprocess/processor.ts';
-import { AnoleTokenizer } from '../functions/preprocess/tokenizer.ts';
-import { loadImageProcessorConfig, loadProcessorConfig } from '../functions/preprocess/preprocessor-config.ts';
+import { AnoleProcessor, padBatch } from '../model/preprocess/processor.ts';
+import { AnoleTokenizer } from '../model/preprocess/tokenizer.ts';
+import { loadImageProcessorConfig, loadProcessorConfig } from '../model/preprocess/preprocessor-config.ts';
 import { CheckpointError } from '../model/checkpoint-error.ts';
 
 const A = 'test/fixtures/anole-tiny';

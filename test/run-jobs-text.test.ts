@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DirectoryBlobStore } from '../contract/blob-store.ts';
 import type { GenerationJob } from '../contract/job.ts';
 import { compileConstraints } from '../model/constraints.ts';
-import { AnoleTokenizer } from '../functions/preprocess/tokenizer.ts';
+import { AnoleTokenizer } from '../model/preprocess/tokenizer.ts';
 import type { GeneratorLike } from '../sidecar/engine/engine-thread.ts';
 import { DEFAULT_SAMPLING } from '../contract/generation-request.ts';
 import type { GenerationEvent } from '../sidecar/engine/generator.ts';

@@ -11,7 +11,7 @@ import { S3BlobStore } from '../contract/s3-blob-store.ts';
 import { createSqsClient } from '../contract/sqs.ts';
 import { startLocalStack, type LocalStack, type LocalStackOptions } from '../dev/local-stack.ts';
 import { prepareJob, type PredictionInput } from '../functions/prepare-job.ts';
-import { AnoleProcessor } from '../functions/preprocess/processor.ts';
+import { AnoleProcessor } from '../model/preprocess/processor.ts';
 import { parseAnoleConfig, type AnoleConfig } from '../model/config.ts';
 import { writeRandomCheckpoint } from '../sidecar/weights/random-checkpoint.ts';
 

@@ -6,7 +6,7 @@ import type { GenerationJob } from '../../contract/job.ts';
 import { parseAnoleConfig } from '../../model/config.ts';
 import type { GenerationMode } from '../../model/constraints.ts';
 import { prepareJob } from '../../functions/prepare-job.ts';
-import { AnoleProcessor } from '../../functions/preprocess/processor.ts';
+import { AnoleProcessor } from '../../model/preprocess/processor.ts';
 import { loadRuntime, releaseModel } from '../../sidecar/worker/load-runtime.ts';
 import { runJobs, type JobRuntime } from '../../sidecar/worker/run-jobs.ts';
 import { GenerationProgress } from '../generation-progress.ts';

@@ -1,9 +1,9 @@
 import fs from 'node:fs/promises';
-import { encodePng, postprocess } from '../../functions/preprocess/image-processor.ts';
-import { AnoleProcessor } from '../../functions/preprocess/processor.ts';
+import { encodePng, postprocess } from '../../model/preprocess/image-processor.ts';
+import { AnoleProcessor } from '../../model/preprocess/processor.ts';
 import { ImageCodec } from '../../sidecar/engine/image-codec.ts';
 import { openModel } from '../../sidecar/engine/model-source.ts';
-import { loadImageProcessorConfig } from '../../functions/preprocess/preprocessor-config.ts';
+import { loadImageProcessorConfig } from '../../model/preprocess/preprocessor-config.ts';
 import { withProgress } from '../progress.ts';
 
 /** `encode-image --image FILE --output OUT.json`: {codes, token_ids} through the image processor and the VQ encoder. */

@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
-import { ImageInputError, prepareImage, rescaleAndNormalize } from '../../functions/preprocess/image-processor.ts';
-import { loadImageProcessorConfig } from '../../functions/preprocess/preprocessor-config.ts';
+import { ImageInputError, prepareImage, rescaleAndNormalize } from '../../model/preprocess/image-processor.ts';
+import { loadImageProcessorConfig } from '../../model/preprocess/preprocessor-config.ts';
 
 /**
  * `preprocess --image FILE --output OUT.bin [--u8 OUT.raw]`: the image processor alone, to compare

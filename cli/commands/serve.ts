@@ -10,7 +10,7 @@ import { createApp } from '../../functions/api/app.ts';
 import { loadPlaygroundPage } from '../../functions/api/playground.ts';
 import { apiDepsFromEnv } from '../../functions/api/deps-from-env.ts';
 import { renderPrediction } from '../../functions/api/prediction-view.ts';
-import { serveApi, type ServedApi } from '../../functions/api/serve.ts';
+import { serveApi, type ServedApi } from '../../contract/serve-http.ts';
 import { startWorker, workerConfigFromEnv, type StartedWorker } from '../../sidecar/worker/start-worker.ts';
 import { generateWebhookSecret } from '../../sidecar/worker/webhooks.ts';
 import { resolveModelDir } from '../default-model.ts';

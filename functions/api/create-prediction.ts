@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { GenerationJob } from '../../contract/job.ts';
 import { newPrediction, type PredictionRecord, type WebhookEvent } from '../../contract/prediction.ts';
-import { decodeImage, ImageInputError } from '../preprocess/image-processor.ts';
+import { decodeImage, ImageInputError } from '../../model/preprocess/image-processor.ts';
 import { InvalidInputError, prepareJob, type PredictionInput } from '../prepare-job.ts';
-import { checkUrlResolves, AddressRefusedError } from './address-policy.ts';
+import { checkUrlResolves, AddressRefusedError } from '../../contract/address-policy.ts';
 import type { ApiContext } from './deps.ts';
 import { ApiError, fromInputError } from './errors.ts';
 import { resolveImage } from './fetch-image.ts';

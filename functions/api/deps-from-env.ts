@@ -6,8 +6,8 @@ import { createS3Client, s3SettingsFromEnv } from '../../contract/s3.ts';
 import { S3BlobStore } from '../../contract/s3-blob-store.ts';
 import { createSqsClient, queueSettingsFromEnv } from '../../contract/sqs.ts';
 import { parseAnoleConfig } from '../../model/config.ts';
-import { AnoleProcessor } from '../preprocess/processor.ts';
-import { addressPolicyFromEnv } from './address-policy.ts';
+import { AnoleProcessor } from '../../model/preprocess/processor.ts';
+import { addressPolicyFromEnv } from '../../contract/address-policy.ts';
 import { apiKeysFromEnv } from './auth.ts';
 import { DEFAULT_LIMITS, type ApiDeps } from './deps.ts';
 

@@ -2,8 +2,8 @@ import type { JobQueue } from '../../contract/job-queue.ts';
 import type { PredictionStore } from '../../contract/prediction-store.ts';
 import type { S3BlobStore } from '../../contract/s3-blob-store.ts';
 import type { AnoleConfig } from '../../model/config.ts';
-import type { AnoleProcessor } from '../preprocess/processor.ts';
-import { PRODUCTION_ADDRESS_POLICY, type AddressPolicy } from './address-policy.ts';
+import type { AnoleProcessor } from '../../model/preprocess/processor.ts';
+import { PRODUCTION_ADDRESS_POLICY, type AddressPolicy } from '../../contract/address-policy.ts';
 import type { ImageLimits } from './fetch-image.ts';
 
 /** Everything the API works with, injected: the same app runs on Lambda, locally and in tests. */

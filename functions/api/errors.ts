@@ -3,7 +3,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ZodError } from 'zod';
 import { isTransientError } from '../../contract/transient-error.ts';
-import { ImageInputError } from '../preprocess/image-processor.ts';
+import { ImageInputError } from '../../model/preprocess/image-processor.ts';
 import { InvalidInputError } from '../prepare-job.ts';
 
 /**

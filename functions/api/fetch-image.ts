@@ -2,7 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import sharp, { type Metadata } from 'sharp';
 import type { BlobHead } from '../../contract/s3-blob-store.ts';
-import { AddressRefusedError, checkUrl, guardedLookup, type AddressPolicy } from './address-policy.ts';
+import { AddressRefusedError, checkUrl, guardedLookup, type AddressPolicy } from '../../contract/address-policy.ts';
 import { ApiError } from './errors.ts';
 
 /**

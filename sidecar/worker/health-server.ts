@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import { serveApi, type ServedApi } from '../../functions/api/serve.ts';
+import { serveApi, type ServedApi } from '../../contract/serve-http.ts';
 
 /** What a worker has done since it started (counters only grow). */
 export interface WorkerMetrics {

@@ -1,6 +1,6 @@
 import type { BlobStore } from '../../contract/blob-store.ts';
-import { loadImageProcessorConfig } from '../../functions/preprocess/preprocessor-config.ts';
-import { AnoleTokenizer } from '../../functions/preprocess/tokenizer.ts';
+import { loadImageProcessorConfig } from '../../model/preprocess/preprocessor-config.ts';
+import { AnoleTokenizer } from '../../model/preprocess/tokenizer.ts';
 import { EngineThread } from '../engine/engine-thread.ts';
 import type { SessionConfig } from '../onnx/session.ts';
 import { assertGpuIfRequired } from './require-gpu.ts';

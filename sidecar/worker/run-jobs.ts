@@ -1,6 +1,6 @@
 import type { BlobStore } from '../../contract/blob-store.ts';
 import { preparedImage, type GenerationJob, type JobResult, type OutputPart, type SequenceResult } from '../../contract/job.ts';
-import type { ImageProcessorConfig } from '../../functions/preprocess/preprocessor-config.ts';
+import type { ImageProcessorConfig } from '../../model/preprocess/preprocessor-config.ts';
 import type { CodecLike, GeneratorLike } from '../engine/engine-thread.ts';
 import type { SequenceRequest } from '../../contract/generation-request.ts';
 import { spliceImageTokens } from '../engine/splice-image-tokens.ts';
@@ -179,7 +179,7 @@ async function decodeToPng(rt: JobRuntime, codes: number[][], keepRows?: number)
   const { outChannels, resolution } = rt.codec.vq;
   // Imported at the first image rather than at start: sharp brings libvips, about 19 MB that a worker
   // starting on a cold gp3 volume would otherwise read before ready (0.2–0.3 s of it at 125 MiB/s).
-  const { encodePng, postprocess } = await import('../../functions/preprocess/image-processor.ts');
+  const { encodePng, postprocess } = await import('../../model/preprocess/image-processor.ts');
   const pixels = await rt.codec.decode(codes);
   const images = postprocess(pixels, [codes.length, outChannels, resolution, resolution], rt.imageConfig);
   return Promise.all(

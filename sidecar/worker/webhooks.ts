@@ -3,7 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { Webhook } from 'standardwebhooks';
 import type { WebhookEvent } from '../../contract/prediction.ts';
-import { AddressRefusedError, checkUrl, guardedLookup, type AddressPolicy } from '../../functions/api/address-policy.ts';
+import { AddressRefusedError, checkUrl, guardedLookup, type AddressPolicy } from '../../contract/address-policy.ts';
 
 /**
  * Webhook deliveries signed per Standard Webhooks (webhook-id, webhook-timestamp,

@@ -1,7 +1,7 @@
 import type { PredictionRecord } from '../../contract/prediction.ts';
 import { s3SettingsFromEnv, type S3Settings } from '../../contract/s3-settings.ts';
 import { queueSettingsFromEnv, type QueueSettings } from '../../contract/sqs-settings.ts';
-import { addressPolicyFromEnv } from '../../functions/api/address-policy.ts';
+import { addressPolicyFromEnv } from '../../contract/address-policy.ts';
 import type { WebhookSenderOptions } from './webhooks.ts';
 import type { WorkerOptions } from './worker.ts';
 

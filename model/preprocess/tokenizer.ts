@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from 'tokenizers';
-import { CheckpointError } from '../../model/checkpoint-error.ts';
+import { CheckpointError } from '../checkpoint-error.ts';
 
 /**
  * The checkpoint's tokenizer.json through HF's own Rust `tokenizers` (the Node binding), plus

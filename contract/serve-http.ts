@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 
-/** The API over real HTTP on Node (local runs and tests); on AWS it is functions/lambda.ts instead. */
+/** A fetch handler over real HTTP on Node: the API (local runs and tests; on AWS it is functions/lambda.ts) and the worker's health server. */
 export interface ServedApi {
   /** http://HOST:PORT */
   url: string;

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConfigError } from '../../model/config.ts';
-import { CheckpointError } from '../../model/checkpoint-error.ts';
+import { ConfigError } from '../config.ts';
+import { CheckpointError } from '../checkpoint-error.ts';
 
 /**
  * preprocessor_config.json (AnoleImageProcessor) and processor_config.json (AnoleProcessor), with
