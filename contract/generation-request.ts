@@ -25,7 +25,7 @@ export interface SequenceRequest {
    */
   presencePenalty?: number;
   frequencyPenalty?: number;
-  /** Classifier-free guidance for image tokens (anole-model.md §6.1); scales of 1 turn it off. */
+  /** Classifier-free guidance for image tokens (docs/model.md §6.2); scales of 1 turn it off. */
   guidance: { text: number; image: number };
   /** The n-th token of the sequence uses the n-th uniform of this seed's stream. */
   seed: number;
@@ -36,7 +36,7 @@ export interface SequenceRequest {
 }
 
 /**
- * Defaults that give good pictures (anole-model.md §6.1, §6.3): greedy image tokens give blank
+ * Defaults that give good pictures (docs/model.md §6.1, §6.4): greedy image tokens give blank
  * images, so images sample at 0.7 / 0.9 with guidance 3.0 (text) and 1.2 (image); text follows
  * Anole's reference at 1.0 / 0.9 with repetition penalty 1.2.
  */

@@ -49,7 +49,7 @@ export class SqsJobQueue implements JobQueue {
         MaxNumberOfMessages: Math.min(10, max),
         WaitTimeSeconds: waitSeconds,
         VisibilityTimeout: opts.visibilitySeconds,
-        // local-aws-sqs answers system attributes only to AttributeNames (see serverless.md §c)
+        // local-aws-sqs answers system attributes only to AttributeNames (docs/service.md §7)
         AttributeNames: ['All'],
       }),
       { abortSignal: opts.signal },

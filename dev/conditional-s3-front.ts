@@ -12,7 +12,7 @@ import { isSafeKey } from './bucket-key.ts';
  * Atomic because every request on a key (reads, writes, deletes) passes through one
  * per-key queue here: the check and the write happen with no other write to that key between.
  * Requests must be signed (an Authorization header or a presigned query), as on a private bucket:
- * s3rver alone serves anonymous reads. (It still does not verify signatures; see serverless.md §2.4: this front
+ * s3rver alone serves anonymous reads. (It still does not verify signatures; docs/service.md §7: this front
  * listens on loopback for the service's own clients, and the bucket on the API's origin is guarded by
  * bucket-on-api-origin.ts.) Keys that would leave s3rver's directory (`..` segments, however encoded) are refused.
  * It can be stopped and started again on the same port, to play an S3 outage, and it can lose the

@@ -36,7 +36,7 @@ export const ENV = {
   eventBus: 'ANOLE_EVENT_BUS',
 } as const;
 
-/** Key prefixes in the bucket (briefs/service-common.md), as S3 event filters and lifecycle rules need them. */
+/** Key prefixes in the bucket (docs/service.md §1), as S3 event filters and lifecycle rules need them. */
 export const KEYS = {
   /** A JSON prediction request put here starts a job (the event-driven entry). */
   requests: 'requests/',

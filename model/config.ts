@@ -140,7 +140,7 @@ export function parseAnoleConfig(raw: Json): AnoleConfig {
   const vq = parseVQConfig((raw.vq_config ?? {}) as Json);
   const vocabSize = pick(raw, ['vocab_size'], 65536, isPosInt, 'a positive integer');
 
-  // BOS quirk (anole-model.md §1.1): the class default and leloy's generation_config say
+  // BOS quirk (docs/model.md §1.1): the class default and leloy's generation_config say
   // bos_token_id 1, but the vocabulary has <s> = 0 and <pad> = 1. The vocabulary is the truth.
   const byName = (name: string) => (Number.isInteger(vocabularyMap[name]) ? vocabularyMap[name] : undefined);
   const config: AnoleConfig = {

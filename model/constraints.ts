@@ -38,8 +38,9 @@ export interface TokenConstraints {
   pad: number;
 }
 
-// Compiling reads the whole 65536-entry vocabulary map (~0.3 s); a service compiles per request, so
-// the result is kept per config and mode, and each caller gets its own copy.
+// Compiling reads the whole 65536-entry vocabulary map, and a service compiles per request, so the
+// result is kept per config and mode (docs/benchmarks.md, "Vocabulary tables and constraints built
+// once"); each caller gets its own copy.
 const compiled = new WeakMap<AnoleConfig, Map<string, TokenConstraints>>();
 
 export function compileConstraints(config: AnoleConfig, mode: GenerationMode, suppress: readonly number[] = []): TokenConstraints {

@@ -20,7 +20,8 @@ const built = new WeakMap<AnoleConfig, ImageVocabulary>();
 /**
  * The image vocabulary of a config, built once per config object: callers ask for it at every
  * model load and every request (constraints), and building it walks all 65,536 names of
- * vocabulary_map (about 90 ms here). The tables are shared: read them, never write them.
+ * vocabulary_map (docs/benchmarks.md, "Vocabulary tables and constraints built once"). The tables
+ * are shared: read them, never write them.
  */
 export function imageVocabulary(config: AnoleConfig): ImageVocabulary {
   let vocabulary = built.get(config);
