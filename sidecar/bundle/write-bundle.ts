@@ -30,9 +30,9 @@ export interface ConvertOptions {
   /** Quantization block size along K (int4 / int8); default 32. */
   blockSize?: number;
   /**
-   * MatMulNBits accuracy_level. Default 4 on CPU (int8 activations): on the small preset an int8
-   * decode step took 840 ms at level 0 against 9.5 ms at level 4 (ONNX Runtime's CPU kernel has no
-   * fast float path for 8 bits); int4 ran about as fast either way, with the same KL. 0 on CUDA.
+   * MatMulNBits accuracy_level. Default 4 on CPU (int8 activations): ONNX Runtime's CPU kernel has
+   * no fast float path for 8-bit weights (docs/benchmarks.md, "MatMulNBits accuracy level on CPU").
+   * 0 on CUDA.
    */
   accuracyLevel?: number;
 }

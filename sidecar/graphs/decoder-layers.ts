@@ -2,7 +2,7 @@ import { DataType, type GraphBuilder } from '../onnx/graph-builder.ts';
 import { floatConstant, maskLowest, toActivation } from './precision.ts';
 
 /**
- * The building blocks of one Anole decoder forward (anole-model.md §2), each emitted into any
+ * The building blocks of one Anole decoder forward (docs/model.md §2), each emitted into any
  * GraphBuilder (a root graph or a Loop body). Values are in the root graph's `floatType` (float32
  * unless a GPU build asks for fp16 / bf16; positions and RoPE angles are float32 first); shapes are in the comments with
  * B batch, T new tokens, P cached tokens, S = P + T, H query heads, Hkv key/value heads, D head_dim.
@@ -32,8 +32,8 @@ export function weightDerived(g: GraphBuilder, key: string, emit: (root: GraphBu
 /**
  * y = x·Wᵀ + b for a HF Linear weight W [out, in] as stored: Gemm with transB on x flattened to
  * 2-D. MLAS prepacks a constant Gemm B in either layout, so the session never folds a Transpose
- * of every matrix at load (50M bf16 parameters: 0.3–0.5 s to create instead of 1–3 s, and no
- * slower per run). com.microsoft.FusedMatMul with transB is not prepacked: 2–5x slower per token.
+ * of every matrix at load; com.microsoft.FusedMatMul with transB is not prepacked (figures:
+ * docs/benchmarks.md, "Linear layers as Gemm on the stored weight").
  * `shape` is x's dims but the last, then -1: a caller that projects many tensors of one shape
  * (a decoder forward) computes it once instead of once per matrix. x: [..., in] → [..., out]
  */

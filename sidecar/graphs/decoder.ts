@@ -21,7 +21,7 @@ import {
 import { quantizedLinear } from './quantized-linear.ts';
 
 /**
- * The Anole text decoder (anole-model.md §2) as ONNX: embedding → layers → final RMSNorm, and a
+ * The Anole text decoder (docs/model.md §2) as ONNX: embedding → layers → final RMSNorm, and a
  * separate lm-head. `emitDecoderForward` writes one forward into any GraphBuilder, so a Loop body
  * can reuse it (weights stay initializers of the root graph, read from the body as outer-scope
  * values); `buildDecoderGraph` wraps it with the genai / Optimum input and output names.
@@ -90,7 +90,7 @@ export function decoderWeights(ckpt: Checkpoint, opts: DecoderWeightOptions = {}
   // max(position_ids) + 1 exceeds it), and positions never reach that here (TextModel and the
   // generator refuse them), so within the context it is exactly the unscaled rotary.
   const ropeLinearFactor = config.ropeScaling?.type === 'linear' ? config.ropeScaling.factor : 1;
-  // HF main stores the q/k norm affine per head [H, D]; GAIR's fork stores one [D] (§2.4).
+  // HF main stores the q/k norm affine per head [H, D]; GAIR's fork stores one [D] (docs/model.md §2.5).
   const qkNormLayout: QKNormLayout = ckpt.tensor('model.layers.0.self_attn.q_norm.weight').shape.length === 1 ? 'shared' : 'per-head';
   const normShape = (heads: number) => (qkNormLayout === 'shared' ? [D] : [heads, D]);
   const t = (name: string, shape: number[]) => ckpt.tensor(name, shape);

@@ -19,7 +19,7 @@ export const PHASE = { prefill: 0, loopFull: 1, loopImage: 2 } as const;
  * Both chunk Loops sit in the root graph, each with a trip count of 0 unless its phase runs, and
  * an If picks the phase's outputs. A Loop inside an If would be simpler, but ONNX Runtime prepacks
  * only the weights one graph level up: MatMulNBits two levels down dequantized every matrix on
- * every call (about 1 s per int4 token on the small preset instead of 15 ms). The price is one copy
+ * every call (docs/benchmarks.md, "The generator's Loops sit in the root graph"). The price is one copy
  * of the carried state per chunk (the skipped Loop passes it through) and the If's copy of the
  * outputs. Every input must be fed on every run (the unused ones may be empty); outputs keep the
  * Loop's names (LOOP_OUTPUTS, present.*) in every phase.

@@ -2,7 +2,7 @@ import { DataType, type DataTypeId, type GraphBuilder } from '../onnx/graph-buil
 
 /**
  * What a model is built for: the execution provider it will run on and the dtype its decoder
- * weights are stored in. The activations follow from both (engine-performance.md §1.6): ONNX
+ * weights are stored in. The activations follow from both (docs/engine.md §2): ONNX
  * Runtime's CPU kernels are float32 (weights of any dtype are cast up, or dequantized inside
  * MatMulNBits), while on CUDA half-size weights only pay off when the activations are half too.
  */

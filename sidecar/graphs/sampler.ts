@@ -5,7 +5,7 @@ import { DataType, type GraphBuilder } from '../onnx/graph-builder.ts';
  * `session.run`. Randomness comes in as uniforms drawn in JavaScript from a seeded generator,
  * which keeps runs reproducible (ONNX's random ops have no CPU kernel at opset 23 anyway).
  *
- * Order follows the reference text decoder (anole-model.md §6.1): repetition penalty →
+ * Order follows the reference text decoder (docs/model.md §6.1): repetition penalty →
  * (OpenAI's presence / frequency penalties, then the bias) →
  * allowed-token mask → temperature → top-k → top-p → one multinomial draw. Greedy rows take the
  * first arg-max of the masked logits.

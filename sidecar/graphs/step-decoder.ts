@@ -15,7 +15,7 @@ import { quantizedLinear } from './quantized-linear.ts';
  *
  * The same graph is the prefill (R = 1, T = the prompt, bound to one row's slot of the cache) and
  * the decode step (R rows, T = 1). Fused ops, as onnxruntime-genai's builder emits them, so that a
- * layer is about 20 nodes instead of about 55 (engine-performance.md §1.2):
+ * layer is about 20 nodes instead of about 55 (docs/engine.md §1):
  *   SkipSimplifiedLayerNormalization  residual add + RMSNorm in one node
  *   one packed QKV matrix, one packed gate/up matrix (Gemm transB, or MatMulNBits)
  *   GroupQueryAttention               rotary inside (cos/sin tables), cache write in place

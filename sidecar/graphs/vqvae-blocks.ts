@@ -2,7 +2,7 @@ import type { GraphBuilder } from '../onnx/graph-builder.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
 
 /**
- * The VQ-VAE's building blocks (anole-model.md §5, HF ChameleonVQVAE*), each emitted as plain
+ * The VQ-VAE's building blocks (docs/model.md §5.1, HF ChameleonVQVAE*), each emitted as plain
  * ONNX ops on NCHW float32 tensors. Tensor names follow the checkpoint: `name` is the module
  * path without the VQ prefix, e.g. `encoder.down.2.block.0`.
  */

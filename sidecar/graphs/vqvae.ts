@@ -5,7 +5,7 @@ import { attnBlock, conv, downsample, groupNorm, resBlock, swish, upsample, vqGr
 
 /**
  * Anole's VQ-VAE (HF AnoleVQVAE = ChameleonVQVAE encoder + AnoleVQVAEDecoder) as two ONNX graphs,
- * shaped entirely by the checkpoint's VQConfig (anole-model.md §5). Real model, for orientation:
+ * shaped entirely by the checkpoint's VQConfig (docs/model.md §5). Real model, for orientation:
  * 512² pixels, channels 128·[1,1,2,2,4], 32×32 latent of 256-d codes from an 8192-entry codebook.
  *
  *   encoder graph: pixel_values [B,in,R,R] → codes int64 [B,h·w], latent [B,embed,h,w]

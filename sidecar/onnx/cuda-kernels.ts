@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { TypedNode } from './node-types.ts';
 
-/** One registration from cuda-kernels.json (the CUDA EP's rows of ONNX Runtime's OperatorKernels.md). */
+/** One registration from cuda-kernels.json (the CUDA EP's rows of https://github.com/microsoft/onnxruntime/blob/main/docs/OperatorKernels.md). */
 interface KernelEntry {
   versions: string;
   inputs: string[];

@@ -8,11 +8,9 @@
  *                             heap and on its large mappings;
  *   glibc.malloc.arena_max=1  every thread allocates from that one heap. Otherwise the engine
  *                             thread gets an arena of its own, whose memory the first setting
- *                             leaves on small pages (small int4 bundle, its session on the engine
- *                             thread: 14k faults and 0.57 s, against 3k and 0.48 s with both).
- * Measured here (small preset, generator session, warm page cache): fp32 bundle 3.2 → 1.55 s
- * (140k → 5k faults), int4 bundle 0.69 → 0.30 s, Hugging Face directory 4.7 → 2.3 s; generation
- * speed unchanged. Threads then share one malloc lock, which their own caches (tcache) mostly spare.
+ *                             leaves on small pages.
+ * About half the session's creation time, generation speed unchanged (docs/benchmarks.md, "Huge-page
+ * malloc"). Threads then share one malloc lock, which their own caches (tcache) mostly spare.
  *
  * glibc reads its tunables once, when the process starts, so the setting belongs to whoever starts
  * the sidecar: the worker image sets it (sidecar/Dockerfile), the benchmarks start their children

@@ -1,8 +1,8 @@
 import type { AnoleConfig, VQConfig } from '../../model/config.ts';
 
 /**
- * Every parameter a config implies, with its exact Hugging Face name and shape (anole-model.md §2.8,
- * §5.5). One list serves two readers: the checkpoint validator (is everything there?) and the random
+ * Every parameter a config implies, with its exact Hugging Face name and shape (docs/model.md
+ * §2.10, §5.5). One list serves two readers: the checkpoint validator (is everything there?) and the random
  * checkpoint writer (what to generate). `init` says how the fixture harness initialises that kind of
  * parameter, which is all the writer needs to know about it.
  */

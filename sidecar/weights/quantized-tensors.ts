@@ -6,8 +6,8 @@ import type { TensorEntry } from './safetensors.ts';
 /**
  * How a bundle stores a Linear weight `NAME` [N, K] instead of the HF tensor:
  *   NAME.t       [K, N], already transposed (and in the graph's float type), so that ONNX Runtime
- *                has no Transpose / Cast to fold at load, which took 13-16 s per session on the
- *                small preset (folded results are re-serialised as initializers);
+ *                has no Transpose / Cast to fold at load (slow: folded results are re-serialised
+ *                as initializers; docs/benchmarks.md, "Bundles store matrices transposed");
  *   NAME.packed  U8 [N, kBlocks, blockSize·bits/8] and
  *   NAME.scales  F32 / F16 / BF16 [N, kBlocks] when quantized (quantize-nbits.ts layout).
  * Bits and block size follow from those shapes and K, so nothing else needs recording.

@@ -101,7 +101,7 @@ export function anoleConfigJson(shape: CheckpointShape, vocab: Record<string, nu
     attention_bias: false,
     attention_dropout: 0.0,
     boi_token_id: vocab['<racm3:break>'],
-    // <s> is 0 in the vocabulary even though AnoleConfig defaults bos_token_id to 1 (anole-model.md §1.1).
+    // <s> is 0 in the vocabulary even though AnoleConfig defaults bos_token_id to 1 (docs/model.md §1.1).
     bos_token_id: vocab['<s>'],
     eoi_token_id: vocab['<eoss>'],
     eos_token_id: vocab['</s>'],
@@ -168,7 +168,7 @@ function preprocessorConfig(resolution: number): Record<string, unknown> {
     image_mean: [1.0, 1.0, 1.0], image_std: [1.0, 1.0, 1.0],
     image_processor_type: 'AnoleImageProcessor', processor_class: 'AnoleProcessor',
     resample: 1, // PIL LANCZOS
-    rescale_factor: 0.0078, // HF's rounded 2/255 (anole-model.md §4.2)
+    rescale_factor: 0.0078, // HF's rounded 2/255 (docs/model.md §4.2)
     size: { shortest_edge: resolution },
   };
 }

@@ -15,7 +15,7 @@ const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);
 export function validateCheckpoint(ckpt: Checkpoint): void {
   const configFile = path.join(ckpt.dir, 'config.json');
   const specs = ckpt.kind === 'anole' ? anoleTensors(ckpt.config!) : vqTensors(ckpt.vq, ckpt.vqPrefix);
-  // anole-model.md §2.4: GAIR's early fork stores one [head_dim] q/k norm (and un-permuted q/k,
+  // docs/model.md §2.5: GAIR's early fork stores one [head_dim] q/k norm (and un-permuted q/k,
   // which the decoder graph handles); layer 0's q_norm tells which layout every layer must follow.
   const firstNorm = ckpt.tensors.get('model.layers.0.self_attn.q_norm.weight');
   if (ckpt.kind === 'anole' && firstNorm?.shape.length === 1) {
