@@ -66,7 +66,7 @@ export async function buildDist({ outDir, extraEntries = {} }: BuildOptions): Pr
       bundle: true,
       // the commands' dynamic imports become chunks beside the entries (flat, so that files found
       // with `new URL(file, import.meta.url)` resolve alike from any of them): a process compiles
-      // only its own command's code (`anole --help` took 0.6 s when everything was one 5.6 MB file)
+      // only its own command's code (docs/benchmarks.md, "The CLI's build is split per command")
       splitting: true,
       platform: 'node',
       format: 'esm',

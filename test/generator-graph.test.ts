@@ -9,7 +9,7 @@ import { typedNodes } from '../sidecar/onnx/node-types.ts';
 /**
  * ONNX Runtime prepacks a matrix only for nodes at most one graph level below the initializer:
  * an int4 MatMulNBits inside a Loop inside an If dequantized its whole matrix on every call
- * (about 1 s per token on the small preset instead of 15 ms). So the generator's Loops live in
+ * (docs/benchmarks.md, "The generator's Loops sit in the root graph"). So the generator's Loops live in
  * the root graph, and this checks that every matrix product stays within one level.
  */
 const FIXTURE = 'test/fixtures/anole-tiny';

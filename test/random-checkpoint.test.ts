@@ -218,7 +218,7 @@ describe('small preset', () => {
     expect(config.imageSeqLength).toBe(1024);
     expect(readJson(`${dir}/processor_config.json`).image_seq_length).toBe(1024);
     expect(readJson(`${dir}/preprocessor_config.json`).size).toEqual({ shortest_edge: 512 });
-    // The real VQ-VAE's parameter count (anole-model.md §2.8).
+    // The real VQ-VAE's parameter count (docs/model.md §2.10).
     const vqParams = [...ckpt.tensors.values()].filter((e) => e.name.startsWith('model.vqmodel.')).reduce((a, e) => a + e.byteLength / 4, 0);
     expect(vqParams).toBe(68_718_467);
     expect(ckpt.tensors.size).toBe(tensors);

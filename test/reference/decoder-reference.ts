@@ -3,7 +3,7 @@ import type { Checkpoint } from '../../sidecar/weights/checkpoint.ts';
 import { readTensorAsFloat32 } from '../../sidecar/weights/safetensors.ts';
 
 /**
- * A plain TypeScript Anole text decoder, for tests only: written from anole-model.md §2 (not from
+ * A plain TypeScript Anole text decoder, for tests only: written from docs/model.md §2 (not from
  * the graph code), one row and one token at a time, in float64, llama2.c style. No KV cache: it
  * always runs the whole sequence, which is what the graph's cached steps are compared against.
  */

@@ -1,7 +1,7 @@
 import type { VQConfig } from '../../model/config.ts';
 
 /**
- * A plain TypeScript VQ-VAE (HF ChameleonVQVAE encoder + AnoleVQVAEDecoder, anole-model.md §5)
+ * A plain TypeScript VQ-VAE (HF ChameleonVQVAE encoder + AnoleVQVAEDecoder, docs/model.md §5)
  * in float64 with naive loops, one image at a time. Tests use it where the fixtures do not reach
  * (per-level attention, double_latent); it is written from the HF module code, not from the
  * ONNX graph code, so the two can disagree.
