@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ModelSource } from '../sidecar/engine/model-source.ts';
-import type { ColdStartStage } from './cold-start-stages.ts';
+import { stagesOf } from './cold-start-stages.ts';
 
 // performance.now() counts from this process's start: everything before this line is node and tsx
 // (from a bundle: node, parsing the bundle and the native packages it imports).
@@ -58,14 +58,7 @@ if (mode === 'read') {
   const generatorGraphMs = graphMs;
   const codec = await ImageCodec.load(timed);
   const ready = performance.now();
-  const stages: Record<ColdStartStage, number> = {
-    process_start: started,
-    imports: imported - started,
-    open: opened - imported,
-    generator_graph: generatorGraphMs,
-    generator_session: generatorDone - opened - generatorGraphMs,
-    codec: ready - generatorDone,
-  };
+  const stages = stagesOf({ started, imported, opened, generatorGraphMs, generatorDone, ready });
   process.stdout.write(JSON.stringify({ ready_ms: ready, stages_ms: stages }) + '\n');
   await Promise.all([generator.release(), codec.release()]);
 } else if (mode === 'thread') {

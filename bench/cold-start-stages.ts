@@ -17,3 +17,27 @@ export const STAGE_LABELS: Record<ColdStartStage, string> = {
 
 /** The stages that cost the same whatever the model. */
 export const FIXED_STAGES: readonly ColdStartStage[] = ['process_start', 'imports'];
+
+/** The instants of one load, in ms since its process started (performance.now() in cold-start-child.ts). */
+export interface LoadMarks {
+  /** This module's first line ran: node and tsx (or the bundle) are up. */
+  started: number;
+  imported: number;
+  opened: number;
+  /** Time spent making the generator's graph, inside opened → generatorDone. */
+  generatorGraphMs: number;
+  generatorDone: number;
+  ready: number;
+}
+
+/** Where a load's time went, stage by stage: consecutive spans from process start, so they add up to `ready`. */
+export function stagesOf(m: LoadMarks): Record<ColdStartStage, number> {
+  return {
+    process_start: m.started,
+    imports: m.imported - m.started,
+    open: m.opened - m.imported,
+    generator_graph: m.generatorGraphMs,
+    generator_session: m.generatorDone - m.opened - m.generatorGraphMs,
+    codec: m.ready - m.generatorDone,
+  };
+}

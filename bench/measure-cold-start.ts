@@ -125,12 +125,14 @@ export function perByteRatio(run: ColdStartRun, reference: ColdStartRun): number
   return read > 0 ? (run.ready_ms - reference.ready_ms) / read : undefined;
 }
 
-interface LoadSample {
+/** What one `load` child prints (cold-start-child.ts). */
+export interface LoadSample {
   ready_ms: number;
   stages_ms: Record<ColdStartStage, number>;
 }
 
-interface Samples {
+/** Everything measured of one model over the repeats, before it is summarised (summarizeModel). */
+export interface Samples {
   bytes: number;
   reads: number[];
   loads: LoadSample[];
@@ -158,6 +160,47 @@ export function summarizeRun(bytes: number, reads: number[], loads: LoadSample[]
     load_over_read: (load.ready_ms - fixed) / read,
     stages_ms: load.stages_ms,
   };
+}
+
+/**
+ * One model's figures from its samples (and its reference's, when measured): the medians, the stages
+ * of the median load, the ratios to the median read.
+ */
+export function summarizeModel(s: Samples, r?: Samples): ColdStartFigure {
+  const run = summarizeRun(s.bytes, s.reads, s.loads);
+  const thread = middle(s.threads, (x) => x);
+  const figure: ColdStartFigure = { ...run, engine_thread_ready_ms: thread, engine_thread_over_read: thread / run.read_ms };
+  if (s.loadsWithoutHugepages.length > 0) figure.ready_without_hugepages_ms = middle(s.loadsWithoutHugepages, (x) => x);
+  if (s.workers.length > 0) {
+    figure.worker_ready_ms = middle(s.workers, (x) => x);
+    figure.worker_over_read = figure.worker_ready_ms / run.read_ms;
+  }
+  if (s.bundledLoads.length > 0) {
+    const load = middle(s.bundledLoads, (l) => l.ready_ms);
+    figure.bundled = { ready_ms: load.ready_ms, stages_ms: load.stages_ms, engine_thread_ready_ms: middle(s.bundledThreads, (x) => x) };
+  }
+  if (s.capped.size > 0) {
+    figure.capped = Object.fromEntries(
+      [...s.capped].map(([rate, c]) => {
+        const read = middle(c.reads, (x) => x);
+        const worker = middle(c.workers, (w) => w.ready_ms);
+        const figure: CappedStart = {
+          read_cap_mib_s: rate,
+          read_ms: read,
+          worker_ready_ms: worker.ready_ms,
+          worker_over_read: worker.ready_ms / read,
+          worker_read_mb: worker.read_bytes! / 2 ** 20,
+        };
+        return [`${rate}_mib_s`, figure];
+      }),
+    );
+  }
+  if (r) {
+    figure.reference = summarizeRun(r.bytes, r.reads, r.loads);
+    const perByte = perByteRatio(run, figure.reference);
+    if (perByte !== undefined) figure.per_byte_ratio = perByte;
+  }
+  return figure;
 }
 
 /**
@@ -273,44 +316,7 @@ export async function measureColdStart(hfDir: string, opts: ColdStartOptions = {
       for (const [key, dir] of reference) await sample(`reference ${key}`, dir, false);
     }
     const models: Record<string, ColdStartFigure> = {};
-    for (const [key] of main) {
-      const s = samples.get(key)!;
-      const run = summarizeRun(s.bytes, s.reads, s.loads);
-      const thread = middle(s.threads, (x) => x);
-      const figure: ColdStartFigure = { ...run, engine_thread_ready_ms: thread, engine_thread_over_read: thread / run.read_ms };
-      if (s.loadsWithoutHugepages.length > 0) figure.ready_without_hugepages_ms = middle(s.loadsWithoutHugepages, (x) => x);
-      if (s.workers.length > 0) {
-        figure.worker_ready_ms = middle(s.workers, (x) => x);
-        figure.worker_over_read = figure.worker_ready_ms / run.read_ms;
-      }
-      if (key === bundledKey) {
-        const load = middle(s.bundledLoads, (l) => l.ready_ms);
-        figure.bundled = { ready_ms: load.ready_ms, stages_ms: load.stages_ms, engine_thread_ready_ms: middle(s.bundledThreads, (x) => x) };
-      }
-      if (caps.length > 0) {
-        figure.capped = Object.fromEntries(
-          [...s.capped].map(([rate, c]) => {
-            const read = middle(c.reads, (x) => x);
-            const worker = middle(c.workers, (w) => w.ready_ms);
-            const figure: CappedStart = {
-              read_cap_mib_s: rate,
-              read_ms: read,
-              worker_ready_ms: worker.ready_ms,
-              worker_over_read: worker.ready_ms / read,
-              worker_read_mb: worker.read_bytes! / 2 ** 20,
-            };
-            return [`${rate}_mib_s`, figure];
-          }),
-        );
-      }
-      const r = samples.get(`reference ${key}`);
-      if (r) {
-        figure.reference = summarizeRun(r.bytes, r.reads, r.loads);
-        const perByte = perByteRatio(run, figure.reference);
-        if (perByte !== undefined) figure.per_byte_ratio = perByte;
-      }
-      models[key] = figure;
-    }
+    for (const [key] of main) models[key] = summarizeModel(samples.get(key)!, samples.get(`reference ${key}`));
     return { dropped_caches: dropCaches, hugepage_malloc: hugepages, models, ...(capUnavailable ? { read_cap_unavailable: capUnavailable } : {}) };
   } finally {
     for (const cap of caps) cap.release();

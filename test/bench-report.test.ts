@@ -4,9 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { coldProgram } from '../bench/cold-start-processes.ts';
-import { COLD_START_STAGES, STAGE_LABELS } from '../bench/cold-start-stages.ts';
+import { COLD_START_STAGES, STAGE_LABELS, stagesOf } from '../bench/cold-start-stages.ts';
 import { describeColdStart } from '../bench/describe-cold-start.ts';
-import { ColdStartRefused, measureColdStart, perByteRatio, summarizeRun, type ColdStartRun } from '../bench/measure-cold-start.ts';
+import { ColdStartRefused, measureColdStart, perByteRatio, summarizeModel, summarizeRun, type ColdStartRun, type LoadSample, type Samples } from '../bench/measure-cold-start.ts';
 import { median } from '../bench/median.ts';
 import { benchReportLine, REQUIRED_METRICS, type PresetFigures } from '../bench/report.ts';
 import { writeRandomCheckpoint } from '../sidecar/weights/random-checkpoint.ts';
@@ -99,6 +99,48 @@ describe('cold-start figures', () => {
     expect(lines).toContain('      at 125 MiB/s: read 3.20, the worker 1.60 = 0.5× the read; it had read 100 MiB by then, 2.0× the 0.80 those take');
   });
 
+  it('a load\'s stages are the spans between its instants, so they add up to its ready time', () => {
+    const stages_ms = stagesOf({ started: 400, imported: 900, opened: 950, generatorGraphMs: 120, generatorDone: 1700, ready: 1900 });
+    expect(stages_ms).toEqual({ process_start: 400, imports: 500, open: 50, generator_graph: 120, generator_session: 630, codec: 200 });
+    expect(Object.keys(stages_ms)).toEqual([...COLD_START_STAGES]);
+    expect(COLD_START_STAGES.reduce((sum, stage) => sum + stages_ms[stage], 0)).toBe(1900);
+  });
+
+  it('one model\'s figures from its samples: medians of every kind, the median load\'s stages, the bundled and capped starts, the reference', () => {
+    const load = (ready: number): LoadSample => ({ ready_ms: ready, stages_ms: stagesOf({ started: 100, imported: 300, opened: 310, generatorGraphMs: 40, generatorDone: ready - 50, ready }) });
+    const main: Samples = {
+      bytes: 400 * 2 ** 20,
+      reads: [900, 300, 500],
+      loads: [load(2400), load(2000), load(3000)],
+      threads: [2600, 3500, 2300],
+      loadsWithoutHugepages: [2900, 2700, 2800],
+      bundledLoads: [load(1800), load(1500), load(1600)],
+      bundledThreads: [1900, 1700, 2100],
+      workers: [4000, 3000, 3500],
+      capped: new Map([[125, { reads: [3300, 3200, 3400], workers: [{ ready_ms: 5000, read_bytes: 200 * 2 ** 20 }, { ready_ms: 4000, read_bytes: 100 * 2 ** 20 }, { ready_ms: 4500, read_bytes: 150 * 2 ** 20 }] }]]),
+    };
+    const reference: Samples = { ...main, bytes: 100 * 2 ** 20, reads: [100, 120, 110], loads: [load(1100), load(1000), load(1200)], capped: new Map() };
+    const f = summarizeModel(main, reference);
+    expect(f).toMatchObject({ weights_mb: 400, read_ms: 500, ready_ms: 2400, ready_over_read: 4.8, engine_thread_ready_ms: 2600, engine_thread_over_read: 5.2 });
+    expect(f.load_over_read).toBeCloseTo((2400 - 300) / 500, 10); // process start and imports: 100 + 200
+    expect(f.stages_ms).toEqual(load(2400).stages_ms);
+    expect(f.ready_without_hugepages_ms).toBe(2800);
+    expect([f.worker_ready_ms, f.worker_over_read]).toEqual([3500, 7]);
+    expect(f.bundled).toEqual({ ready_ms: 1600, stages_ms: load(1600).stages_ms, engine_thread_ready_ms: 1900 });
+    expect(f.capped).toEqual({ '125_mib_s': { read_cap_mib_s: 125, read_ms: 3300, worker_ready_ms: 4500, worker_over_read: 4500 / 3300, worker_read_mb: 150 } });
+    expect(f.reference).toMatchObject({ weights_mb: 100, read_ms: 110, ready_ms: 1100, stages_ms: load(1100).stages_ms });
+    expect(f.per_byte_ratio).toBeCloseTo((2400 - 1100) / (500 - 110), 10);
+
+    // what a model measured from the sources only has (no build, no reference, one repeat) is all it shows
+    const plain = summarizeModel({ ...main, reads: [500], loads: [load(2400)], threads: [2600], loadsWithoutHugepages: [], bundledLoads: [], bundledThreads: [], workers: [], capped: new Map() });
+    expect(Object.keys(plain).sort()).toEqual(['engine_thread_over_read', 'engine_thread_ready_ms', 'load_over_read', 'read_ms', 'ready_ms', 'ready_over_read', 'stages_ms', 'weights_mb']);
+
+    const lines = describeColdStart({ dropped_caches: false, hugepage_malloc: true, models: { hf_dir: f }, read_cap_unavailable: 'the page cache is left warm (not root), so reads would not reach the disk' }).join('\n');
+    for (const said of ['HF directory, 400 MiB: read 0.50, ready 2.40 = 4.8× the read', 'the worker itself from the build', 'from the build (npm run build, no tsx): ready 1.60', 'without huge pages (GLIBC_TUNABLES unset): ready 2.80', 'at 125 MiB/s', 'reads not capped: the page cache is left warm'])
+      expect(lines).toContain(said);
+    for (const stage of COLD_START_STAGES) expect(lines).toContain(STAGE_LABELS[stage]);
+  });
+
   it('cold children run a copy of node, and the native libraries running processes map (which stay cached) are named', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-cold-program-'));
     try {
@@ -112,7 +154,7 @@ describe('cold-start figures', () => {
     }
   });
 
-  describe('from fresh processes on a tiny checkpoint', () => {
+  describe('on a tiny checkpoint', () => {
     let dir: string;
     beforeAll(() => {
       dir = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-cold-test-'));
@@ -125,39 +167,6 @@ describe('cold-start figures', () => {
       const measuring = measureColdStart(path.join(dir, 'ckpt'), { repeats: 1, dtypes: [], dropCaches: true, bundled: false });
       await expect(measuring).rejects.toBeInstanceOf(ColdStartRefused);
       await expect(measuring).rejects.toThrow(/libonnxruntime\.so\.1 \(process .*\)/);
-    });
-
-    it('reads every weight byte, and its stages add up to the ready time, from the sources and from the build', async () => {
-      const figures = await measureColdStart(path.join(dir, 'ckpt'), { repeats: 1, dtypes: [], dropCaches: false, readCapsMiBps: [125] });
-      expect(figures.dropped_caches).toBe(false);
-      expect(figures.hugepage_malloc).toBe(true);
-      expect(Object.keys(figures.models)).toEqual(['hf_dir']);
-      const f = figures.models.hf_dir;
-      expect(f.ready_without_hugepages_ms).toBeGreaterThan(0);
-      expect(f.weights_mb * 2 ** 20).toBe(fs.statSync(path.join(dir, 'ckpt', 'model.safetensors')).size);
-      for (const stage of COLD_START_STAGES) expect(f.stages_ms[stage]).toBeGreaterThan(0);
-      const sum = COLD_START_STAGES.reduce((total, stage) => total + f.stages_ms[stage], 0);
-      expect(sum).toBeCloseTo(f.ready_ms, 6);
-      expect(f.ready_over_read).toBeCloseTo(f.ready_ms / f.read_ms, 10);
-      expect(f.engine_thread_ready_ms).toBeGreaterThan(0);
-      expect(f.engine_thread_over_read).toBeCloseTo(f.engine_thread_ready_ms / f.read_ms, 10);
-      // the same start from the build (scripts/build-dist.ts): its own stages add up too
-      const bundled = f.bundled!;
-      for (const stage of COLD_START_STAGES) expect(bundled.stages_ms[stage]).toBeGreaterThan(0);
-      expect(COLD_START_STAGES.reduce((total, stage) => total + bundled.stages_ms[stage], 0)).toBeCloseTo(bundled.ready_ms, 6);
-      expect(bundled.engine_thread_ready_ms).toBeGreaterThan(0);
-      // and the worker process itself from the build, up to its ready line
-      expect(f.worker_ready_ms).toBeGreaterThan(0);
-      expect(f.worker_over_read).toBeCloseTo(f.worker_ready_ms! / f.read_ms, 10);
-      const lines = describeColdStart(figures).join('\n');
-      expect(lines).toContain('HF directory');
-      expect(lines).toContain('from the build');
-      expect(lines).toContain('the worker itself');
-      expect(lines).toContain('without huge pages');
-      for (const stage of COLD_START_STAGES) expect(lines).toContain(STAGE_LABELS[stage]);
-      // a read cap slows only reads that reach the disk: with the page cache left warm it says so, rather than measuring nothing
-      expect(f.capped).toBeUndefined();
-      expect(lines).toContain('reads not capped: the page cache is left warm');
     });
   });
 });
