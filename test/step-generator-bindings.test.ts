@@ -12,8 +12,9 @@ import { writeRandomCheckpoint } from '../sidecar/weights/random-checkpoint.ts';
 /**
  * What engine v2 binds its decode runs (the head and the step) to, checked where no GPU is needed:
  * on CUDA these would be the same values in the CUDA allocator's memory, so what must hold is that
- * none of them is JavaScript's memory and that they are bound once for a whole generate call, so
- * every step sees the same shapes and addresses (what CUDA graph capture and replay require).
+ * none of them is JavaScript's memory and that they are bound once per batch size (the cache's slots
+ * outlive calls), so every step of a size sees the same shapes and addresses (what CUDA graph
+ * capture and replay require).
  */
 let dir: string;
 let engine: StepGenerator;
@@ -39,12 +40,17 @@ describe('engine v2 decode bindings', () => {
     ];
   };
 
-  it('are made once per generate call, however rows join, idle and finish', async () => {
+  it('are made once per batch size, however rows join, idle and finish, and reused by the next call', async () => {
     const before = engine.stats.bindings;
     const imagesDone: number[] = [];
     for await (const e of engine.generate(batch())) if (e.type === 'image_done') imagesDone.push(e.sequence);
     expect(imagesDone.filter((s) => s === 0).length).toBeGreaterThanOrEqual(1); // the interleaved request opened (and closed) an image
-    expect(engine.stats.bindings - before).toBe(1);
+    // the batch shrinks as sequences end (its highest slot and group in use): a few sizes, each bound once
+    const firstCall = engine.stats.bindings - before;
+    expect(firstCall).toBeGreaterThanOrEqual(1);
+    expect(firstCall).toBeLessThanOrEqual(3);
+    for await (const _ of engine.generate(batch())) void _;
+    expect(engine.stats.bindings - before).toBe(firstCall);
   });
 
   it('read and write only memory ONNX Runtime allocated, except the constant total length GroupQueryAttention reads on the host', async () => {
@@ -67,7 +73,7 @@ describe('engine v2 decode bindings', () => {
     expect(bound.filter((b) => b.run === 'head' && b.name === 'row_ids').every((b) => b.address === ids.address)).toBe(true);
   });
 
-  it('keep their shapes from one call to the next with the same requests (the cache sized to them)', async () => {
+  it('keep their shapes from one call to the next with the same requests', async () => {
     const shapes = () => engine.decodeBindings.map((b) => `${b.run}.${b.direction}.${b.name}: [${b.dims.join(', ')}]`).sort();
     for await (const _ of engine.generate(batch())) void _;
     const first = shapes();
