@@ -19,6 +19,7 @@ import { openModel } from '../sidecar/engine/model-source.ts';
 import { TextModel } from '../sidecar/engine/text-model.ts';
 import type { WeightDtype } from '../sidecar/graphs/precision.ts';
 import { median } from './median.ts';
+import { logitAgreement } from './logit-agreement.ts';
 
 // a type, not an interface: the bench report takes it as a group of figures (an index signature)
 export type PrecisionFigure = {
@@ -68,33 +69,6 @@ async function distributions(dir: string, batch: number[][]): Promise<Float32Arr
   return out.logits;
 }
 
-function compare(p: Float32Array, q: Float32Array, V: number): { kl: number; top1: number } {
-  const rows = p.length / V;
-  let kl = 0;
-  let agree = 0;
-  for (let r = 0; r < rows; r++) {
-    const lse = (x: Float32Array) => {
-      let max = -Infinity;
-      for (let v = 0; v < V; v++) max = Math.max(max, x[r * V + v]);
-      let sum = 0;
-      for (let v = 0; v < V; v++) sum += Math.exp(x[r * V + v] - max);
-      return max + Math.log(sum);
-    };
-    const [lp, lq] = [lse(p), lse(q)];
-    let am = 0;
-    let bm = 0;
-    for (let v = 0; v < V; v++) {
-      const i = r * V + v;
-      const logP = p[i] - lp;
-      kl += Math.exp(logP) * (logP - (q[i] - lq));
-      if (p[i] > p[r * V + am]) am = v;
-      if (q[i] > q[r * V + bm]) bm = v;
-    }
-    if (am === bm) agree++;
-  }
-  return { kl: kl / rows, top1: agree / rows };
-}
-
 /** Greedy text tokens per second, batch 1, after a warm-up. */
 async function textSpeed(dir: string, tokens: number, promptIds: number[]): Promise<number> {
   const generator = await Generator.load(openModel(dir));
@@ -137,7 +111,7 @@ export async function measurePrecision(hfDir: string, opts: { tokens?: number; r
       const dir = path.join(tmp, v.key);
       await writeBundle({ from: hfDir, out: dir, precision: { dtype: v.dtype, target: 'cpu' }, accuracyLevel: v.accuracyLevel });
       dirs.push(dir);
-      quality.push(compare(reference, await distributions(dir, batch), V));
+      quality.push(logitAgreement(reference, await distributions(dir, batch), V));
     }
     // speed in interleaved rounds (every variant once per round, median over rounds): the machine is shared
     const all = [hfDir, ...dirs];

@@ -18,46 +18,13 @@ import { typedNodes } from '../sidecar/onnx/node-types.ts';
 import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
 import { compileConstraints } from '../model/constraints.ts';
 import { DEFAULT_SAMPLING } from '../contract/generation-request.ts';
+import { logitAgreement } from '../bench/logit-agreement.ts';
 
 const onnxProto = (createRequire(import.meta.url)('onnx-proto') as typeof import('onnx-proto')).onnx;
 const FIXTURE = 'test/fixtures/anole-tiny';
 const ids = [[0, 16400, 16500, 16600, 8197, 100, 200, 300, 400, 8196, 16700, 16800]];
 let tmp: string;
 const bundles: Record<string, string> = {};
-
-/** Log-softmax of each row of [rows, V] logits. */
-function logSoftmax(logits: Float32Array, V: number): Float64Array {
-  const out = new Float64Array(logits.length);
-  for (let r = 0; r < logits.length / V; r++) {
-    let max = -Infinity;
-    for (let v = 0; v < V; v++) max = Math.max(max, logits[r * V + v]);
-    let sum = 0;
-    for (let v = 0; v < V; v++) sum += Math.exp(logits[r * V + v] - max);
-    for (let v = 0; v < V; v++) out[r * V + v] = logits[r * V + v] - max - Math.log(sum);
-  }
-  return out;
-}
-
-/** Mean KL(p || q) over rows and the share of rows whose arg-max agrees. */
-function compare(p: Float32Array, q: Float32Array, V: number): { kl: number; top1: number } {
-  const lp = logSoftmax(p, V);
-  const lq = logSoftmax(q, V);
-  const rows = p.length / V;
-  let kl = 0;
-  let agree = 0;
-  for (let r = 0; r < rows; r++) {
-    let am = 0;
-    let bm = 0;
-    for (let v = 0; v < V; v++) {
-      const i = r * V + v;
-      kl += Math.exp(lp[i]) * (lp[i] - lq[i]);
-      if (p[i] > p[r * V + am]) am = v;
-      if (q[i] > q[r * V + bm]) bm = v;
-    }
-    if (am === bm) agree++;
-  }
-  return { kl: kl / rows, top1: agree / rows };
-}
 
 async function logitsOf(dir: string): Promise<Float32Array> {
   const model = await TextModel.load(openModel(dir), { intraOpNumThreads: 1 });
@@ -131,8 +98,8 @@ describe('model bundles (anole convert)', () => {
   it('int8 and int4 bundles stay close to fp32 (int8 closer), with the decoder matrices packed', async () => {
     const V = 65536;
     const reference = await logitsOf(FIXTURE);
-    const int8 = compare(reference, await logitsOf(bundles.int8), V);
-    const int4 = compare(reference, await logitsOf(bundles.int4), V);
+    const int8 = logitAgreement(reference, await logitsOf(bundles.int8), V);
+    const int4 = logitAgreement(reference, await logitsOf(bundles.int4), V);
     expect(int8.kl).toBeLessThan(int4.kl);
     expect(int8.kl).toBeLessThan(0.01);
     expect(int4.kl).toBeLessThan(0.2);
@@ -193,7 +160,7 @@ describe('model bundles (anole convert)', () => {
     for (let i = 0; i < fp32.length; i++) max = Math.max(max, Math.abs(fp32[i] - fp16[i]));
     expect(max).toBeGreaterThan(0); // it really ran in fp16
     expect(max).toBeLessThan(0.02);
-    expect(compare(fp32, fp16, 65536).top1).toBe(1);
+    expect(logitAgreement(fp32, fp16, 65536).top1).toBe(1);
   });
 
   it('the generator carries an fp16 KV cache between chunks (CUDA fp16 bundle, on CPU)', async () => {
