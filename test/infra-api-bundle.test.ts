@@ -85,6 +85,24 @@ describe('the bundled API Lambda', () => {
     expect(fs.readdirSync(assetDir).filter((f) => /\.(ts|css|html)$/.test(f))).toEqual([]);
   });
 
+  it('holds no ONNX Runtime, koffi or worker code: not bundled (its source map lists every input), not installed beside it', () => {
+    const bundle = fs.readFileSync(path.join(assetDir, 'index.mjs'), 'utf8');
+    const { sources } = JSON.parse(fs.readFileSync(path.join(assetDir, 'index.mjs.map'), 'utf8')) as { sources: string[] };
+    const repoFiles = sources.map((s) => path.relative(process.cwd(), path.resolve(assetDir, s)));
+    // the map is the real input list: the API's own files and its bundled packages are in it
+    expect(repoFiles).toContain('functions/api/app.ts');
+    expect(repoFiles.some((f) => f.startsWith('node_modules/hono/'))).toBe(true);
+    const engine = /(^|\/)node_modules\/(onnxruntime-node|onnxruntime-common|onnxruntime-web|koffi)\//;
+    expect(repoFiles.filter((f) => engine.test(f) || /^(sidecar|cli)\//.test(f))).toEqual([]);
+    expect(bundle).not.toMatch(/onnxruntime|koffi/i);
+    // installed beside it: the native packages the API asks for (sharp, tokenizers) and their own dependencies only
+    const installed = fs.readdirSync(path.join(assetDir, 'node_modules')).flatMap((d) => (d.startsWith('@') ? fs.readdirSync(path.join(assetDir, 'node_modules', d)).map((n) => `${d}/${n}`) : [d]));
+    expect(installed).toEqual(expect.arrayContaining(['sharp', 'tokenizers']));
+    expect(installed.filter((d) => /onnxruntime|koffi/.test(d))).toEqual([]);
+    const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+    console.log(`API Lambda bundle: index.mjs ${mib(bundle.length)}, node_modules ${mib(directoryBytes(path.join(assetDir, 'node_modules')))} (${installed.join(', ')})`);
+  });
+
   it('answers GET / with the playground page and its CSP, run from the asset directory with the function environment', async () => {
     const res = await invokeBundled('GET', '/');
     expect(res.statusCode, res.body).toBe(200);
@@ -106,3 +124,7 @@ describe('the bundled API Lambda', () => {
     expect(csp).toContain(`connect-src 'self' ${new URL(stack.s3.endpoint!).origin}`);
   });
 });
+
+function directoryBytes(dir: string): number {
+  return fs.readdirSync(dir, { withFileTypes: true, recursive: true }).reduce((sum, e) => (e.isFile() ? sum + fs.statSync(path.join(e.parentPath, e.name)).size : sum), 0);
+}
