@@ -7,7 +7,7 @@ import { CheckpointError } from '../checkpoint-error.ts';
  * The checkpoint's tokenizer.json through HF's own Rust `tokenizers` (the Node binding), plus
  * the special tokens the processor and generation need. Ids are resolved from the token strings
  * in tokenizer_config.json / special_tokens_map.json, never from config.json: config.json's
- * bos_token_id says 1, but the vocabulary has `<s>` = 0 (anole-model.md §1.1).
+ * bos_token_id says 1, but the vocabulary has `<s>` = 0 (docs/model.md §1.1).
  */
 
 export interface SpecialTokens<T> {
