@@ -22,8 +22,8 @@ const [mode, dir] = process.argv.slice(2);
 
 if (mode === 'read') {
   const start = performance.now();
-  // 1 MiB stays in the CPU's caches: with 64 MiB this read was 2–6× slower here, cold or warm,
-  // which flattered every ratio to it.
+  // 1 MiB stays in the CPU's caches; a larger buffer slowed the read and flattered every ratio to
+  // it (docs/benchmarks.md, "Cold start: how it is measured").
   const chunk = Buffer.allocUnsafe(1 << 20);
   let bytes = 0;
   for (const name of fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors') && !f.startsWith('goldens'))) {

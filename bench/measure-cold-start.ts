@@ -1,27 +1,9 @@
 /**
  * Cold start of the model on one checkpoint: process start → engine ready (what the sidecar waits
- * for before taking jobs) from the Hugging Face directory and from bundles of it, next to the
- * time to read the weight files once, all in fresh processes (cold-start-child.ts) in the same
- * run. With `dropCaches` (root on Linux; the default when this process may) the page cache is
- * emptied before every figure, so "cold" means from disk, for the program too: the children run a
- * copy of node, and no running process may map the native libraries they load (coldProgram in
- * cold-start-processes.ts; `anole bench` measures cold start before it loads ONNX Runtime itself).
- *
- * A fixed cost (node, tsx, imports, graph building) weighs on the plain ready/read ratio in
- * proportion to how fast the disk is, so with `referenceDir` (a smaller checkpoint of the same
- * family) every model is also measured from it, interleaved, and the figure gets a per-byte
- * ratio: (ready − its ready) / (read − its read), what the load costs for each extra byte of
- * weights relative to reading that byte. With `bundled` (the default) the last model also starts
- * from the build (scripts/build-dist.ts: the child bundled, no tsx), and every model is loaded by
- * the worker itself as the worker image runs it, `node dist/anole.mjs worker`, until its ready
- * line (its queue and bucket point at a closed local port: nothing is contacted before ready).
- * Every child starts with GLIBC_TUNABLES asking for huge pages, as the worker image runs
- * (sidecar/onnx/hugepage-malloc.ts); each model's load is also measured without, for what it saves.
- *
- * With `readCapsMiBps` (default 125 and 500 MiB/s when the caches are dropped and the bench may cap
- * reads: read-cap.ts) the read and the worker's start are measured again with the disk's reads capped
- * at each rate: the gp3 volume a worker loads from reads 125 MiB/s unless more is provisioned, while
- * this machine's virtual disk may serve "cold" reads from its host's cache at GB/s.
+ * for before taking jobs) from the Hugging Face directory and from bundles of it, next to the time
+ * to read the weight files once, each in a fresh process (cold-start-child.ts), optionally from an
+ * emptied page cache, per byte against a smaller reference checkpoint, from the build, without huge
+ * pages, and with the disk's reads capped (docs/benchmarks.md, "Cold start: how it is measured").
  * Prints one JSON line.
  *
  *   npx tsx bench/measure-cold-start.ts <HF checkpoint dir> [<smaller HF checkpoint dir>] [--no-drop-caches]
@@ -205,9 +187,9 @@ export function summarizeModel(s: Samples, r?: Samples): ColdStartFigure {
 
 /**
  * The HF directory and a bundle per dtype, all written into `into` by this run: a virtual disk's
- * host may still cache files written a moment ago after the guest empties its page cache (reads of
- * 0.1 s for 450 MB seen here), so every model is copied alike rather than the directory alone
- * being read from wherever it has lain since.
+ * host may still cache files written a moment ago after the guest empties its page cache, so every
+ * model is copied alike rather than the directory alone being read from wherever it has lain since
+ * (docs/benchmarks.md, "Cold start: how it is measured").
  */
 async function modelsOf(hfDir: string, dtypes: WeightDtype[], into: string): Promise<[string, string][]> {
   const copy = path.join(into, 'hf');
