@@ -40,8 +40,8 @@ interface Variant {
   accuracyLevel?: number;
 }
 
-// int8 at accuracy_level 0 is left out: ONNX Runtime's CPU kernel ran it at 1.4 text tokens/s on the
-// small preset here (accuracy_level 4: 73), which would make this part minutes longer
+// int8 at accuracy_level 0 is left out: ONNX Runtime's CPU kernel runs it about 50× slower, which would
+// make this part minutes longer (docs/benchmarks.md, "MatMulNBits accuracy level on CPU")
 const VARIANTS: Variant[] = [
   { key: 'fp32', label: 'fp32', dtype: 'fp32' },
   { key: 'int8', label: 'int8 (accuracy_level 4)', dtype: 'int8', accuracyLevel: 4 },
