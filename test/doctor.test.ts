@@ -3,10 +3,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DOCTOR_EXIT } from '../cli/commands/doctor.ts';
 import { nativeBindingDir } from '../sidecar/onnx/session.ts';
 import { providerStatuses } from '../sidecar/onnx/provider-status.ts';
+
+// ONNX Runtime also logs each provider library it cannot load ("Failed to load library
+// libonnxruntime_providers_shared.so") to stderr; the tests read the thrown errors, so its process-wide
+// log stays at fatal here, set before the first session makes ORT's env (issue 19, item 6).
+ort.env.logLevel = 'fatal';
 
 // `anole doctor` on this machine: a CPU, no NVIDIA driver, onnxruntime-node installed without its CUDA provider.
 

@@ -6,6 +6,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DataType, GraphBuilder } from '../sidecar/onnx/graph-builder.ts';
 import { chooseExecutionProviders, createSession, defaultExecutionProviders, GpuUnavailableError, nativeBindingDir, providerSessionOptions } from '../sidecar/onnx/session.ts';
 
+// ONNX Runtime also logs each provider library it cannot load ("Failed to load library
+// libonnxruntime_providers_shared.so") to stderr; the tests read the thrown errors, so its process-wide
+// log stays at fatal here, set before the first session makes ORT's env (issue 19, item 6).
+ort.env.logLevel = 'fatal';
+
 const fakeInstalls: string[] = [];
 afterAll(() => fakeInstalls.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 

@@ -16,6 +16,11 @@ import {
 } from '../sidecar/ort-capi/index.ts';
 import { addOneGraph, bf16CastGraph, foldableGraph, gqaGraph, pseudoRandom, referenceAttention, type GqaShape } from './ort-capi-graphs.ts';
 
+// ONNX Runtime also logs each provider library it cannot load ("Failed to load library
+// libonnxruntime_providers_shared.so") to stderr; the tests read the thrown errors, so its process-wide
+// log stays at fatal here, set before the first session makes ORT's env (issue 19, item 6).
+ort.env.logLevel = 'fatal';
+
 // Every C call goes through ortLibrary().fn: count them, so the last test can show each slot was exercised.
 const calls = new Map<CallName, number>();
 beforeAll(() => {
