@@ -23,8 +23,6 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 async function drainAll(): Promise<void> {
   for (let got = await queue.receive(10, 0); got.length > 0; got = await queue.receive(10, 0)) await Promise.all(got.map((m) => queue.delete(m.receiptHandle)));
 }
@@ -45,14 +43,20 @@ describe('SqsJobQueue', () => {
     await queue.delete(m.receiptHandle);
   });
 
+  // No sleeps raced against visibility timeouts: every wait below is a long poll of the queue, whose end
+  // the server schedules after the message's own timer (in this process), so which comes first is
+  // fixed by their order, not by how fast this machine happens to be.
   it('gives back a message not deleted in time, counting deliveries but not heartbeats', async () => {
+    await drainAll();
     await queue.send({ predictionId: 'p2', jobKey: 'jobs/p2.json' });
     const [first] = await queue.receive(1, 1, { visibilitySeconds: 1 });
     expect(first.receiveCount).toBe(1);
-    // heartbeats: now hidden for 3 s from here (more than maxReceiveCount of them, which must not count as receives)
-    for (let beat = 0; beat < 3; beat++) await queue.extendVisibility(first.receiptHandle, 3);
-    await sleep(1500);
-    expect(await queue.receive(1, 0)).toEqual([]);
+    // heartbeats (more than maxReceiveCount of them, which must not count as receives) hide it for a minute:
+    // a 2 s long poll, past the 1 s it was received for, finds nothing
+    for (let beat = 0; beat < 3; beat++) await queue.extendVisibility(first.receiptHandle, 60);
+    expect(await queue.receive(1, 2)).toEqual([]);
+    // the last heartbeat leaves it 1 s: not deleted by then, it comes back to a poll that waits longer
+    await queue.extendVisibility(first.receiptHandle, 1);
     const [second] = await queue.receive(1, 3, { visibilitySeconds: 1 });
     expect(second.job?.predictionId).toBe('p2');
     expect(second.receiveCount).toBe(2);
@@ -66,8 +70,8 @@ describe('SqsJobQueue', () => {
       const [m] = await queue.receive(1, 2, { visibilitySeconds: 1 });
       expect(m.receiveCount).toBe(delivery);
     }
-    await sleep(1100);
-    expect(await queue.receive(1, 1)).toEqual([]);
+    // its second visibility second ends within this poll: it goes to the dead-letter queue, not back
+    expect(await queue.receive(1, 2)).toEqual([]);
     const dead = await sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.dlqUrl, WaitTimeSeconds: 1 }));
     expect(dead.Messages?.map((m) => JSON.parse(m.Body!))).toEqual([{ predictionId: 'p3', jobKey: 'jobs/p3.json' }]);
   });
