@@ -37,8 +37,9 @@ interface Entry {
   seq: Sequence;
   call: Call;
   roles: RowRole[];
-  /** Prompts still to prefill, per slot, and how far each is. */
-  prefill: { slot: number; prompt: number[]; done: number }[];
+  /** Its prefill runs in order (see admit), and how many have run. */
+  prefill: { slot: number; tokens: number[] }[][];
+  prefilled: number;
   state: 'queued' | 'prefill' | 'running';
 }
 
@@ -80,12 +81,12 @@ export class Scheduler {
     const sequences = requests.map((r, i) => startSequence(this.c, r, i));
     const { slots, context } = this.batch().capacity;
     for (const s of sequences) {
-      const need = s.request.promptIds.length + s.request.maxNewTokens + 1;
+      const need = s.request.promptIds.length + s.request.maxNewTokens;
       if (need > context) throw new Error(`prompt (${s.request.promptIds.length} tokens) + max_new_tokens (${s.request.maxNewTokens}) does not fit the engine's ${context}-token cache slots`);
       if (rolesOf(s).length > slots) throw new Error(`a guided sequence needs 3 cache slots; the engine has ${slots}`);
     }
     const call: Call = { sequences, chunkSize, signal: opts.signal, abandoned: false, events: [], mailbox: new Mailbox(), steps: 0, sinceFlush: 0, open: sequences.length };
-    for (const seq of sequences) this.queue.push({ seq, call, roles: rolesOf(seq), prefill: [], state: 'queued' });
+    for (const seq of sequences) this.queue.push({ seq, call, roles: rolesOf(seq), prefill: [], prefilled: 0, state: 'queued' });
     // the loop's failure reaches every call through its mailbox
     this.running ??= this.loop().catch(() => undefined).finally(() => (this.running = undefined));
     try {
@@ -165,26 +166,41 @@ export class Scheduler {
         s.hasGuidanceRows = false;
       }
       if (s.imageCount === 0 && !s.hasGuidanceRows) {
-        for (const { role, prompt } of rowPrompts(this.c, this.imageIds, s, ['image', 'uncond'])) batch.prefill(batch.slotOf(s, role), prompt, true);
+        for (const { role, prompt } of rowPrompts(this.c, this.imageIds, s, ['image', 'uncond'])) {
+          batch.prefill(batch.slotOf(s, role), prompt);
+          batch.activate(batch.slotOf(s, role));
+        }
         s.hasGuidanceRows = true;
       }
     }
   }
 
-  /** Sequences take their slots in order of arrival while enough are free. */
+  /**
+   * Sequences take their slots in order of arrival while enough are free. Each row's prompt is cut
+   * into chunks from its start; the last chunks of all its rows run together, the iteration it starts
+   * decoding: a decode step in between would overwrite a finished row's hidden state.
+   */
   private admit(): void {
     const batch = this.batch();
+    const size = this.opts.prefillChunk;
     while (this.queue.length > 0 && batch.reserve(this.queue[0].seq, this.queue[0].roles)) {
       const e = this.queue.shift()!;
       const roles: RowRole[] = e.seq.hasGuidanceRows ? ['full', 'image', 'uncond'] : ['full'];
-      e.prefill = rowPrompts(this.c, this.imageIds, e.seq, roles).map(({ role, prompt }) => ({ slot: batch.slotOf(e.seq, role), prompt, done: 0 }));
+      const rows = rowPrompts(this.c, this.imageIds, e.seq, roles).map(({ role, prompt }) => ({
+        slot: batch.slotOf(e.seq, role),
+        chunks: Array.from({ length: Math.ceil(prompt.length / size) }, (_, i) => prompt.slice(i * size, (i + 1) * size)),
+      }));
+      e.prefill = [
+        ...rows.flatMap(({ slot, chunks }) => chunks.slice(0, -1).map((tokens) => [{ slot, tokens }])),
+        rows.map(({ slot, chunks }) => ({ slot, tokens: chunks[chunks.length - 1] })),
+      ];
       e.state = 'prefill';
       this.admitted.push(e);
     }
   }
 
   /**
-   * Prefills in order of admission until `prefillChunk` tokens have gone in (a whole chunk at least;
+   * Prefills in order of admission until `prefillChunk` tokens have gone in (a run at least;
    * everything when nothing decodes meanwhile). A sequence whose prompts are all in starts decoding.
    */
   private prefillSome(): void {
@@ -193,15 +209,14 @@ export class Scheduler {
     let budget = decoding ? this.opts.prefillChunk : Infinity;
     for (const e of this.admitted) {
       if (e.state !== 'prefill') continue;
-      for (const p of e.prefill) {
-        while (p.done < p.prompt.length && budget > 0) {
-          const chunk = p.prompt.slice(p.done, p.done + this.opts.prefillChunk);
-          batch.prefill(p.slot, chunk, p.done + chunk.length === p.prompt.length);
-          p.done += chunk.length;
-          budget -= chunk.length;
+      while (e.prefilled < e.prefill.length && budget > 0) {
+        for (const { slot, tokens } of e.prefill[e.prefilled++]) {
+          batch.prefill(slot, tokens);
+          budget -= tokens.length;
         }
       }
-      if (e.prefill.every((p) => p.done === p.prompt.length)) {
+      if (e.prefilled === e.prefill.length) {
+        for (const { slot } of e.prefill[e.prefill.length - 1]) batch.activate(slot);
         e.state = 'running';
         batch.setLive(e.seq, true);
         if (e.seq.imageCount === 0) e.call.events.push({ type: 'image_start', sequence: e.seq.index });

@@ -27,7 +27,7 @@ export interface StepSessions {
 export interface SlotCapacity {
   /** Cache slots (rows): a sequence takes 1, a guided one 3. */
   slots: number;
-  /** Tokens per slot: a sequence's prompt + max_new_tokens + 1 must fit. */
+  /** Tokens per slot: a sequence's prompt + max_new_tokens must fit (at most the rotary tables' max_position_embeddings). */
   context: number;
 }
 
@@ -79,7 +79,9 @@ export class SlotBatch {
   private readonly caches: { key: Value; value: Value }[];
   private readonly bound = new Map<string, Bound>();
   private parity = 0; // which `seen` / `counts` buffer the next step reads
+  /** The settings on the device are for these rows and groups, unless something changed since. */
   private settingsChanged = true;
+  private settingsSize = '';
 
   constructor(
     private readonly s: StepSessions,
@@ -146,12 +148,12 @@ export class SlotBatch {
   /**
    * Writes `tokens` into a slot's cache after what it holds (a run of the step graph with R = 1 on a
    * view of the slot; GroupQueryAttention continues a prompt from its past), leaving the last one's
-   * hidden state for the head. `activate` makes the row take part from the next step.
+   * hidden state for the head.
    */
-  prefill(slot: number, tokens: number[], activate: boolean): void {
+  prefill(slot: number, tokens: number[]): void {
     const row = this.rows[slot]!;
     const end = row.length + tokens.length;
-    if (end >= this.capacity.context) throw new Error(`engine v2: ${end} tokens do not fit a ${this.capacity.context}-token cache slot`);
+    if (end > this.capacity.context) throw new Error(`engine v2: ${end} tokens do not fit a ${this.capacity.context}-token cache slot`);
     const views: Value[] = [];
     const view = (v: Value) => (views.push(v), v);
     const binding = new IoBinding(this.s.step);
@@ -170,16 +172,19 @@ export class SlotBatch {
     this.s.stats.runs++;
     this.s.stats.bytesIn += tokens.length * 8 + 8;
     row.length = end;
-    if (activate && !row.active) {
-      row.active = true;
-      this.settingsChanged = true;
-    }
+  }
+
+  /** A prefilled row takes part from the next step (with its sequence's other rows: a lone one would step alone). */
+  activate(slot: number): void {
+    const r = this.rows[slot]!;
+    if (!r.active) this.settingsChanged = true;
+    r.active = true;
   }
 
   /** One token per live group (pad for the others): upload the step's numbers, the head, download the tokens, the step. */
   step(head: LoopHead): number[] {
     const b = this.bindingsFor(this.mark(this.rows), this.mark(this.groups));
-    if (this.settingsChanged) this.uploadSettings(b.R, b.G);
+    if (this.settingsChanged || this.settingsSize !== `${b.R}x${b.G}`) this.uploadSettings(b.R, b.G);
     const h = b.host;
     for (let g = 0; g < b.G; g++) {
       const x = this.groups[g];
@@ -249,6 +254,7 @@ export class SlotBatch {
     this.s.stats.runs++;
     this.s.stats.bytesIn += settings.reduce((n, [, data]) => n + data.byteLength, 0);
     this.settingsChanged = false;
+    this.settingsSize = `${R}x${G}`;
   }
 
   /** A setting's buffer for every slot or group ([slots, …inner]; made the first time). */

@@ -7,7 +7,7 @@ import type { SlotCapacity } from './slot-batch.ts';
 export interface CacheSettings {
   /** Bytes the cache may take (default 1 GiB): slots = cacheBytes / one slot's bytes, at most maxSlots. */
   cacheBytes?: number;
-  /** Tokens per slot (default max_position_embeddings + 1: any request the model takes fits). */
+  /** Tokens per slot (default and at most max_position_embeddings: any request the model takes fits). */
   cacheContext?: number;
   /** At most this many slots (default 32: eight guided images and eight texts). */
   maxSlots?: number;
@@ -25,7 +25,7 @@ export function slotBytes(c: AnoleConfig, floatType: ElementType, context: numbe
 
 /** The slots a budget buys; fewer than a guided sequence needs (3) is refused, naming the settings. */
 export function slotCapacity(c: AnoleConfig, floatType: ElementType, s: CacheSettings = {}): SlotCapacity {
-  const context = s.cacheContext ?? c.maxPositionEmbeddings + 1;
+  const context = Math.min(s.cacheContext ?? c.maxPositionEmbeddings, c.maxPositionEmbeddings);
   const budget = s.cacheBytes ?? DEFAULT_CACHE_BYTES;
   const perSlot = slotBytes(c, floatType, context);
   const slots = Math.min(s.maxSlots ?? DEFAULT_MAX_SLOTS, Math.floor(budget / perSlot));
