@@ -5,6 +5,7 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AddressPolicy } from '../contract/address-policy.ts';
 import { readSse, startServiceHarness, type ServiceHarness } from './api-harness.ts';
+import { waitUntil } from './wait-until.ts';
 
 /**
  * End to end over real HTTP: the API (@hono/node-server) and the real worker (sidecar/worker,
@@ -147,8 +148,7 @@ describe('predictions end to end', () => {
     expect(streamedText).toBe(outputText);
     expect(events.filter((e) => e.type === 'image').length).toBe(p.output.filter((o: { type: string }) => o.type === 'image').length);
 
-    const until = Date.now() + 10_000;
-    while (hooks.filter((x) => x.body.id === id).length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(() => hooks.filter((x) => x.body.id === id).length >= 2, 10_000, 'both webhooks');
     const mine = hooks.filter((x) => x.body.id === id);
     expect(mine.map((x) => [x.body.status, x.verified])).toEqual([
       ['processing', true],

@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { PredictionEvent } from '../contract/prediction.ts';
 import { serveApi, type ServedApi } from '../contract/serve-http.ts';
 import { readSse, startApiHarness, type ApiHarness, type SseEvent } from './api-harness.ts';
+import { waitUntil } from './wait-until.ts';
 
 /**
  * The event streams over real HTTP (@hono/node-server on a free port): GET /v1/predictions/{id}/stream
@@ -203,8 +204,7 @@ describe('POST /v1/chat/completions with stream: true', () => {
     const reader = res.body!.getReader();
     await reader.read(); // the role chunk: the stream is open
     await reader.cancel();
-    const until = Date.now() + 5000;
-    while (!(await h.predictions.get(id))!.value.cancel_requested && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(async () => (await h.predictions.get(id))!.value.cancel_requested, 5000, 'the cancel request');
     expect((await h.predictions.get(id))!.value.cancel_requested).toBe(true);
   });
 });

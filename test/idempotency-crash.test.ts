@@ -6,6 +6,7 @@ import { LOCAL_OWNER } from '../functions/api/auth.ts';
 import { idempotencyRecordKey } from '../functions/api/idempotency.ts';
 import { startApiHarness, type ApiHarness } from './api-harness.ts';
 import { startServe, type ServedProcess } from './serve-harness.ts';
+import { waitUntil } from './wait-until.ts';
 
 /**
  * Idempotency-Key when the request that holds it dies mid-wait (issue 18, item 5): `npm start` is
@@ -66,8 +67,7 @@ describe('Idempotency-Key after a crash', () => {
     const recordKey = idempotencyRecordKey(LOCAL_OWNER, 'busy-1');
     // once its prediction exists (before, the key is held for the preparation's bound, idempotencyLeaseMs)
     const made = async () => new TextDecoder().decode((await h.store.getWithEtag(recordKey))?.body ?? new Uint8Array()).includes('"prediction_id"');
-    const until = Date.now() + 10_000;
-    while (!(await made()) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    await waitUntil(made, 10_000, 'the prediction to be made', 20);
     const duplicate = await h.app.request('/v1/predictions', { method: 'POST', headers, body: JSON.stringify(body) });
     expect(duplicate.status).toBe(409);
     const retryAfter = Number(duplicate.headers.get('retry-after'));

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { watchServing } from './serve-harness.ts';
+import { waitUntil } from './wait-until.ts';
 
 /**
  * `npm start` (issue 19, item 8): npm runs the script through `sh -c`, and forwards SIGINT / SIGTERM
@@ -82,19 +83,11 @@ function alive(pid: number): boolean {
   }
 }
 
-async function until(what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`not ${what} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 const answers = (url: string) => fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) }).then(() => true, () => false);
 
 async function expectAllGone(s: NpmStart): Promise<void> {
-  await until('stopped answering', async () => !(await answers(s.url)));
-  await until('all exited', () => s.tree.every((pid) => !alive(pid)));
+  await waitUntil(async () => !(await answers(s.url)), 30_000, 'the port to stop answering', 200);
+  await waitUntil(() => s.tree.every((pid) => !alive(pid)), 30_000, 'every process of the tree to exit', 200);
   expect(s.tree.filter(alive)).toEqual([]);
 }
 

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startServe, type ServedProcess } from './serve-harness.ts';
+import { waitUntil } from './wait-until.ts';
 
 /**
  * `npm start` without ANOLE_WEBHOOK_SECRET (issue 18, item 7): the secret it signs webhooks with is
@@ -48,8 +49,7 @@ describe('anole serve: the webhook secret', () => {
       body: JSON.stringify({ input: { prompt: 'hello', max_new_tokens: 3 }, webhook: hook, webhook_events_filter: ['completed'] }),
     });
     expect(res.status).toBe(201);
-    const until = Date.now() + 20_000;
-    while (received.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    await waitUntil(() => received.length > 0, 20_000, 'the webhook', 100);
     expect(received).toHaveLength(1);
     const verified = new Webhook(secret).verify(received[0].body, received[0].headers as Record<string, string>) as { status: string };
     expect(verified.status).toBe('succeeded');

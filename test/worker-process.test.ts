@@ -3,9 +3,10 @@ import readline from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PredictionEvent, PredictionRecord } from '../contract/prediction.ts';
 import { withHugepageMalloc } from '../sidecar/onnx/hugepage-malloc.ts';
-import { loadRuntime } from '../sidecar/worker/load-runtime.ts';
-import { Worker } from '../sidecar/worker/worker.ts';
+import { JobWorker } from '../sidecar/worker/job-worker.ts';
+import { loadModel } from '../sidecar/worker/load-model.ts';
 import { longTextInput, startHarness, type Harness } from './worker-harness.ts';
+import { waitUntil } from './wait-until.ts';
 
 /**
  * The worker as its own process (sidecar/worker/main.ts, configured by the environment), as it
@@ -24,14 +25,6 @@ afterAll(async () => {
 
 const finished = (r: PredictionRecord) => ['succeeded', 'failed', 'canceled', 'aborted'].includes(r.status);
 const events = async (id: string): Promise<PredictionEvent[]> => (await h.predictions.readEvents(id)).map((e) => e.event);
-
-async function waitUntil(cond: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 interface WorkerProcess {
   child: ChildProcess;
@@ -81,8 +74,8 @@ describe('worker process', () => {
     expect((await first.exited).signal).toBe('SIGKILL');
     expect((await h.predictions.get(id))!.value.status).toBe('processing');
 
-    const runtime = await loadRuntime(h.modelDir, h.blobs);
-    const second = new Worker({ runtime, blobs: h.blobs, predictions: h.predictions, queue: h.queue }, { waitSeconds: 1, visibilitySeconds: 2, cancelPollMs: 100, chunkSize: 4 });
+    const model = await loadModel(h.modelDir);
+    const second = new JobWorker({ model, store: h.blobs, queue: h.queue }, { waitSeconds: 1, visibilitySeconds: 2, cancelPollMs: 100, chunkSize: 4 });
     const loop = second.run();
     try {
       const r = await h.waitFor(id, finished, 40_000);
@@ -91,7 +84,7 @@ describe('worker process', () => {
     } finally {
       await second.drain();
       await loop;
-      await Promise.all([runtime.generator.release(), runtime.codec.release()]);
+      await Promise.all([model.generator.release(), model.codec.release()]);
     }
     const evs = await events(id);
     expect(evs.filter((e) => e.type === 'done')).toEqual([{ type: 'done', status: 'succeeded' }]);

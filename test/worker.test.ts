@@ -5,11 +5,11 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PredictionEvent, PredictionRecord } from '../contract/prediction.ts';
 import { startHealthServer } from '../sidecar/worker/health-server.ts';
-import { loadRuntime } from '../sidecar/worker/load-runtime.ts';
-import type { JobRuntime } from '../sidecar/worker/run-jobs.ts';
 import { generateWebhookSecret, webhookId, WebhookSender } from '../sidecar/worker/webhooks.ts';
-import { Worker, type WorkerOptions } from '../sidecar/worker/worker.ts';
+import { JobWorker, type WorkerOptions } from '../sidecar/worker/job-worker.ts';
+import { loadModel, type LoadedModel } from '../sidecar/worker/load-model.ts';
 import { longTextInput, startHarness, type Harness } from './worker-harness.ts';
+import { waitUntil } from './wait-until.ts';
 
 /**
  * The worker end to end on the real engine (a tiny random model), real local S3 (s3rver behind
@@ -18,24 +18,24 @@ import { longTextInput, startHarness, type Harness } from './worker-harness.ts';
  * jobs, an S3 outage mid-job, signed webhooks with retries, health and metrics.
  */
 let h: Harness;
-let runtime: JobRuntime;
+let model: LoadedModel;
 const secret = generateWebhookSecret();
 
 beforeAll(async () => {
   h = await startHarness({ visibilityTimeoutSeconds: 3, maxReceiveCount: 4, queueName: 'worker-test' });
-  runtime = await loadRuntime(h.modelDir, h.blobs);
+  model = await loadModel(h.modelDir);
 });
 afterAll(async () => {
-  await Promise.all([runtime?.generator.release(), runtime?.codec.release()]);
+  await Promise.all([model?.generator.release(), model?.codec.release()]);
   await h?.close();
 });
 
 const FAST: WorkerOptions = { waitSeconds: 1, batchWindowMs: 50, visibilitySeconds: 3, cancelPollMs: 100, maxAttempts: 3 }; // one short of the queue's maxReceiveCount
 
 /** Runs `body` with a worker on the queue, then drains it (and checks nothing is left behind). */
-async function withWorker<T>(opts: WorkerOptions, body: (w: Worker) => Promise<T>, rt: JobRuntime = runtime): Promise<T> {
-  const worker = new Worker(
-    { runtime: rt, blobs: h.blobs, predictions: h.predictions, queue: h.queue, webhooks: new WebhookSender({ secret, baseDelayMs: 50 }) },
+async function withWorker<T>(opts: WorkerOptions, body: (w: JobWorker) => Promise<T>, loaded: LoadedModel = model): Promise<T> {
+  const worker = new JobWorker(
+    { model: loaded, store: h.blobs, queue: h.queue, webhooks: new WebhookSender({ secret, baseDelayMs: 50 }) },
     { ...FAST, ...opts },
   );
   const loop = worker.run();
@@ -52,14 +52,6 @@ const events = async (id: string): Promise<PredictionEvent[]> => (await h.predic
 const textOf = (evs: PredictionEvent[], sequence = 0) => evs.filter((e) => e.type === 'text' && e.sequence === sequence).map((e) => (e as { delta: string }).delta).join('');
 /** The events of the last attempt: a retry starts with another `processing`. */
 const lastAttempt = (evs: PredictionEvent[]) => evs.slice(evs.map((e) => e.type === 'status' && e.status === 'processing').lastIndexOf(true));
-
-async function waitUntil(cond: () => Promise<boolean>, timeoutMs = 30_000, what = 'condition'): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('worker', () => {
   it('runs text, image, interleaved and image-to-image jobs as one batch, with PNGs, previews and events', async () => {
@@ -137,7 +129,7 @@ describe('worker', () => {
   });
 
   it('records a job delivered twice, to two workers, exactly once', async () => {
-    const second = await loadRuntime(h.modelDir, h.blobs);
+    const second = await loadModel(h.modelDir);
     try {
       const id = await h.submit({ prompt: 'once', mode: 'image', sampling: { seed: 5 } });
       await h.queue.send({ predictionId: id, jobKey: `jobs/${id}.json` }); // SQS's at-least-once, made certain
