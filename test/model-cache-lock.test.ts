@@ -15,6 +15,7 @@ import { DEFAULT_PART_BYTES, s3CacheDir } from '../sidecar/bundle/s3-download.ts
 import { uploadBundle } from '../sidecar/bundle/s3-upload.ts';
 import { writeBundle } from '../sidecar/bundle/write-bundle.ts';
 import { startFakeHub, type FakeHub, type FakeHubFile } from './fake-hub-server.ts';
+import { waitUntil } from './wait-until.ts';
 
 /**
  * Several processes resolving one model location at once (workers started together, a CLI run
@@ -149,7 +150,14 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** When a lock was last touched (its directory's mtime, which the holder renews), or undefined when there is none. */
+function touchedAt(lockDir: string): number | undefined {
+  try {
+    return fs.statSync(lockDir).mtimeMs;
+  } catch {
+    return undefined;
+  }
+}
 
 beforeAll(async () => {
   stack = await startLocalStack();
@@ -190,8 +198,11 @@ describe('one download per cache directory across processes', () => {
     try {
       // one is fetching the weights (held here), the other says it waits for it
       await within(Promise.all([hold.arrived, Promise.race(children.map((c) => c.waiting))]), 30_000, 'one downloading while the other waits');
-      // longer than the stale timeout: the holder keeps its lock fresh, so the waiter must not take it over
-      await sleep(staleSeconds * 1000 + 1000);
+      // past the stale timeout by the lock's own clock (its mtime, not a guessed sleep): the holder has
+      // touched it staleSeconds after it was first seen, so the waiter, polling all along, found it fresh
+      const lockDir = `${s3CacheDir(cache, parseS3Uri(location))}.lock`;
+      const seen = touchedAt(lockDir)!;
+      await waitUntil(() => (touchedAt(lockDir) ?? 0) >= seen + staleSeconds * 1000, 30_000, 'the holder to touch its lock past the stale timeout', 100);
       hold.release();
       const [a, b] = await within(Promise.all(children.map((c) => c.result)), 30_000, 'both resolves');
 
