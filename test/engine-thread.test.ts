@@ -38,6 +38,22 @@ async function collect(generate: AsyncGenerator<{ type: string; sequence: number
   return events;
 }
 
+/** How many times the event loop turned (setImmediate) between asking for a generation's first event and getting it; drains the rest. */
+async function turnsBeforeFirstEvent(generate: AsyncGenerator<{ type: string }>): Promise<number> {
+  let turns = 0;
+  let counting = true;
+  const turn = () => {
+    if (!counting) return;
+    turns++;
+    setImmediate(turn);
+  };
+  setImmediate(turn);
+  await generate.next();
+  counting = false;
+  for await (const _ of generate);
+  return turns;
+}
+
 describe('EngineThread', () => {
   it('streams the same events as the in-process generator', async () => {
     const N = local.config.imageSeqLength;
@@ -69,16 +85,13 @@ describe('EngineThread', () => {
   });
 
   it('keeps the main thread free while a chunk runs', async () => {
-    // One long chunk (the whole budget in one session.run). In-process, no timer could fire
-    // during it; on the thread, the main thread's timer keeps ticking.
-    let ticks = 0;
-    const timer = setInterval(() => ticks++, 1);
-    const started = Date.now();
-    await collect(thread.generator.generate([request('text', 120, 6), request('text', 120, 7)], { chunkSize: 120 }));
-    const elapsed = Date.now() - started;
-    clearInterval(timer);
-    expect(elapsed).toBeGreaterThan(50);
-    expect(ticks).toBeGreaterThan(elapsed / 20);
+    // One chunk (the whole budget in one session.run), and the main thread's event loop turns counted
+    // until its first event: no clock, an order. In process the chunk blocks the loop, so it cannot
+    // turn before that event (the premise of the thread); on the thread it turns all along.
+    const requests = () => [request('text', 40, 6), request('text', 40, 7)];
+    const [there, here] = [await turnsBeforeFirstEvent(thread.generator.generate(requests(), { chunkSize: 40 })), await turnsBeforeFirstEvent(local.generate(requests(), { chunkSize: 40 }))];
+    expect(here).toBe(0);
+    expect(there).toBeGreaterThan(0);
   });
 
   it('a bad checkpoint rejects start() with the checkpoint error', async () => {
