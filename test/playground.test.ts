@@ -14,9 +14,10 @@ import { startServe, type ServedProcess } from './serve-harness.ts';
 /**
  * The playground page in a real browser (Debian's Chromium, driven by playwright-core) against
  * `anole serve` on the tiny model: an image grows from row previews to the final PNG, text streams
- * in, an uploaded image is used, bad input shows the server's own message, the gallery survives a
- * reload, the page fits a phone and is driven by the keyboard, and it requests nothing outside its
- * origin. Screenshots go to test/artifacts/.
+ * in, an uploaded image is used, the model is named (the random default with a warning), a refused
+ * value shows at its control in words and an empty prompt is refused before sending, the gallery
+ * survives a reload, the page fits a phone and is driven by the keyboard, and it requests nothing
+ * outside its origin. Screenshots go to test/artifacts/.
  */
 const ARTIFACTS = path.resolve(import.meta.dirname, 'artifacts');
 
@@ -209,33 +210,74 @@ describe('the playground page', () => {
     await page.close();
   }, 120_000);
 
-  it("shows the server's message for bad input, in plain words", async () => {
+  it('says which model answers and that the random default makes noise', async () => {
     const page = await openPage();
-    // what the server says about this input, asked directly
+    expect(await page.locator('#model').textContent()).toBe('Model: anole/anole-7b · 2 layers, 64×64 pictures');
+    const warning = page.locator('#model-warning');
+    expect(await warning.isVisible()).toBe(true);
+    expect(await warning.textContent()).toMatch(/^This is a small model with random weights, not Anole-7B .*its pictures are noise and its text is gibberish\. Start the server with ANOLE_MODEL set to a real checkpoint/);
+    await page.close();
+  });
+
+  it('refuses an empty prompt at the prompt, sending nothing', async () => {
+    const page = await openPage();
+    const posted: string[] = [];
+    page.on('request', (r) => r.method() === 'POST' && posted.push(r.url()));
+    await page.fill('#prompt', '   ');
+    await page.click('#run');
+    const message = page.locator('#prompt-error');
+    await message.waitFor({ state: 'visible' });
+    expect(await message.textContent()).toBe('The prompt is empty: write what you want, or attach an image.');
+    expect(await page.locator('#prompt').getAttribute('aria-invalid')).toBe('true');
+    expect((await page.locator('#prompt').getAttribute('aria-describedby'))!.split(' ')).toEqual(['prompt-error', 'prompt-help']);
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('prompt');
+    expect(await page.locator('#status').textContent()).toBe('Not sent: see the form.');
+    expect(posted).toEqual([]);
+    // typing clears it
+    await page.keyboard.type('Hello');
+    expect(await message.count()).toBe(0);
+    expect(await page.locator('#prompt').getAttribute('aria-invalid')).toBeNull();
+    expect(await page.locator('#prompt').getAttribute('aria-describedby')).toBe('prompt-help');
+    expect(pageErrors(page)).toEqual([]);
+    await page.close();
+  });
+
+  it("shows a refused value at its control in words (from the server's param), not as a path", async () => {
+    const page = await openPage();
+    // what the server says about this input, asked directly: a zod path and zod's words
     const direct = await fetch(`${served.url}/v1/predictions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ input: { prompt: 'Hello', mode: 'text', sampling: { temperature: 50 } } }),
     });
-    const serverMessage = (await direct.json()).error.message as string;
-    expect(direct.status).toBeGreaterThanOrEqual(400);
+    expect(direct.status).toBe(422);
+    expect((await direct.json()).error).toMatchObject({ param: 'input.sampling.temperature', message: 'input.sampling.temperature: Too big: expected number to be <=10' });
 
     await page.fill('#prompt', 'Hello');
     await page.click('#settings summary');
     await page.fill('#temperature', '50');
+    await page.click('#settings summary'); // closed again: the error opens it
     await page.click('#run');
     const alert = page.getByRole('alert');
     await alert.waitFor({ state: 'visible' });
-    const shown = await alert.textContent();
-    expect(shown).toContain(serverMessage);
-    expect(shown).toMatch(/^Starting the prediction failed — /);
+    expect(await alert.textContent()).toBe('Starting the prediction failed — Temperature must be at most 10.');
+    const atField = page.locator('#temperature-error');
+    expect(await atField.textContent()).toBe('Temperature must be at most 10.');
+    expect(await atField.isVisible()).toBe(true); // the settings were opened to show it
+    expect(await page.locator('#temperature').getAttribute('aria-invalid')).toBe('true');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('temperature');
     await shot(page, 'bad-input');
 
-    // a file that says PNG but is not one: refused when used, with the server's reason
+    // a file that says PNG but is not one: refused when used, at the images, with the server's reason
     await page.fill('#temperature', '');
+    expect(await atField.count()).toBe(0); // edited: its message went
     await page.setInputFiles('#files', { name: 'broken.png', mimeType: 'image/png', buffer: Buffer.from('not a picture at all') });
     await page.click('#run');
-    await expect.poll(() => alert.textContent()).toMatch(/^Starting the prediction failed — the server cannot read that kind of file: .+/);
+    await expect.poll(() => alert.textContent()).toMatch(/^Starting the prediction failed — Images: not an image any decoder here reads: .+\.$/);
+    expect(await page.locator('#images-error').textContent()).toMatch(/^Images: not an image any decoder here reads: .+/);
+    expect(await page.locator('#drop').getAttribute('aria-invalid')).toBe('true');
+    expect(await page.locator('#temperature-error').count()).toBe(0);
+    expect(await alert.textContent()).not.toContain('input.');
     await shot(page, 'bad-image');
     expect(pageErrors(page).filter((e) => !/status of 4\d\d/.test(e))).toEqual([]); // the browser logs the refused requests
     await page.close();

@@ -3,9 +3,11 @@ import type { PlaygroundConfig } from '../playground/page-config.ts';
 import { pageFromParts, readPrebuiltPage, type BuiltPage } from '../playground/prebuilt-page.ts';
 import { LIMITS } from '../prepare-job.ts';
 import { DEFAULT_SAMPLING } from '../../contract/generation-request.ts';
+import { summarizeCheckpoint } from '../../model/checkpoint-summary.ts';
 import type { AuthEnv } from './auth.ts';
 import type { ApiContext } from './deps.ts';
 import { ApiError, errorResponse } from './errors.ts';
+import { servedModel } from './models.ts';
 import { UPLOAD_CONTENT_TYPES } from './schemas.ts';
 
 /**
@@ -38,6 +40,7 @@ export function playgroundRoute(app: OpenAPIHono<AuthEnv>, ctx: ApiContext): voi
 
 async function render(ctx: ApiContext): Promise<{ html: string; csp: string }> {
   const built = await loadPlaygroundPage();
+  const checkpoint = summarizeCheckpoint(ctx.config);
   const config: PlaygroundConfig = {
     keysOn: ctx.apiKeys.length > 0,
     imageToken: ctx.processor.config.imageToken,
@@ -49,6 +52,7 @@ async function render(ctx: ApiContext): Promise<{ html: string; csp: string }> {
       guidance: { ...DEFAULT_SAMPLING.guidance },
     },
     limits: { maxImages: LIMITS.maxImages, maxImageBytes: ctx.limits.image.maxBytes, maxN: LIMITS.maxN, uploadTypes: UPLOAD_CONTENT_TYPES },
+    model: { id: servedModel(ctx).id, layers: checkpoint.layers, imageSize: checkpoint.imageSize, randomShape: checkpoint.randomShape },
   };
   // presigning makes no request: it only tells where the bucket's URLs point
   const bucket = new URL((await ctx.store.presignGet('playground-origin-probe', 60)).url).origin;

@@ -10,6 +10,10 @@ export class ApiFailure extends Error {
     message: string,
     readonly status: number | null,
     readonly serverMessage: string | null,
+    /** The value the server refused (its error body's `param`: `input.sampling.temperature`). */
+    readonly param: string | null = null,
+    /** What failed, in words ("Starting the prediction"). */
+    readonly action: string | null = null,
   ) {
     super(message);
     this.name = 'ApiFailure';
@@ -87,7 +91,7 @@ export async function failureOf(res: Response, what: string): Promise<ApiFailure
   }
   const why = STATUS_WORDS[res.status] ?? `the server answered ${res.status}`;
   const detail = serverMessage ? `: ${serverMessage}${param && !serverMessage.includes(param) ? ` (${param})` : ''}` : '.';
-  return new ApiFailure(`${what} failed — ${why}${detail}`, res.status, serverMessage);
+  return new ApiFailure(`${what} failed — ${why}${detail}`, res.status, serverMessage, param, what);
 }
 
 const STATUS_WORDS: Record<number, string> = {

@@ -14,8 +14,16 @@ export interface FormValues {
 export const NUMBER_FIELDS = ['max_new_tokens', 'n', 'temperature', 'top_p', 'top_k', 'repetition_penalty', 'seed', 'guidance_text', 'guidance_image'] as const;
 export type NumberField = (typeof NUMBER_FIELDS)[number];
 
-/** Thrown for what the page can tell at once (a control that holds no number). */
-export class FormError extends Error {}
+/** Thrown for what the page can tell at once (an empty prompt, a box that holds no number), with the control it is about. */
+export class FormError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'FormError';
+  }
+}
 
 export function readForm(form: HTMLFormElement): FormValues {
   const prompt = (form.elements.namedItem('prompt') as HTMLTextAreaElement).value;
@@ -23,10 +31,15 @@ export function readForm(form: HTMLFormElement): FormValues {
   const numbers = {} as FormValues['numbers'];
   for (const name of NUMBER_FIELDS) {
     const input = form.elements.namedItem(name) as HTMLInputElement;
-    if (input.validity.badInput) throw new FormError(`${input.labels?.[0]?.textContent?.trim() ?? name}: that is not a number.`);
+    if (input.validity.badInput) throw new FormError(name, `${input.labels?.[0]?.textContent?.trim() ?? name} must be a number.`);
     numbers[name] = input.value.trim() === '' ? undefined : Number(input.value);
   }
   return { prompt, mode, numbers };
+}
+
+/** An empty prompt is refused before anything is sent (the server would run it from nothing); attached images alone are a prompt. */
+export function checkPrompt(prompt: string, images: number): void {
+  if (prompt.trim() === '' && images === 0) throw new FormError('prompt', 'The prompt is empty: write what you want, or attach an image.');
 }
 
 /** Images without a marker in the prompt go first, each with its own marker. */

@@ -17,4 +17,6 @@ export interface PlaygroundConfig {
     guidance: { text: number; image: number };
   };
   limits: { maxImages: number; maxImageBytes: number; maxN: number; uploadTypes: readonly string[] };
+  /** The served model: its name (GET /v1/models) and what its config says (model/checkpoint-summary.ts). */
+  model: { id: string; layers: number; imageSize: number; randomShape: boolean };
 }

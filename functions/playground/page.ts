@@ -1,7 +1,9 @@
 import { ApiClient, ApiFailure } from './api-client.ts';
 import { Attachments } from './attachments.ts';
 import { followStream, type StreamEvent } from './event-stream.ts';
-import { FormError, predictionBody, readForm } from './form-input.ts';
+import { controlForParam, refusalInWords, sentence } from './field-errors.ts';
+import { FieldMessages } from './field-messages.ts';
+import { checkPrompt, FormError, predictionBody, readForm } from './form-input.ts';
 import { entryOf, Gallery } from './gallery.ts';
 import { OutputView } from './output-view.ts';
 import type { PlaygroundConfig } from './page-config.ts';
@@ -23,6 +25,7 @@ const cancelButton = $<HTMLButtonElement>('cancel');
 const statusLine = $<HTMLParagraphElement>('status');
 const errorBox = $<HTMLDivElement>('error');
 const outputEl = $<HTMLDivElement>('output');
+const fields = new FieldMessages(form);
 
 // the API key stays in this tab (sessionStorage), never in the gallery
 const KEY_STORE = 'anole.playground.key';
@@ -32,6 +35,7 @@ keyInput.addEventListener('change', () => sessionStorage.setItem(KEY_STORE, keyI
 const api = new ApiClient(() => (config.keysOn ? keyInput.value : ''));
 
 showDefaults(config.defaults);
+showModel(config.model);
 
 const attachments = new Attachments(
   { drop: $('drop'), picker: $('files'), pick: $('pick'), list: $('attached') },
@@ -83,12 +87,14 @@ cancelButton.addEventListener('click', () => {
 async function run(): Promise<void> {
   const current = (running = { id: null as string | null, abort: new AbortController() });
   hideError();
+  fields.clear();
   runButton.disabled = true;
   const started = performance.now();
   let output: OutputView | undefined;
   try {
     const values = readForm(form);
     const files = attachments.all;
+    checkPrompt(values.prompt, files.length);
     const uploads: string[] = [];
     for (const [k, file] of files.entries()) {
       setStatus(`Uploading image ${k + 1} of ${files.length}…`);
@@ -120,7 +126,7 @@ async function run(): Promise<void> {
     if (final.status === 'failed' || final.status === 'aborted') showError(`The prediction ${final.status === 'failed' ? 'failed' : 'was aborted'}: ${final.error ?? failure ?? 'the server gave no reason'}`);
     outputEl.dataset.status = final.status;
   } catch (e) {
-    setStatus('Stopped by an error.');
+    setStatus(e instanceof FormError ? 'Not sent: see the form.' : 'Stopped by an error.');
     showError(e);
   } finally {
     running = null;
@@ -142,8 +148,17 @@ function setStatus(text: string): void {
   statusLine.textContent = text;
 }
 
+/** In the alert; a refused value also at its control, in words (the server's param names it). */
 function showError(e: unknown): void {
-  const message = e instanceof ApiFailure || e instanceof FormError ? e.message : typeof e === 'string' ? e : `Something went wrong in the page: ${(e as Error)?.message ?? e}`;
+  let message: string;
+  if (e instanceof FormError) {
+    fields.show(e.field, e.message);
+    message = e.message;
+  } else if (e instanceof ApiFailure) {
+    const control = controlForParam(e.param);
+    const text = control && e.serverMessage ? sentence(fields.label(control), refusalInWords(e.serverMessage, e.param)) : null;
+    message = text && fields.show(control!, text) ? `${e.action} failed — ${text}` : e.message;
+  } else message = typeof e === 'string' ? e : `Something went wrong in the page: ${(e as Error)?.message ?? e}`;
   errorBox.textContent = message;
   errorBox.hidden = false;
 }
@@ -151,6 +166,16 @@ function showError(e: unknown): void {
 function hideError(): void {
   errorBox.hidden = true;
   errorBox.textContent = '';
+}
+
+/** Which model answers, and that a random one's pictures are noise (the default model is one). */
+function showModel(m: PlaygroundConfig['model']): void {
+  $('model').textContent = `Model: ${m.id} · ${m.layers} layers, ${m.imageSize}×${m.imageSize} pictures`;
+  const warning = $('model-warning');
+  warning.hidden = !m.randomShape;
+  warning.textContent = m.randomShape
+    ? "This is a small model with random weights, not Anole-7B (the server's default when it is given no model): its pictures are noise and its text is gibberish. Start the server with ANOLE_MODEL set to a real checkpoint for real ones."
+    : '';
 }
 
 /** Each control's placeholder and hint show the server's default. */
