@@ -34,5 +34,25 @@ export async function loadEngine(model: Checkpoint | ModelSource, opts: SessionC
     return Object.assign(await StepGenerator.load(source, opts), { name });
   }
   const { Generator } = await import('./generator.ts');
-  return Object.assign(await Generator.load(source, opts), { name });
+  const loop = await Generator.load(source, opts);
+  return Object.assign(loop, { name, generate: oneCallAtATime(loop.generate.bind(loop)) });
+}
+
+/**
+ * The Loop engine runs one batch at a time (its cache crosses JavaScript between chunks): calls that
+ * overlap take turns in order of arrival, where engine v2 would batch them together.
+ */
+export function oneCallAtATime(generate: GenerationEngine['generate']): GenerationEngine['generate'] {
+  let last: Promise<void> = Promise.resolve();
+  return async function* (requests, opts) {
+    let done!: () => void;
+    const previous = last;
+    last = new Promise<void>((resolve) => (done = resolve));
+    try {
+      await previous;
+      yield* generate(requests, opts);
+    } finally {
+      done();
+    }
+  };
 }
