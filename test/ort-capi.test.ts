@@ -1,8 +1,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { Worker } from 'node:worker_threads';
 import koffi from 'koffi';
 import ort from 'onnxruntime-node';
@@ -14,6 +12,7 @@ import {
   Allocator, checkVersion, cpuMemoryInfo, cudaProviderOptionsString, Env, IoBinding, MemoryInfo, OrtCallError, ortLibrary,
   RunOptions, Session, SessionOptions, SLOTS, Value, type CallName,
 } from '../sidecar/ort-capi/index.ts';
+import { bindRunRelease, exposeGc } from './ort-capi-cycle.ts';
 import { addOneGraph, bf16CastGraph, foldableGraph, gqaGraph, pseudoRandom, referenceAttention, type GqaShape } from './ort-capi-graphs.ts';
 
 // ONNX Runtime also logs each provider library it cannot load ("Failed to load library
@@ -466,20 +465,9 @@ describe('ort-capi: release', () => {
     const session = Session.fromBytes(addOneGraph(256).bytes);
     const x = new Float32Array(256).fill(1);
     const y = new Float32Array(256);
-    const cycle = () => {
-      const xv = Value.fromArray(x, [256]);
-      const yv = Value.fromArray(y, [256]);
-      const binding = new IoBinding(session);
-      binding.bindInput('x', xv).bindOutput('y', yv);
-      binding.run();
-      for (const out of binding.outputValues()) out.release();
-      binding.release();
-      xv.release();
-      yv.release();
-    };
+    const cycle = () => bindRunRelease(session, x, y);
     // Collected garbage before each reading, so the figure is native memory, not JS heap waiting for a GC.
-    v8.setFlagsFromString('--expose-gc');
-    const gc = vm.runInNewContext('gc') as () => void;
+    const gc = exposeGc();
     for (let i = 0; i < 3000; i++) cycle(); // warm-up: malloc arenas and the JIT settle (RSS climbs ~1 MB per 1,000 until then)
     gc();
     const warm = process.memoryUsage().rss;
