@@ -14,7 +14,7 @@ import { serveApi, type ServedApi } from '../contract/serve-http.ts';
 import { AnoleProcessor } from '../model/preprocess/processor.ts';
 import { parseAnoleConfig, type AnoleConfig } from '../model/config.ts';
 import { startWorker, type StartedWorker } from '../sidecar/worker/start-worker.ts';
-import type { WorkerOptions } from '../sidecar/worker/worker.ts';
+import type { WorkerOptions } from '../sidecar/worker/job-worker.ts';
 
 /** The API on the real local stack (s3rver behind the conditional-write front, local-aws-sqs) and the fixture model's processor. */
 export const FIXTURE_MODEL = 'test/fixtures/anole-tiny';

@@ -9,8 +9,7 @@ import { Generator } from '../sidecar/engine/generator.ts';
 import { ImageCodec } from '../sidecar/engine/image-codec.ts';
 import { openModel } from '../sidecar/engine/model-source.ts';
 import { TextModel } from '../sidecar/engine/text-model.ts';
-import { loadRuntime } from '../sidecar/worker/load-runtime.ts';
-import { DirectoryBlobStore } from '../contract/blob-store.ts';
+import { loadModel } from '../sidecar/worker/load-model.ts';
 import type { GraphName } from '../sidecar/graphs/model-graphs.ts';
 import { missingCudaKernel } from '../sidecar/onnx/cuda-kernels.ts';
 import { DEFAULT_OPSETS } from '../sidecar/onnx/graph-builder.ts';
@@ -145,12 +144,12 @@ describe('model bundles (anole convert)', () => {
     expect(await imageCodesOf(bundles.fp32)).toEqual(await imageCodesOf(FIXTURE));
   });
 
-  it('loadRuntime loads a bundle in process and on the engine thread', async () => {
+  it('loadModel loads a bundle in process and on the engine thread', async () => {
     for (const thread of [false, true]) {
-      const runtime = await loadRuntime(bundles.int4, new DirectoryBlobStore(path.join(tmp, 'store')), { thread, intraOpNumThreads: 1 });
-      expect(runtime.generator.config.vocabSize).toBe(65536);
-      expect(await runtime.decodeText([16400])).toBeTypeOf('string');
-      await Promise.all([runtime.generator.release(), runtime.codec.release()]);
+      const model = await loadModel(bundles.int4, { thread, intraOpNumThreads: 1 });
+      expect(model.generator.config.vocabSize).toBe(65536);
+      expect(await model.decodeText([16400])).toBeTypeOf('string');
+      await Promise.all([model.generator.release(), model.codec.release()]);
     }
   });
 

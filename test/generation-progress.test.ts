@@ -6,7 +6,7 @@ import { GenerationProgress, type ProgressView } from '../cli/generation-progres
 import { DirectoryBlobStore } from '../contract/blob-store.ts';
 import { prepareJob } from '../functions/prepare-job.ts';
 import { AnoleProcessor } from '../model/preprocess/processor.ts';
-import { loadModelRuntime, releaseModel } from '../sidecar/worker/load-runtime.ts';
+import { loadModel, releaseModel } from '../sidecar/worker/load-model.ts';
 import { runJobs } from '../sidecar/worker/run-jobs.ts';
 
 /**
@@ -20,14 +20,14 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe('generate progress', () => {
   it('an image advances row by row to a full bar, then "decoding (VQ)" until each PNG is there', async () => {
-    const model = await loadModelRuntime(FIXTURE, { thread: false, intraOpNumThreads: 1 });
+    const model = await loadModel(FIXTURE, { thread: false, intraOpNumThreads: 1 });
     try {
       const store = new DirectoryBlobStore(tmp);
       const processor = await AnoleProcessor.load(FIXTURE);
       const job = await prepareJob({ prompt: 'a cat', mode: 'image', n: 2, sampling: { seed: 4 } }, { id: 'p', config: model.generator.config, processor, store, outputPrefix: '' });
       const stages = new GenerationProgress(job.n, job.maxNewTokens);
       const seen: { event: string; view: ProgressView }[] = [];
-      for await (const [, event] of runJobs([job], { ...model, store })) seen.push({ event: event.type, view: { ...stages.update(event) } });
+      for await (const [, event] of runJobs([job], model, store)) seen.push({ event: event.type, view: { ...stages.update(event) } });
 
       const [gridRows] = model.codec.vq.quantStateDims;
       const rows = seen.filter((s) => s.view.stage === 'image 1: rows' && s.event === 'image_rows').map((s) => s.view);

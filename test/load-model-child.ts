@@ -1,13 +1,12 @@
-import { DirectoryBlobStore } from '../contract/blob-store.ts';
-import { loadRuntime } from '../sidecar/worker/load-runtime.ts';
+import { loadModel } from '../sidecar/worker/load-model.ts';
 
 /**
- * `node --import tsx test/load-runtime-child.ts MODEL_DIR BLOB_DIR`: loads a runtime as the worker
+ * `node --import tsx test/load-model-child.ts MODEL_DIR`: loads a model as the worker
  * does and prints "loaded" or "failed: <message>"; the process must then exit on its own.
  */
-const [modelDir, blobDir] = process.argv.slice(2);
+const [modelDir] = process.argv.slice(2);
 try {
-  await loadRuntime(modelDir, new DirectoryBlobStore(blobDir));
+  await loadModel(modelDir);
   console.log('loaded');
 } catch (e) {
   console.log(`failed: ${(e as Error).message}`);

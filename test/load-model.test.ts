@@ -6,10 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const FIXTURE = 'test/fixtures/anole-tiny';
 
-describe('loadRuntime', () => {
+describe('loadModel', () => {
   let dir: string;
   beforeAll(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-runtime-'));
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-load-model-'));
     fs.cpSync(FIXTURE, path.join(dir, 'no-tokenizer'), { recursive: true });
     fs.rmSync(path.join(dir, 'no-tokenizer', 'tokenizer.json'));
   });
@@ -18,7 +18,7 @@ describe('loadRuntime', () => {
   // The tokenizer loads while the engine thread starts: when it fails, the thread that did start
   // must go too, or the process would never exit.
   it('fails with the tokenizer error and leaves no engine thread running when tokenizer.json is missing', () => {
-    const child = ['--import', 'tsx', 'test/load-runtime-child.ts', path.join(dir, 'no-tokenizer'), path.join(dir, 'blobs')];
+    const child = ['--import', 'tsx', 'test/load-model-child.ts', path.join(dir, 'no-tokenizer')];
     const run = spawnSync(process.execPath, child, { encoding: 'utf8', timeout: 30_000 });
     expect(run.signal, 'the process did not exit on its own').toBeNull();
     expect(run.status, run.stderr).toBe(0);

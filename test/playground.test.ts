@@ -6,7 +6,7 @@ import { ensureChromium } from './chromium.ts';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveApi } from '../contract/serve-http.ts';
-import { loadModelRuntime, releaseModel } from '../sidecar/worker/load-runtime.ts';
+import { loadModel, releaseModel } from '../sidecar/worker/load-model.ts';
 import { startWorker, type StartedWorker } from '../sidecar/worker/start-worker.ts';
 import { FIXTURE_MODEL, startApiHarness } from './api-harness.ts';
 import { startServe, type ServedProcess } from './serve-harness.ts';
@@ -313,7 +313,7 @@ describe('the playground page', () => {
     // has come back for a second: a job that runs at once can be done before the server even
     // handles the first stream (then replayed in one), as 1000 tokens of the tiny model were under
     // a loaded CI.
-    const model = loadModelRuntime(FIXTURE_MODEL, { intraOpNumThreads: 1 });
+    const model = loadModel(FIXTURE_MODEL, { intraOpNumThreads: 1 });
     let worker: StartedWorker | undefined;
     try {
       const page = await openPage(undefined, api.url);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nativeBindingDir } from '../sidecar/onnx/session.ts';
-import { loadModelRuntime } from '../sidecar/worker/load-runtime.ts';
+import { loadModel } from '../sidecar/worker/load-model.ts';
 import { gpuRequirement } from '../sidecar/worker/require-gpu.ts';
 
 // No silent CPU: the worker, as the image runs it (`anole worker`), on this machine without CUDA.
@@ -64,8 +64,8 @@ describe('a worker that must run on CUDA refuses to start without it', () => {
     expect(r.stderr).toBe(`anole: CUDA is required (ANOLE_REQUIRE_GPU=1) but cannot run: no CUDA provider libraries: ${missingProvider} is missing\n`);
   });
 
-  it('loadModelRuntime refuses it too (the path `anole serve` takes, in process), before any session exists', async () => {
-    await expect(loadModelRuntime(cudaBundle, { thread: false })).rejects.toThrow(
+  it('loadModel refuses it too (the path `anole serve` takes, in process), before any session exists', async () => {
+    await expect(loadModel(cudaBundle, { thread: false })).rejects.toThrow(
       `CUDA is required (${cudaBundle} is a --target cuda bundle) but cannot run: no CUDA provider libraries: ${missingProvider} is missing`,
     );
   });

@@ -9,7 +9,7 @@ import { AnoleTokenizer } from '../model/preprocess/tokenizer.ts';
 import type { GeneratorLike } from '../sidecar/engine/engine-thread.ts';
 import { DEFAULT_SAMPLING } from '../contract/generation-request.ts';
 import type { GenerationEvent } from '../sidecar/engine/generator.ts';
-import { loadModelRuntime, releaseModel } from '../sidecar/worker/load-runtime.ts';
+import { loadModel, releaseModel } from '../sidecar/worker/load-model.ts';
 import { runJobs, type JobEvent } from '../sidecar/worker/run-jobs.ts';
 
 /**
@@ -24,7 +24,7 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe('runJobs, text around an image', () => {
   it('reports the text before an image, an unfinished character included, before the image, in its events and its parts alike', async () => {
-    const model = await loadModelRuntime(FIXTURE, { thread: false, intraOpNumThreads: 1 });
+    const model = await loadModel(FIXTURE, { thread: false, intraOpNumThreads: 1 });
     const tokenizer = await AnoleTokenizer.load(FIXTURE);
     const config = model.generator.config;
     const [, a, euroLead, euro2, euro3, b] = await tokenizer.encode('A€B'); // bytes: A, E2, 82, AC, B
@@ -50,7 +50,7 @@ describe('runJobs, text around an image', () => {
     };
     const events: JobEvent[] = [];
     try {
-      for await (const [, event] of runJobs([job], { ...model, generator, store: new DirectoryBlobStore(tmp) })) events.push(event);
+      for await (const [, event] of runJobs([job], { ...model, generator }, new DirectoryBlobStore(tmp))) events.push(event);
     } finally {
       await releaseModel(model);
     }

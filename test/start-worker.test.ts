@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { loadModelRuntime } from '../sidecar/worker/load-runtime.ts';
+import { loadModel } from '../sidecar/worker/load-model.ts';
 import { startWorker } from '../sidecar/worker/start-worker.ts';
 import { workerConfigFromEnv } from '../sidecar/worker/worker-config.ts';
 
@@ -14,11 +14,11 @@ describe('startWorker', () => {
     const port = (blocker.address() as net.AddressInfo).port;
     try {
       // the model the worker's process starts loading before it imports startWorker
-      const runtime = await loadModelRuntime(FIXTURE, { thread: false, intraOpNumThreads: 1 });
+      const model = await loadModel(FIXTURE, { thread: false, intraOpNumThreads: 1 });
       const released: string[] = [];
       for (const part of ['generator', 'codec'] as const) {
-        const release = runtime[part].release.bind(runtime[part]);
-        runtime[part].release = () => (released.push(part), release());
+        const release = model[part].release.bind(model[part]);
+        model[part].release = () => (released.push(part), release());
       }
       const closed = 'http://127.0.0.1:9'; // nothing is contacted before the health server starts
       const config = workerConfigFromEnv(FIXTURE, {
@@ -27,7 +27,7 @@ describe('startWorker', () => {
         ANOLE_S3_ENDPOINT: closed,
         ANOLE_HEALTH_PORT: String(port),
       });
-      await expect(startWorker(config, Promise.resolve(runtime))).rejects.toThrow(/EADDRINUSE/);
+      await expect(startWorker(config, Promise.resolve(model))).rejects.toThrow(/EADDRINUSE/);
       expect(released.sort()).toEqual(['codec', 'generator']);
     } finally {
       blocker.close();

@@ -1,14 +1,14 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { DirectoryBlobStore } from '../../contract/blob-store.ts';
+import { DirectoryBlobStore, type BlobStore } from '../../contract/blob-store.ts';
 import type { GenerationJob } from '../../contract/job.ts';
 import { parseAnoleConfig } from '../../model/config.ts';
 import type { GenerationMode } from '../../model/constraints.ts';
 import { prepareJob } from '../../functions/prepare-job.ts';
 import { AnoleProcessor } from '../../model/preprocess/processor.ts';
-import { loadRuntime, releaseModel } from '../../sidecar/worker/load-runtime.ts';
-import { runJobs, type JobRuntime } from '../../sidecar/worker/run-jobs.ts';
+import { loadModel, releaseModel, type LoadedModel } from '../../sidecar/worker/load-model.ts';
+import { runJobs } from '../../sidecar/worker/run-jobs.ts';
 import { GenerationProgress } from '../generation-progress.ts';
 import { progress, withProgress } from '../progress.ts';
 import { streamEvent } from '../stream-event.ts';
@@ -90,20 +90,20 @@ async function generateInto(modelDir: string, images: Uint8Array[], out: string,
     { id: 'cli', config, processor, store, outputPrefix: '' },
   );
   if (!opts.greedy) process.stderr.write(`seed ${job.seed} (--seed ${job.seed} makes this result again)\n`);
-  const runtime = await withProgress('loading the model', () => loadRuntime(modelDir, store));
+  const loaded = await withProgress('loading the model', () => loadModel(modelDir));
   try {
-    return await generateWith(runtime, job, out, opts);
+    return await generateWith(loaded, store, job, out, opts);
   } finally {
-    await releaseModel(runtime);
+    await releaseModel(loaded);
   }
 }
 
-async function generateWith(runtime: JobRuntime, job: GenerationJob, out: string, opts: GenerateOptions): Promise<void> {
+async function generateWith(model: LoadedModel, store: BlobStore, job: GenerationJob, out: string, opts: GenerateOptions): Promise<void> {
   const bar = progress('generating', job.maxNewTokens * job.n);
   const stages = new GenerationProgress(job.n, job.maxNewTokens);
   let result;
   try {
-    for await (const [, event] of runJobs([job], runtime, { chunkSize: opts.chunkSize })) {
+    for await (const [, event] of runJobs([job], model, store, { chunkSize: opts.chunkSize })) {
       const line = opts.stream ? streamEvent(event) : undefined;
       if (line) process.stdout.write(JSON.stringify(line) + '\n');
       const view = stages.update(event);

@@ -7,7 +7,7 @@ import { readCheckpointConfig } from '../weights/checkpoint.ts';
 import { isBundle, readManifest } from './manifest.ts';
 import { describeEstimate, estimateMemory, largestFittingBatch, memoryShortfalls, type AvailableMemory, type MemoryEstimate, type ServingShape } from './memory-estimate.ts';
 
-/** The worker's default batch (Worker's maxBatch) when ANOLE_BATCH_SIZE is not set. */
+/** The worker's default batch (JobWorker's maxBatch) when ANOLE_BATCH_SIZE is not set. */
 export const DEFAULT_BATCH = 4;
 
 /** A model directory's config and what it was built for (a Hugging Face directory runs as fp32 on the CPU). */

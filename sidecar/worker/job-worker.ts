@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { JobQueue, ReceivedJob } from '../../contract/job-queue.ts';
 import type { PredictionRecord } from '../../contract/prediction.ts';
-import type { PredictionStore } from '../../contract/prediction-store.ts';
+import { PredictionStore } from '../../contract/prediction-store.ts';
 import type { S3BlobStore } from '../../contract/s3-blob-store.ts';
 import { isTransientError } from '../../contract/transient-error.ts';
 import { claimDelivery } from './claim-delivery.ts';
@@ -11,14 +11,14 @@ import { emptyMetrics, type HealthSource, type WorkerMetrics, type WorkerState }
 import { startHeartbeat } from './heartbeat.ts';
 import { JobLeases } from './job-lease.ts';
 import { notifyOutput, presentRecord, webhookNotifier } from './prediction-webhooks.ts';
-import { runJobs, type JobRuntime } from './run-jobs.ts';
+import type { LoadedModel } from './load-model.ts';
+import { runJobs } from './run-jobs.ts';
 import type { WebhookSender } from './webhooks.ts';
 
-export interface WorkerDeps {
-  /** The loaded model; its store is replaced by `blobs`. */
-  runtime: JobRuntime;
-  blobs: S3BlobStore;
-  predictions: PredictionStore;
+export interface JobWorkerDeps {
+  model: LoadedModel;
+  /** Where everything is kept: the records and their events, the jobs, their images and outputs, the leases. */
+  store: S3BlobStore;
   queue: JobQueue;
   webhooks?: WebhookSender;
   /** A webhook's body: the prediction as the API shows it (default: the stored record, image keys as presigned URLs). */
@@ -69,9 +69,8 @@ export interface WorkerOptions {
  * unless all of its PNGs and events were stored first); on the last allowed delivery it fails the
  * job if it can still write, else SQS moves the message to the dead-letter queue.
  */
-export class Worker implements HealthSource {
+export class JobWorker implements HealthSource {
   readonly id: string;
-  private readonly runtime: JobRuntime;
   private readonly counters: WorkerMetrics = emptyMetrics();
   private readonly opts: Required<Omit<WorkerOptions, 'chunkSize' | 'log' | 'workerId'>> & Pick<WorkerOptions, 'chunkSize' | 'log'>;
   private readonly ctx: DeliveryContext;
@@ -81,7 +80,7 @@ export class Worker implements HealthSource {
   private loop: Promise<void> | undefined;
 
   constructor(
-    private readonly deps: WorkerDeps,
+    private readonly deps: JobWorkerDeps,
     opts: WorkerOptions = {},
   ) {
     const visibilitySeconds = opts.visibilitySeconds ?? 60;
@@ -97,18 +96,17 @@ export class Worker implements HealthSource {
       ...opts,
     };
     this.id = opts.workerId ?? `worker-${randomUUID().slice(0, 8)}`;
-    this.runtime = { ...deps.runtime, store: deps.blobs };
     const log = (message: string) => this.log(message);
     this.ctx = {
       workerId: this.id,
-      blobs: deps.blobs,
-      predictions: deps.predictions,
+      blobs: deps.store,
+      predictions: new PredictionStore(deps.store),
       queue: deps.queue,
-      leases: new JobLeases(deps.blobs, visibilitySeconds * 1000),
+      leases: new JobLeases(deps.store, visibilitySeconds * 1000),
       metrics: this.counters,
       maxAttempts: this.opts.maxAttempts,
       visibilitySeconds,
-      notify: webhookNotifier({ webhooks: deps.webhooks, present: deps.present ?? ((r) => presentRecord(r, deps.blobs)), log }),
+      notify: webhookNotifier({ webhooks: deps.webhooks, present: deps.present ?? ((r) => presentRecord(r, deps.store)), log }),
       log,
     };
     this.endings = new DeliveryEndings(this.ctx);
@@ -189,7 +187,8 @@ export class Worker implements HealthSource {
     try {
       const events = runJobs(
         claims.map((c) => c.job),
-        this.runtime,
+        this.deps.model,
+        this.deps.store,
         { chunkSize: this.opts.chunkSize, previewEveryRows: this.opts.previewEveryRows, signals },
       );
       for await (const [jobId, ev] of events) {

@@ -1,34 +1,34 @@
-import type { BlobStore } from '../../contract/blob-store.ts';
-import { loadImageProcessorConfig } from '../../model/preprocess/preprocessor-config.ts';
+import { loadImageProcessorConfig, type ImageProcessorConfig } from '../../model/preprocess/preprocessor-config.ts';
 import { AnoleTokenizer } from '../../model/preprocess/tokenizer.ts';
-import { EngineThread } from '../engine/engine-thread.ts';
+import { EngineThread, type CodecLike, type GeneratorLike } from '../engine/engine-thread.ts';
 import type { SessionConfig } from '../onnx/session.ts';
 import { assertGpuIfRequired } from './require-gpu.ts';
-import type { JobRuntime } from './run-jobs.ts';
 
-export interface RuntimeOptions extends SessionConfig {
+export interface LoadModelOptions extends SessionConfig {
   /** Run the model on its own thread (default), so the event loop stays free while chunks run. */
   thread?: boolean;
 }
 
-/** A job runtime without its store: what loading a model gives. */
-export type ModelRuntime = Omit<JobRuntime, 'store'>;
+/** A model loaded once for many jobs: what runJobs runs them on. */
+export interface LoadedModel {
+  /** In-process (Generator, ImageCodec) or on an engine thread (EngineThread). */
+  generator: GeneratorLike;
+  codec: CodecLike;
+  decodeText: (ids: number[]) => Promise<string>;
+  imageConfig: ImageProcessorConfig;
+}
 
 /** Releases a loaded model's sessions (and its engine thread, when it has one). */
-export async function releaseModel(model: Pick<JobRuntime, 'generator' | 'codec'>): Promise<void> {
+export async function releaseModel(model: Pick<LoadedModel, 'generator' | 'codec'>): Promise<void> {
   await Promise.all([model.generator.release(), model.codec.release()]);
 }
 
 /**
  * Loads a model once for many jobs, from a Hugging Face checkpoint directory or a bundle made by
- * `anole convert`: a bad checkpoint fails here, with one CheckpointError.
+ * `anole convert`: a bad checkpoint fails here, with one CheckpointError. It needs no storage (the
+ * worker starts the load before it connects any).
  */
-export async function loadRuntime(modelDir: string, store: BlobStore, opts: RuntimeOptions = {}): Promise<JobRuntime> {
-  return { ...(await loadModelRuntime(modelDir, opts)), store };
-}
-
-/** loadRuntime's model part, which needs no storage (the worker starts it before it connects any). */
-export async function loadModelRuntime(modelDir: string, opts: RuntimeOptions = {}): Promise<ModelRuntime> {
+export async function loadModel(modelDir: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
   const { thread = true, ...session } = opts;
   // No silent CPU: a model that must run on CUDA (ANOLE_REQUIRE_GPU=1, a --target cuda bundle) is refused here,
   // in one line saying why, when CUDA cannot start; nothing has been loaded yet.
@@ -37,7 +37,7 @@ export async function loadModelRuntime(modelDir: string, opts: RuntimeOptions = 
   // starts and makes its sessions. A bad tokenizer stops the thread at once rather than after
   // minutes of loading weights; whichever fails, nothing is left running.
   const stop = new AbortController();
-  const loadEngine = async (): Promise<Pick<JobRuntime, 'generator' | 'codec'>> => {
+  const loadEngine = async (): Promise<Pick<LoadedModel, 'generator' | 'codec'>> => {
     if (thread) return EngineThread.start(modelDir, session, { signal: stop.signal });
     // in process: ONNX Runtime is imported only here, so a main thread with an engine thread never loads it
     const [{ openModel }, { loadEngine }, { ImageCodec }] = await Promise.all([

@@ -1,7 +1,7 @@
 import { resolveModelLocation } from '../bundle/model-location.ts';
 import { assertModelFits, servingShapeFromEnv } from '../bundle/model-memory.ts';
 import { hasHugepageMalloc } from '../onnx/hugepage-malloc.ts';
-import { loadModelRuntime, releaseModel } from './load-runtime.ts';
+import { loadModel, releaseModel } from './load-model.ts';
 import { assertGpuIfRequired } from './require-gpu.ts';
 import { modelLocationFromEnv, workerConfigFromEnv } from './worker-config.ts';
 
@@ -16,11 +16,11 @@ import { modelLocationFromEnv, workerConfigFromEnv } from './worker-config.ts';
 // no model setting, no worker (modelLocationFromEnv); an s3:// location or a Hub repo id is downloaded (once) first
 const config = workerConfigFromEnv(await resolveModelLocation(modelLocationFromEnv()));
 // refused in one line, before anything loads or the rest is imported: a model that must run on CUDA where CUDA
-// cannot start (require-gpu.ts; loadModelRuntime asks too, for `serve`), and a load that cannot fit this machine:
+// cannot start (require-gpu.ts; loadModel asks too, for `serve`), and a load that cannot fit this machine:
 // weights + KV cache at ANOLE_BATCH_SIZE + activations (model-memory.ts)
 await assertGpuIfRequired(config.modelDir);
 assertModelFits(config.modelDir, servingShapeFromEnv());
-const model = loadModelRuntime(config.modelDir, { intraOpNumThreads: config.intraOpNumThreads });
+const model = loadModel(config.modelDir, { intraOpNumThreads: config.intraOpNumThreads });
 model.catch(() => {}); // startWorker reports it; a failed import below must not leave it unhandled
 const { startWorker } = await import('./start-worker.ts').catch(async (e) => {
   await model.then(releaseModel, () => {});

@@ -21,7 +21,7 @@ export async function assertGpuIfRequired(modelDir: string, env: NodeJS.ProcessE
   const requirement = gpuRequirement(modelDir, env);
   if (!requirement) return;
   const { cudaUnavailableReason, GpuUnavailableError } = await import('../onnx/session.ts');
-  probed ??= cudaUnavailableReason(); // once per process: the worker asks before its imports, loadModelRuntime again
+  probed ??= cudaUnavailableReason(); // once per process: the worker asks before its imports, loadModel again
   const reason = await probed;
   if (reason) throw new GpuUnavailableError(`CUDA is required (${requirement}) but cannot run: ${reason}`);
 }

@@ -1,9 +1,8 @@
 import type { BlobStore } from '../../contract/blob-store.ts';
 import { preparedImage, type GenerationJob, type JobResult, type OutputPart, type SequenceResult } from '../../contract/job.ts';
-import type { ImageProcessorConfig } from '../../model/preprocess/preprocessor-config.ts';
-import type { CodecLike, GeneratorLike } from '../engine/engine-thread.ts';
 import type { SequenceRequest } from '../../contract/generation-request.ts';
 import { spliceImageTokens } from '../engine/splice-image-tokens.ts';
+import type { LoadedModel } from './load-model.ts';
 import { StopSequences } from './stop-sequences.ts';
 import { TextStream } from './text-stream.ts';
 
@@ -16,16 +15,6 @@ export type JobEvent =
   | { type: 'image'; sequence: number; image: number; key: string; width: number; height: number }
   | { type: 'done'; result: JobResult };
 
-/** The loaded model parts a job needs. */
-export interface JobRuntime {
-  /** In-process (Generator, ImageCodec) or on an engine thread (EngineThread). */
-  generator: GeneratorLike;
-  codec: CodecLike;
-  decodeText: (ids: number[]) => Promise<string>;
-  imageConfig: ImageProcessorConfig;
-  store: BlobStore;
-}
-
 export interface RunOptions {
   chunkSize?: number;
   /** A preview every this many finished rows (0 = none): each costs one VQ decode. */
@@ -35,17 +24,17 @@ export interface RunOptions {
 }
 
 /**
- * Runs jobs as one batch: their images are encoded to tokens and spliced into the prompts,
- * every sequence of every job shares the generator's chunks, and each finished image is decoded,
- * written as a PNG (`${outputPrefix}image-{k}-{i}.png`) and reported. Yields [jobId, event]; a
+ * Runs jobs as one batch on `model`: their images (read from `store`) are encoded to tokens and spliced
+ * into the prompts, every sequence of every job shares the generator's chunks, and each finished image is
+ * decoded, written to `store` as a PNG (`${outputPrefix}image-{k}-{i}.png`) and reported. Yields [jobId, event]; a
  * job's last event is `done` with its result (the caller records it).
  */
-export async function* runJobs(jobs: GenerationJob[], rt: JobRuntime, opts: RunOptions = {}): AsyncGenerator<[string, JobEvent]> {
+export async function* runJobs(jobs: GenerationJob[], model: LoadedModel, store: BlobStore, opts: RunOptions = {}): AsyncGenerator<[string, JobEvent]> {
   const started = Date.now();
   const requests: SequenceRequest[] = [];
   const owner: { job: GenerationJob; k: number; stop?: AbortController }[] = [];
   for (const job of jobs) {
-    const promptIds = await spliceJobImages(job, rt);
+    const promptIds = await spliceJobImages(job, model, store);
     for (let k = 0; k < job.n; k++) {
       // a sequence that reached a stop string stops at the engine's next chunk boundary
       const stop = job.stop?.length ? new AbortController() : undefined;
@@ -68,9 +57,9 @@ export async function* runJobs(jobs: GenerationJob[], rt: JobRuntime, opts: RunO
     }
   }
 
-  const [gridRows] = rt.codec.vq.quantStateDims;
+  const [gridRows] = model.codec.vq.quantStateDims;
   const state = owner.map(({ job }) => ({
-    text: new TextStream(rt.decodeText),
+    text: new TextStream(model.decodeText),
     stops: new StopSequences(job.stop ?? []),
     parts: [] as OutputPart[],
     images: 0,
@@ -78,7 +67,7 @@ export async function* runJobs(jobs: GenerationJob[], rt: JobRuntime, opts: RunO
   }));
   const pending = new Map(jobs.map((j) => [j.id, j.n]));
 
-  for await (const event of rt.generator.generate(requests, { chunkSize: opts.chunkSize })) {
+  for await (const event of model.generator.generate(requests, { chunkSize: opts.chunkSize })) {
     const { job, k, stop } = owner[event.sequence];
     const s = state[event.sequence];
     // after a stop string only the sequence's end matters (the engine may run on to its chunk's end)
@@ -97,7 +86,7 @@ export async function* runJobs(jobs: GenerationJob[], rt: JobRuntime, opts: RunO
         // the text before the image is complete: a character it left unfinished is reported now,
         // before the image, and the text after the image starts a stream of its own
         const tail = s.stops.push(await s.text.flush()) + s.stops.flush(); // a stop string does not span an image
-        s.text = new TextStream(rt.decodeText);
+        s.text = new TextStream(model.decodeText);
         if (s.stops.stopped) {
           stop?.abort();
           if (tail) {
@@ -116,15 +105,15 @@ export async function* runJobs(jobs: GenerationJob[], rt: JobRuntime, opts: RunO
       case 'image_rows': {
         const every = opts.previewEveryRows ?? 0;
         const preview = every > 0 && event.rows < gridRows && event.rows % every === 0
-          ? await previewPng(rt, event.codes, event.rows)
+          ? await previewPng(model, event.codes, event.rows)
           : undefined;
         yield [job.id, { type: 'image_rows', sequence: k, image: s.images, rows: event.rows, totalRows: gridRows, preview }];
         break;
       }
       case 'image_done': {
-        const [png] = await decodeToPng(rt, [event.codes]);
+        const [png] = await decodeToPng(model, [event.codes]);
         const key = `${job.outputPrefix}image-${k}-${s.images}.png`;
-        await rt.store.put(key, png.bytes, 'image/png');
+        await store.put(key, png.bytes, 'image/png');
         const part = { type: 'image' as const, key, width: png.width, height: png.height };
         s.parts.push(part);
         yield [job.id, { ...part, sequence: k, image: s.images++ }];
@@ -162,29 +151,29 @@ function appendText(parts: OutputPart[], text: string): void {
 }
 
 /** The job's prompt with each image's placeholders replaced by the image's tokens. */
-async function spliceJobImages(job: GenerationJob, rt: JobRuntime): Promise<number[]> {
+async function spliceJobImages(job: GenerationJob, model: LoadedModel, store: BlobStore): Promise<number[]> {
   if (job.images.length === 0) return job.promptIds;
-  const pixels = await Promise.all(job.images.map(async (key) => preparedImage.decode(await rt.store.get(key))));
+  const pixels = await Promise.all(job.images.map(async (key) => preparedImage.decode(await store.get(key))));
   const size = pixels[0].length;
   const batch = new Float32Array(size * pixels.length);
   pixels.forEach((p, i) => batch.set(p, i * size));
-  const tokens = await rt.codec.encodeTokens(batch, pixels.length);
+  const tokens = await model.codec.encodeTokens(batch, pixels.length);
   return spliceImageTokens(job.promptIds, tokens.map((t) => Array.from(t)), {
-    imageTokenId: rt.generator.config.imageTokenId,
-    imageSeqLength: rt.codec.imageSeqLength,
+    imageTokenId: model.generator.config.imageTokenId,
+    imageSeqLength: model.codec.imageSeqLength,
   });
 }
 
-async function decodeToPng(rt: JobRuntime, codes: number[][], keepRows?: number): Promise<{ bytes: Uint8Array; width: number; height: number }[]> {
-  const { outChannels, resolution } = rt.codec.vq;
+async function decodeToPng(model: LoadedModel, codes: number[][], keepRows?: number): Promise<{ bytes: Uint8Array; width: number; height: number }[]> {
+  const { outChannels, resolution } = model.codec.vq;
   // Imported at the first image rather than at start: sharp brings libvips, about 19 MB that a worker
   // starting on a cold gp3 volume would otherwise read before ready (0.2–0.3 s of it at 125 MiB/s).
   const { encodePng, postprocess } = await import('../../model/preprocess/image-processor.ts');
-  const pixels = await rt.codec.decode(codes);
-  const images = postprocess(pixels, [codes.length, outChannels, resolution, resolution], rt.imageConfig);
+  const pixels = await model.codec.decode(codes);
+  const images = postprocess(pixels, [codes.length, outChannels, resolution, resolution], model.imageConfig);
   return Promise.all(
     images.map(async (img) => {
-      const height = keepRows === undefined ? img.height : (keepRows * img.height) / rt.codec.vq.quantStateDims[0];
+      const height = keepRows === undefined ? img.height : (keepRows * img.height) / model.codec.vq.quantStateDims[0];
       const top = { ...img, height, data: img.data.subarray(0, height * img.width * 3) };
       return { bytes: await encodePng(top), width: top.width, height };
     }),
@@ -192,9 +181,9 @@ async function decodeToPng(rt: JobRuntime, codes: number[][], keepRows?: number)
 }
 
 /** A preview: the finished rows decoded (the rest filled with the last code), cropped to those rows. */
-async function previewPng(rt: JobRuntime, codes: number[], finishedRows: number): Promise<Uint8Array> {
-  const finished = finishedRows * rt.codec.vq.quantStateDims[1];
-  const filled = [...codes.slice(0, finished), ...new Array(rt.codec.imageSeqLength - finished).fill(codes[finished - 1] ?? 0)];
-  const [png] = await decodeToPng(rt, [filled], finishedRows);
+async function previewPng(model: LoadedModel, codes: number[], finishedRows: number): Promise<Uint8Array> {
+  const finished = finishedRows * model.codec.vq.quantStateDims[1];
+  const filled = [...codes.slice(0, finished), ...new Array(model.codec.imageSeqLength - finished).fill(codes[finished - 1] ?? 0)];
+  const [png] = await decodeToPng(model, [filled], finishedRows);
   return png.bytes;
 }

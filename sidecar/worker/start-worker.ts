@@ -1,18 +1,17 @@
 import { SqsJobQueue } from '../../contract/job-queue.ts';
-import { PredictionStore } from '../../contract/prediction-store.ts';
 import { createS3Client } from '../../contract/s3.ts';
 import { S3BlobStore } from '../../contract/s3-blob-store.ts';
 import { createSqsClient } from '../../contract/sqs.ts';
 import { startHealthServer, type HealthServer } from './health-server.ts';
-import { loadModelRuntime, releaseModel, type ModelRuntime } from './load-runtime.ts';
+import { JobWorker } from './job-worker.ts';
+import { loadModel, releaseModel, type LoadedModel } from './load-model.ts';
 import { generateWebhookSecret, WebhookSender } from './webhooks.ts';
-import { Worker } from './worker.ts';
 import type { WorkerConfig } from './worker-config.ts';
 
 export { workerConfigFromEnv, type WorkerConfig } from './worker-config.ts';
 
 export interface StartedWorker {
-  worker: Worker;
+  worker: JobWorker;
   health: HealthServer;
   webhookSecret: string;
   /** Drains (the batch in hand finishes, nothing new is taken), then closes the servers and the model. */
@@ -24,21 +23,20 @@ export interface StartedWorker {
  * before importing this module), connects S3 and the queue, starts the loop and the health server.
  * A failure releases whatever was started, so the process can exit.
  */
-export async function startWorker(config: WorkerConfig, model?: Promise<ModelRuntime>): Promise<StartedWorker> {
-  const loading = model ?? loadModelRuntime(config.modelDir, { intraOpNumThreads: config.intraOpNumThreads });
+export async function startWorker(config: WorkerConfig, model?: Promise<LoadedModel>): Promise<StartedWorker> {
+  const loading = model ?? loadModel(config.modelDir, { intraOpNumThreads: config.intraOpNumThreads });
   const blobs = new S3BlobStore(createS3Client(config.s3), config.s3.bucket);
   const sqs = createSqsClient(config.queue);
   const webhookSecret = config.webhookSecret ?? generateWebhookSecret();
-  let runtime: ModelRuntime | undefined;
-  let worker: Worker;
+  let loadedModel: LoadedModel | undefined;
+  let worker: JobWorker;
   let health: HealthServer;
   try {
-    runtime = await loading;
-    worker = new Worker(
+    loadedModel = await loading;
+    worker = new JobWorker(
       {
-        runtime: { ...runtime, store: blobs },
-        blobs,
-        predictions: new PredictionStore(blobs),
+        model: loadedModel,
+        store: blobs,
         queue: new SqsJobQueue(sqs, config.queue.queueUrl),
         webhooks: new WebhookSender({ secret: webhookSecret, log: config.worker?.log, ...config.webhook }),
         present: config.present,
@@ -47,12 +45,12 @@ export async function startWorker(config: WorkerConfig, model?: Promise<ModelRun
     );
     health = await startHealthServer(worker, config.health);
   } catch (e) {
-    if (runtime) await releaseModel(runtime);
+    if (loadedModel) await releaseModel(loadedModel);
     sqs.destroy();
     blobs.s3.destroy();
     throw e;
   }
-  const loaded = runtime;
+  const loaded = loadedModel;
   const loop = worker.run();
   let stopping: Promise<void> | undefined;
   return {

@@ -3,7 +3,7 @@ import { s3SettingsFromEnv, type S3Settings } from '../../contract/s3-settings.t
 import { queueSettingsFromEnv, type QueueSettings } from '../../contract/sqs-settings.ts';
 import { addressPolicyFromEnv } from '../../contract/address-policy.ts';
 import type { WebhookSenderOptions } from './webhooks.ts';
-import type { WorkerOptions } from './worker.ts';
+import type { WorkerOptions } from './job-worker.ts';
 
 // Settings only, no SDK or server: the worker reads and checks its environment first, then starts
 // loading the model, then imports the rest (sidecar/worker/main.ts).
