@@ -71,7 +71,8 @@ export function startSequence(c: AnoleConfig, request: SequenceRequest, index: n
     remaining: request.maxNewTokens,
     seen,
     counts: new Float32Array(c.vocabSize),
-    guided: guidanceEnabled(request),
+    // guidance rows serve images only: a sequence that can draw none holds one slot, not three
+    guided: guidanceEnabled(request) && (k.startInImage || k.allowBoi),
     hasGuidanceRows: false,
     imageCodes: [],
     rowsReported: 0,
