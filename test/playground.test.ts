@@ -238,6 +238,15 @@ describe('the playground page', () => {
     expect(await message.count()).toBe(0);
     expect(await page.locator('#prompt').getAttribute('aria-invalid')).toBeNull();
     expect(await page.locator('#prompt').getAttribute('aria-describedby')).toBe('prompt-help');
+    // a box that holds no number (a lone minus sign) is refused at that box, also before sending
+    await page.click('#settings summary');
+    await page.focus('#seed');
+    await page.keyboard.type('-');
+    await page.click('#run');
+    await page.locator('#seed-error').waitFor({ state: 'visible' });
+    expect(await page.locator('#seed-error').textContent()).toBe('Seed must be a number.');
+    expect(await page.getByRole('alert').textContent()).toBe('Seed must be a number.');
+    expect(posted).toEqual([]);
     expect(pageErrors(page)).toEqual([]);
     await page.close();
   });
