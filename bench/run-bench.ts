@@ -107,6 +107,12 @@ class PresetRun {
     const { measurePrecision, PRECISION_LABELS } = await import('./measure-precision.ts');
     const engine = await measureEngine(this.preset, dir, (name, run) => this.part(name, run), (line) => this.log(line));
     const precision = await this.part('precision', () => measurePrecision(dir, { tokens: 64 }));
+    // continuous against static batching: minutes of images on small, nothing to learn from tiny's 16-token ones
+    const batching = this.preset === 'small' ? await this.part('batching', async () => {
+      const { measureBatching } = await import('./measure-batching.ts');
+      const { openCheckpoint } = await import('../sidecar/weights/checkpoint.ts');
+      return measureBatching(openCheckpoint(dir), (line) => this.log(line));
+    }) : undefined;
     for (const [key, p] of Object.entries(precision)) {
       this.log(
         `precision, ${PRECISION_LABELS[key]}: top-1 ${(p.top1_agreement * 100).toFixed(1)}%, mean KL ${p.mean_kl.toExponential(2)}, ` +
@@ -117,6 +123,7 @@ class PresetRun {
       ...engine,
       ...load,
       precision,
+      ...(batching ? { batching } : {}),
       ...(this.coldStartFigures ? { cold_start: coldStartGroup(this.coldStartFigures) } : {}),
       checkpoint_mb: checkpointMiB,
       part_seconds: this.partSeconds,
