@@ -26,6 +26,13 @@ afterAll(async () => {
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
+/** What the local S3 server keeps of object `key` in the data directory (its files, whatever their suffixes), or '' while there is none. */
+function recordOnDisk(key: string): string {
+  const s3Dir = path.join(dataDir, 's3');
+  const files = fs.readdirSync(s3Dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.includes(key));
+  return files.map((f) => fs.readFileSync(path.join(s3Dir, f), 'utf8')).join('\n');
+}
+
 const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
   fetch(`${url}/v1/predictions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
 
@@ -38,7 +45,8 @@ describe('Idempotency-Key after a crash', () => {
     const body = { input: { prompt: 'crash me', max_new_tokens: 3 } };
     const headers = { 'idempotency-key': 'crash-1', prefer: 'wait=5' };
     void post(first.url, body, headers).catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 1000));
+    // killed once its key's record names the prediction (it then waits behind the work ahead), not after a guessed second
+    await waitUntil(() => recordOnDisk(idempotencyRecordKey(LOCAL_OWNER, 'crash-1')).includes('"prediction_id"'), 60_000, "the first request's prediction", 20);
     first.child.kill('SIGKILL');
     await first.exited;
 
