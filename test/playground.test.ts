@@ -288,6 +288,9 @@ describe('the playground page', () => {
     expect(await page.locator('#temperature-error').count()).toBe(0);
     expect(await alert.textContent()).not.toContain('input.');
     await shot(page, 'bad-image');
+    await page.click('#attached button'); // removing the image clears the message at the images
+    expect(await page.locator('#images-error').count()).toBe(0);
+    expect(await page.locator('#drop').getAttribute('aria-invalid')).toBeNull();
     expect(pageErrors(page).filter((e) => !/status of 4\d\d/.test(e))).toEqual([]); // the browser logs the refused requests
     await page.close();
   }, 60_000);

@@ -50,6 +50,8 @@ export class Attachments {
   }
 
   private render(): void {
+    // the images changed: as an edit of a control does, it clears a message shown at them (field-messages.ts)
+    this.els.drop.dispatchEvent(new Event('input', { bubbles: true }));
     this.els.list.replaceChildren(
       ...this.files.map((f, k) => {
         const li = document.createElement('li');
