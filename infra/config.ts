@@ -11,8 +11,9 @@ export const ENV = {
   /** contract/sqs.ts: the job queue. */
   queueUrl: 'ANOLE_QUEUE_URL',
   /**
-   * cli/default-model.ts, functions/api/deps-from-env.ts: the model directory. In the worker container
-   * a local directory (the model-sync container filled it from S3 before the worker starts). The
+   * sidecar/worker/worker-config.ts (required: the worker has no default model), functions/api/deps-from-env.ts:
+   * the model directory. In the worker container a local directory (the model-sync container filled it from
+   * S3 before the worker starts). The
    * Lambdas are given the bundle's `s3://bucket/prefix/` URI; infra/handlers/model-files.ts copies the
    * few files the API reads (config, tokenizer, processor) to /tmp and points this variable there
    * before the API code loads.
