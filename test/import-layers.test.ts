@@ -31,7 +31,7 @@ describe('import directions', () => {
       ['model/config.ts', "import { x } from '../contract/job.ts';\nexport * from './vocabulary.ts';"],
       ['contract/job.ts', "import type { Y } from '../functions/api/deps.ts';\nimport { z } from '../model/config.ts';"],
       ['sidecar/worker/main.ts', "import { resolveModelDir } from '../../cli/default-model.ts';"],
-      ['test/anything.ts', "import { x } from '../sidecar/worker/worker.ts';"], // not a layer: no rule
+      ['test/anything.ts', "import { x } from '../sidecar/worker/job-worker.ts';"], // not a layer: no rule
     ]);
     expect(wrongArrows(files).map(describeArrow)).toEqual([
       "functions/api/bad.ts:2 imports '../../sidecar/worker/run-jobs.ts' (functions/ → sidecar/)",
