@@ -9,9 +9,12 @@ import { startApiHarness, type ApiHarness } from './api-harness.ts';
  */
 let h: ApiHarness;
 let app: ApiHarness['app'];
+// the API's clock (its injected now()): it stands still, and the tests move it on rather than sleep
+let clock = Date.now();
+const later = (ms: number) => void (clock += ms);
 
 beforeAll(async () => {
-  h = await startApiHarness();
+  h = await startApiHarness({ now: () => clock });
   app = h.app;
 }, 60_000);
 afterAll(async () => {
@@ -28,7 +31,9 @@ const get = async (id: string) => (await (await app.request(`/v1/predictions/${i
 describe('predictions whose job can no longer run', () => {
   it('a queued prediction past its deadline with no worker is aborted when read, with a clear error', async () => {
     const p = await create({ 'cancel-after': '300ms' });
-    await new Promise((r) => setTimeout(r, 400));
+    later(299);
+    expect((await get(p.id)).status).toBe('starting');
+    later(101);
     const now = await get(p.id);
     expect(now.status).toBe('aborted');
     expect(now.error).toMatch(/deadline \(Cancel-After\) passed before any worker started it/);
@@ -38,8 +43,8 @@ describe('predictions whose job can no longer run', () => {
   it('a running prediction whose worker died (its lease expired) is failed once its deadline passes', async () => {
     const p = await create({ 'cancel-after': '300ms' });
     await h.predictions.update(p.id, (r) => ({ ...r, status: 'processing', started_at: new Date().toISOString() }));
-    await h.store.put(leaseKey(p.id), JSON.stringify({ holder: 'a dead worker', expiresAt: Date.now() - 1 }), 'application/json');
-    await new Promise((r) => setTimeout(r, 400));
+    await h.store.put(leaseKey(p.id), JSON.stringify({ holder: 'a dead worker', expiresAt: clock - 1 }), 'application/json');
+    later(400);
     const now = await get(p.id);
     expect(now.status).toBe('failed');
     expect(now.error).toMatch(/no worker holds it/);
@@ -47,8 +52,8 @@ describe('predictions whose job can no longer run', () => {
 
   it('a prediction a live worker holds is left to that worker', async () => {
     const p = await create({ 'cancel-after': '300ms' });
-    await h.store.put(leaseKey(p.id), JSON.stringify({ holder: 'a live worker', expiresAt: Date.now() + 60_000 }), 'application/json');
-    await new Promise((r) => setTimeout(r, 400));
+    await h.store.put(leaseKey(p.id), JSON.stringify({ holder: 'a live worker', expiresAt: clock + 60_000 }), 'application/json');
+    later(400);
     expect((await get(p.id)).status).toBe('starting');
   });
 });
@@ -65,7 +70,7 @@ describe('cancel', () => {
 
   it('only asks a worker that holds it (it stops at its next chunk and records the end)', async () => {
     const p = await create();
-    await h.store.put(leaseKey(p.id), JSON.stringify({ holder: 'a live worker', expiresAt: Date.now() + 60_000 }), 'application/json');
+    await h.store.put(leaseKey(p.id), JSON.stringify({ holder: 'a live worker', expiresAt: clock + 60_000 }), 'application/json');
     const body = (await (await app.request(`/v1/predictions/${p.id}/cancel`, { method: 'POST' })).json()) as { status: string };
     expect(body.status).toBe('starting');
     expect((await h.predictions.get(p.id))!.value.cancel_requested).toBe(true);
