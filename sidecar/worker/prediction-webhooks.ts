@@ -1,6 +1,6 @@
 import type { PredictionRecord } from '../../contract/prediction.ts';
 import type { S3BlobStore } from '../../contract/s3-blob-store.ts';
-import type { Delivery, DeliveryContext, WebhookEvent } from './delivery.ts';
+import type { Delivery, DeliveryContext } from './delivery.ts';
 import { wantsEvent, type WebhookSender } from './webhooks.ts';
 
 /**
@@ -28,7 +28,7 @@ export async function notifyOutput(d: Delivery, ctx: Pick<DeliveryContext, 'pred
   const index = d.images++;
   const output = structuredClone(d.partial);
   const r = (await ctx.predictions.get(d.job.id).catch(() => undefined))?.value;
-  if (r) ctx.notify({ ...r, output }, 'output' satisfies WebhookEvent, index);
+  if (r) ctx.notify({ ...r, output }, 'output', index);
 }
 
 /** The record with each image key replaced by a presigned URL (when no API presenter is given). */
