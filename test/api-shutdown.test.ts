@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveApi } from '../contract/serve-http.ts';
 import { readSse, startApiHarness, type ApiHarness, type SseEvent } from './api-harness.ts';
+import { waitUntil } from './wait-until.ts';
 
 /**
  * The API stopping (SIGTERM to `npm start`, issue 18, item 6) with clients waiting: a `Prefer: wait`
@@ -26,7 +27,9 @@ describe('shutdown', () => {
       for await (const e of readSse(stream)) events.push(e);
     })();
     const waiting = post({ prefer: 'wait=30' });
-    await new Promise((r) => setTimeout(r, 500));
+    // stopped once the waiting request's prediction exists (its handler is under way), not after a guessed half second
+    const listed = async () => ((await (await fetch(`${api.url}/v1/predictions`)).json()) as { results: unknown[] }).results.length;
+    await waitUntil(async () => (await listed()) === 2, 10_000, "the waiting request's prediction");
 
     const started = Date.now();
     await api.close();
