@@ -50,3 +50,12 @@ export const DEFAULT_SAMPLING = {
 export function guidanceEnabled(request: Pick<SequenceRequest, 'guidance'>): boolean {
   return request.guidance.text !== 1 || request.guidance.image !== 1;
 }
+
+/**
+ * Cache rows a sequence holds in engine v2 while it runs: three when guidance is on and it can draw an
+ * image (the full, image-only and unconditioned streams), else one. The worker counts jobs with it.
+ */
+export function cacheRowsPerSequence(request: Pick<SequenceRequest, 'guidance' | 'constraints'>): 1 | 3 {
+  const k = request.constraints;
+  return guidanceEnabled(request) && (k.startInImage || k.allowBoi) ? 3 : 1;
+}

@@ -104,6 +104,14 @@ describe('worker process', () => {
     expect(await worker.exited).toEqual({ code: 0, signal: null });
     expect((await h.predictions.get(id))!.value.status).toBe('succeeded');
     expect((await h.predictions.get(later))!.value.status).toBe('starting');
-    expect(await h.queueDepth()).toEqual({ queued: 1, dead: 0 });
+    // the later job is left for the next worker, and is all that is left (the long poll the drain cut short
+    // may have hidden it for one visibility timeout; local-aws-sqs then counts it twice, so no queueDepth here)
+    const left: (string | undefined)[] = [];
+    await waitUntil(async () => {
+      left.push(...(await h.queue.receive(10, 0, { visibilitySeconds: 1 })).map((m) => m.job?.predictionId));
+      return left.includes(later);
+    }, 10_000, 'the later job back in the queue');
+    expect(new Set(left)).toEqual(new Set([later]));
+    expect((await h.queueDepth()).dead).toBe(0);
   });
 });

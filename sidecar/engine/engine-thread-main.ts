@@ -20,7 +20,8 @@ const aborts = new Map<number, AbortController[]>();
 try {
   const model = openModel(modelDir); // a Hugging Face checkpoint (validated) or a bundle
   [generator, codec] = await Promise.all([loadEngine(model, session), ImageCodec.load(model, session)]);
-  send({ type: 'ready' }); // the main thread reads the config itself (EngineThread.start)
+  // the main thread reads the config itself (EngineThread.start)
+  send({ type: 'ready', capacity: generator.capacity && { ...generator.capacity } });
 } catch (e) {
   send({ type: 'failed', message: (e as Error).message });
 }

@@ -2,6 +2,7 @@ import '../onnx/telemetry-off.ts'; // before any thread's first session: the lib
 import { Worker } from 'node:worker_threads';
 import type { AnoleConfig, VQConfig } from '../../model/config.ts';
 import type { SessionConfig } from '../onnx/session.ts';
+import type { CacheSettings } from './slot-capacity.ts';
 import { readCheckpointConfig } from '../weights/checkpoint.ts';
 import type { SequenceRequest } from '../../contract/generation-request.ts';
 import type { GenerateOptions, GenerationEvent, TransferStats } from './generator.ts';
@@ -15,16 +16,24 @@ export type ToThread =
 
 /** Messages from the engine thread. */
 export type FromThread =
-  | { type: 'ready' }
+  | { type: 'ready'; capacity?: EngineCapacity }
   | { type: 'failed'; message: string }
   | { type: 'event'; id: number; event: GenerationEvent }
   | { type: 'end'; id: number; stats: TransferStats }
   | { type: 'result'; id: number; value: unknown }
   | { type: 'error'; id: number; message: string };
 
+/** Engine v2's cache: slots (rows) and tokens per slot; the Loop engine has none (it runs one batch at a time). */
+export interface EngineCapacity {
+  slots: number;
+  context: number;
+}
+
 /** What job runners need from the generator and the image codec, wherever they run. */
 export interface GeneratorLike {
   readonly config: AnoleConfig;
+  /** Engine v2: overlapping generate calls share its slots (continuous batching). */
+  readonly capacity?: EngineCapacity;
   generate(requests: SequenceRequest[], opts?: GenerateOptions): AsyncGenerator<GenerationEvent>;
   release(): Promise<void>;
 }
@@ -62,6 +71,7 @@ export class EngineThread {
   private constructor(
     private readonly worker: Worker,
     config: AnoleConfig,
+    capacity: EngineCapacity | undefined,
   ) {
     worker.on('message', (m: FromThread) => {
       if ('id' in m) this.listeners.get(m.id)?.(m);
@@ -83,14 +93,14 @@ export class EngineThread {
       decode: (codes) => call({ type: 'decode', id: this.nextId++, codes: codes.map((c) => Array.from(c)) }),
       release: () => this.close(),
     };
-    this.generator = { config, generate: (requests, opts) => this.generate(requests, opts), release: () => this.close() };
+    this.generator = { config, capacity, generate: (requests, opts) => this.generate(requests, opts), release: () => this.close() };
   }
 
   /**
    * Loads the checkpoint on a new thread; rejects with the checkpoint's error if it is bad, or with
    * the signal's reason (the thread stopped) when `signal` aborts first.
    */
-  static async start(modelDir: string, session: SessionConfig = {}, opts: { signal?: AbortSignal } = {}): Promise<EngineThread> {
+  static async start(modelDir: string, session: SessionConfig & CacheSettings = {}, opts: { signal?: AbortSignal } = {}): Promise<EngineThread> {
     opts.signal?.throwIfAborted();
     const worker = new Worker(threadEntry(), { workerData: { entry: new URL('./engine-thread-main.ts', import.meta.url).href, modelDir, session } });
     // The config is read here while the thread starts, not sent back with 'ready': a structured
@@ -114,7 +124,7 @@ export class EngineThread {
       if (first.type === 'failed') throw new Error(first.message);
       throw config instanceof Error ? config : new Error(`engine thread: unexpected ${first.type}${config ? '' : ' (no text decoder in the config)'}`);
     }
-    return new EngineThread(worker, config);
+    return new EngineThread(worker, config, first.capacity);
   }
 
   private async *generate(requests: SequenceRequest[], opts: GenerateOptions = {}): AsyncGenerator<GenerationEvent> {

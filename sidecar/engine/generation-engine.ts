@@ -1,6 +1,7 @@
 import type { AnoleConfig } from '../../model/config.ts';
 import { stepCapable } from '../graphs/model-graphs.ts';
 import type { SessionConfig } from '../onnx/session.ts';
+import type { CacheSettings } from './slot-capacity.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
 import type { SequenceRequest } from '../../contract/generation-request.ts';
 import type { GenerateOptions, TransferStats } from './generator.ts';
@@ -10,6 +11,8 @@ import type { GenerationEvent } from './sequence.ts';
 /** What the worker, the CLI and the bench run, whichever engine it is. */
 export interface GenerationEngine {
   readonly config: AnoleConfig;
+  /** Engine v2's cache slots (overlapping calls share them); the Loop engine has none. */
+  readonly capacity?: { slots: number; context: number };
   readonly stats: TransferStats;
   generate(requests: SequenceRequest[], opts?: GenerateOptions): AsyncGenerator<GenerationEvent>;
   release(): Promise<void>;
@@ -26,7 +29,7 @@ export function engineFor(source: ModelSource): EngineName {
   return stepCapable(source.precision) ? 'v2' : 'loop';
 }
 
-export async function loadEngine(model: Checkpoint | ModelSource, opts: SessionConfig & { imageHead?: boolean; engine?: EngineName } = {}): Promise<GenerationEngine & { name: EngineName }> {
+export async function loadEngine(model: Checkpoint | ModelSource, opts: SessionConfig & CacheSettings & { imageHead?: boolean; engine?: EngineName } = {}): Promise<GenerationEngine & { name: EngineName }> {
   const source = asModelSource(model);
   const name = opts.engine ?? engineFor(source);
   if (name === 'v2') {

@@ -1,6 +1,6 @@
 import { maskOf } from '../../model/constraints.ts';
 import type { AnoleConfig } from '../../model/config.ts';
-import { guidanceEnabled, type SequenceRequest } from '../../contract/generation-request.ts';
+import { cacheRowsPerSequence, type SequenceRequest } from '../../contract/generation-request.ts';
 import { UniformStream } from './uniform-stream.ts';
 
 /**
@@ -72,7 +72,7 @@ export function startSequence(c: AnoleConfig, request: SequenceRequest, index: n
     seen,
     counts: new Float32Array(c.vocabSize),
     // guidance rows serve images only: a sequence that can draw none holds one slot, not three
-    guided: guidanceEnabled(request) && (k.startInImage || k.allowBoi),
+    guided: cacheRowsPerSequence(request) === 3,
     hasGuidanceRows: false,
     imageCodes: [],
     rowsReported: 0,

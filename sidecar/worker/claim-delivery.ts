@@ -39,7 +39,9 @@ export async function claimDelivery(msg: ReceivedJob, ctx: DeliveryContext, endi
     }
     if (record.cancel_requested) return endings.settleUnrun(msg, 'canceled', null);
 
-    lease = await ctx.leases.acquire(id, `${ctx.workerId}/${msg.messageId}/${msg.receiveCount}/${randomUUID().slice(0, 8)}`);
+    // a live lease of this worker's own, for a job it no longer runs, is an earlier run's whose release failed
+    const ownStale = (holder: string) => holder.startsWith(`${ctx.workerId}/`) && !ctx.inHand(id);
+    lease = await ctx.leases.acquire(id, `${ctx.workerId}/${msg.messageId}/${msg.receiveCount}/${randomUUID().slice(0, 8)}`, ownStale);
     if (!lease) {
       // another worker runs it: this delivery comes back after a backoff, and is dropped then if finished
       return endings.retryLater(msg, new Error(`prediction ${id} is running on another worker`));

@@ -40,6 +40,8 @@ export interface DeliveryContext {
   /** Deliveries that may run a job (WorkerOptions.maxAttempts). */
   maxAttempts: number;
   visibilitySeconds: number;
+  /** Whether this worker runs the prediction now (a delivery of a job in hand must not take its lease). */
+  inHand(predictionId: string): boolean;
   /** Sends the prediction's webhook for `event`, if it asked for one (in the background). */
   notify(record: PredictionRecord, event: WebhookEvent, index?: number): void;
   log(message: string): void;

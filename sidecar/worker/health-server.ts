@@ -17,6 +17,14 @@ export interface WorkerMetrics {
   queueWaitMs: { count: number; sum: number; max: number };
   /** Jobs running now. */
   inFlight: number;
+  /** Engine v2's cache slots (0: the Loop engine, which has none). */
+  cacheSlots: number;
+  /** Cache rows the jobs in hand hold or wait for (a job: n sequences × 3 rows when guided and drawing, else 1). */
+  rowsHeld: number;
+  /** Of rowsHeld, those beyond the slots: sequences waiting in the engine's queue. */
+  rowsWaiting: number;
+  /** Tokens generated per second over the last minute (by jobs that ended in it). */
+  tokensPerSecond: number;
 }
 
 export type WorkerState = 'starting' | 'running' | 'draining' | 'stopped';
@@ -30,6 +38,7 @@ export function emptyMetrics(): WorkerMetrics {
   return {
     jobsSucceeded: 0, jobsFailed: 0, jobsCanceled: 0, jobsAborted: 0, jobsRetried: 0, messagesDropped: 0,
     tokensGenerated: 0, batches: 0, queueWaitMs: { count: 0, sum: 0, max: 0 }, inFlight: 0,
+    cacheSlots: 0, rowsHeld: 0, rowsWaiting: 0, tokensPerSecond: 0,
   };
 }
 
@@ -75,6 +84,10 @@ function prometheusText(m: WorkerMetrics, state: WorkerState): string {
   ]);
   metric('anole_queue_wait_seconds_max', 'gauge', 'Longest queue wait seen.', [['', m.queueWaitMs.max / 1000]]);
   metric('anole_jobs_in_flight', 'gauge', 'Jobs running now.', [['', m.inFlight]]);
+  metric('anole_cache_slots', 'gauge', "Engine v2's KV cache slots (rows).", [['', m.cacheSlots]]);
+  metric('anole_cache_rows_held', 'gauge', 'Cache rows the jobs in hand hold or wait for.', [['', m.rowsHeld]]);
+  metric('anole_cache_rows_waiting', 'gauge', 'Cache rows waiting for a free slot (queued sequences).', [['', m.rowsWaiting]]);
+  metric('anole_tokens_per_second', 'gauge', 'Tokens generated per second over the last minute.', [['', m.tokensPerSecond]]);
   metric('anole_worker_up', 'gauge', 'The worker state (1 for the current one).', (['starting', 'running', 'draining', 'stopped'] as const).map((s) => [`{state="${s}"}`, s === state ? 1 : 0]));
   return lines.join('\n') + '\n';
 }

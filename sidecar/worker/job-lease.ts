@@ -23,16 +23,19 @@ export class JobLeases {
     readonly ttlMs: number,
   ) {}
 
-  /** The lease, or null while another holder's lease is live. */
-  async acquire(predictionId: string, holder: string): Promise<Lease | null> {
+  /**
+   * The lease, or null while another holder's lease is live, unless `mayTakeOver` says that holder
+   * is known to have stopped (this worker's own earlier run, whose release did not reach S3).
+   */
+  async acquire(predictionId: string, holder: string, mayTakeOver: (holder: string) => boolean = () => false): Promise<Lease | null> {
     const key = leaseKey(predictionId);
     const current = await this.blobs.getWithEtag(key);
     let etag: string;
     try {
       if (!current) etag = await this.blobs.putIfAbsent(key, this.body(holder), 'application/json');
       else {
-        const { expiresAt } = JSON.parse(new TextDecoder().decode(current.body)) as LeaseBody;
-        if (expiresAt > Date.now()) return null;
+        const live = JSON.parse(new TextDecoder().decode(current.body)) as LeaseBody;
+        if (live.expiresAt > Date.now() && !mayTakeOver(live.holder)) return null;
         etag = await this.blobs.putIfMatch(key, this.body(holder), 'application/json', current.etag);
       }
     } catch (e) {

@@ -13,6 +13,7 @@ import { JobLeases } from './job-lease.ts';
 import { notifyOutput, presentRecord, webhookNotifier } from './prediction-webhooks.ts';
 import type { LoadedModel } from './load-model.ts';
 import { runJobs } from './run-jobs.ts';
+import { cacheRowsPerSequence } from '../../contract/generation-request.ts';
 import type { WebhookSender } from './webhooks.ts';
 
 export interface JobWorkerDeps {
@@ -26,10 +27,19 @@ export interface JobWorkerDeps {
 }
 
 export interface WorkerOptions {
-  /** Jobs per generate call: every sequence of every job shares the engine's chunks. */
+  /** Jobs per receive (and per generate call): every sequence of every job shares the engine's steps. */
   maxBatch?: number;
-  /** After the first message, how long to wait for more to fill the batch. */
+  /**
+   * After the first message, how long to wait for more to fill the batch (default 100 ms for the Loop
+   * engine, which runs one batch at a time; 0 for engine v2, where a later job joins the running batch).
+   */
   batchWindowMs?: number;
+  /**
+   * Jobs running at once. Engine v2 (continuous batching): the worker keeps receiving while jobs run,
+   * as long as the jobs it holds leave a cache slot free (default: no other limit); the Loop engine:
+   * default 1 batch at a time.
+   */
+  maxJobs?: number;
   /** SQS long-poll wait while idle (at most 20). */
   waitSeconds?: number;
   /** How long a received message stays hidden; the heartbeat keeps pushing it out while the job runs. */
@@ -52,10 +62,13 @@ export interface WorkerOptions {
 }
 
 /**
- * The sidecar's long-running loop: receive jobs, run them in batches on the loaded model, record
- * each result exactly once.
+ * The sidecar's long-running loop: receive jobs, run them on the loaded model, record each result
+ * exactly once.
  *
- *   receive ≤ maxBatch messages (long poll, then a short window for more)
+ *   receive ≤ maxBatch messages (long poll, then a short window for more) whenever the jobs in hand
+ *     leave room: with engine v2 a free cache slot (its calls overlap: continuous batching, a job
+ *     that does not fit waits in the engine's queue, its message kept hidden by the heartbeat); with
+ *     the Loop engine, no batch running
  *   claim each (claim-delivery.ts): read its record; finished → delete the message (a duplicate
  *     delivery); deadline passed → aborted; cancel asked → canceled; take the job's lease (another
  *     live worker has it → leave the message); starting → processing (conditional write)
@@ -78,15 +91,31 @@ export class JobWorker implements HealthSource {
   private current: WorkerState = 'starting';
   private readonly stopReceiving = new AbortController();
   private loop: Promise<void> | undefined;
+  /**
+   * Cache rows each claimed job holds, by message id (engine v2 counts slots in rows); freed at the
+   * job's `done`.
+   */
+  private readonly holding = new Map<string, number>();
+  private readonly batches = new Set<Promise<void>>();
+  /** The predictions of the claims in hand, until their results are recorded. */
+  private readonly inHand = new Set<string>();
+  private roomChanged = signal();
+  private readonly slots: number | undefined;
+  /** [time, tokens] of the jobs that ended in the last minute (tokens per second). */
+  private readonly recent: [number, number][] = [];
+  private readonly started = Date.now();
 
   constructor(
     private readonly deps: JobWorkerDeps,
     opts: WorkerOptions = {},
   ) {
     const visibilitySeconds = opts.visibilitySeconds ?? 60;
+    this.slots = deps.model.generator.capacity?.slots;
+    const continuous = this.slots !== undefined;
     this.opts = {
       maxBatch: 4,
-      batchWindowMs: 100,
+      batchWindowMs: continuous ? 0 : 100,
+      maxJobs: continuous ? Infinity : 1,
       waitSeconds: 10,
       visibilitySeconds,
       heartbeatMs: (visibilitySeconds * 1000) / 3,
@@ -106,6 +135,7 @@ export class JobWorker implements HealthSource {
       metrics: this.counters,
       maxAttempts: this.opts.maxAttempts,
       visibilitySeconds,
+      inHand: (id) => this.inHand.has(id),
       notify: webhookNotifier({ webhooks: deps.webhooks, present: deps.present ?? ((r) => presentRecord(r, deps.store)), log }),
       log,
     };
@@ -117,7 +147,12 @@ export class JobWorker implements HealthSource {
   }
 
   metrics(): WorkerMetrics {
-    return structuredClone(this.counters);
+    const rows = [...this.holding.values()].reduce((n, r) => n + r, 0);
+    const now = Date.now();
+    while (this.recent.length > 0 && this.recent[0][0] < now - 60_000) this.recent.shift();
+    const window = Math.min(60, Math.max(1, (now - this.started) / 1000));
+    const tokensPerSecond = this.recent.reduce((n, [, t]) => n + t, 0) / window;
+    return structuredClone({ ...this.counters, cacheSlots: this.slots ?? 0, rowsHeld: rows, rowsWaiting: this.slots === undefined ? 0 : Math.max(0, rows - this.slots), tokensPerSecond });
   }
 
   /** Starts the loop; resolves when it has stopped (after drain()). */
@@ -138,44 +173,85 @@ export class JobWorker implements HealthSource {
   private async receiveLoop(): Promise<void> {
     this.current = 'running';
     while (!this.stopReceiving.signal.aborted) {
+      const room = this.room();
+      if (room === 0) {
+        await Promise.race([this.roomChanged.promise, this.stopped()]);
+        continue;
+      }
       let messages: ReceivedJob[];
       try {
-        messages = await this.receiveBatch();
+        messages = await this.receiveBatch(Math.min(room, this.opts.maxBatch));
       } catch (e) {
         if (this.stopReceiving.signal.aborted) break;
         this.log(`receive failed: ${(e as Error).message}`);
         await sleep(1000);
         continue;
       }
-      if (messages.length > 0) await this.process(messages);
+      if (messages.length === 0) continue;
+      // claimed before the next receive, so that it sees the rows these jobs hold
+      const claims = (await Promise.all(messages.map((m) => claimDelivery(m, this.ctx, this.endings)))).filter((c): c is Delivery => c !== undefined);
+      if (claims.length === 0) continue;
+      for (const c of claims) {
+        this.holding.set(c.msg.messageId, c.job.n * cacheRowsPerSequence(c.job));
+        this.inHand.add(c.job.id);
+      }
+      // batches overlap: the engine batches their sequences with whatever runs (engine v2) or takes them in turn
+      const batch = this.process(claims).finally(() => this.batches.delete(batch));
+      this.batches.add(batch);
+      if (this.opts.maxJobs === 1) await batch; // the Loop engine: one batch at a time, as before
     }
+    await Promise.all(this.batches);
   }
 
-  private async receiveBatch(): Promise<ReceivedJob[]> {
+  /** How many more jobs to receive now: one per free cache slot (engine v2), else up to maxJobs; 0 = wait. */
+  private room(): number {
+    const jobs = this.opts.maxJobs - this.holding.size;
+    if (this.slots === undefined) return Math.max(0, jobs);
+    const rows = [...this.holding.values()].reduce((n, r) => n + r, 0);
+    return Math.max(0, Math.min(jobs, this.slots - rows));
+  }
+
+  private stopped(): Promise<void> {
+    const signal = this.stopReceiving.signal;
+    return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+  }
+
+  /** A job left (its result is being recorded, or it failed): room for others. */
+  private leave(messageId: string): void {
+    if (!this.holding.delete(messageId)) return;
+    this.roomChanged.resolve();
+    this.roomChanged = signal();
+  }
+
+  private async receiveBatch(max: number): Promise<ReceivedJob[]> {
     const { queue } = this.deps;
-    const { maxBatch, waitSeconds, visibilitySeconds, batchWindowMs } = this.opts;
+    const { waitSeconds, visibilitySeconds, batchWindowMs } = this.opts;
     const signal = this.stopReceiving.signal;
     // long-poll for one: local-aws-sqs holds a long poll until it has all `max` messages (AWS answers
     // as soon as it has any), so asking for one answers at once; the window then fills the batch
     const batch = await queue.receive(1, waitSeconds, { visibilitySeconds, signal });
     const until = Date.now() + batchWindowMs;
-    while (batch.length > 0 && batch.length < maxBatch && Date.now() < until && !signal.aborted) {
-      const more = await queue.receive(maxBatch - batch.length, 0, { visibilitySeconds });
-      if (more.length === 0) await sleep(Math.min(25, until - Date.now()));
+    while (batch.length > 0 && batch.length < max && !signal.aborted) {
+      const more = await queue.receive(max - batch.length, 0, { visibilitySeconds });
       batch.push(...more);
+      if (more.length > 0) continue;
+      if (Date.now() >= until) break;
+      await sleep(Math.min(25, until - Date.now()));
     }
     return batch;
   }
 
-  private async process(messages: ReceivedJob[]): Promise<void> {
-    const claims = (await Promise.all(messages.map((m) => claimDelivery(m, this.ctx, this.endings)))).filter((c): c is Delivery => c !== undefined);
-    if (claims.length === 0) return;
+  private async process(claims: Delivery[]): Promise<void> {
     this.counters.batches++;
     this.counters.inFlight += claims.length;
     const heartbeat = startHeartbeat(claims, this.ctx, this.opts);
     try {
       await this.runBatch(claims);
     } finally {
+      for (const c of claims) {
+        this.leave(c.msg.messageId);
+        this.inHand.delete(c.job.id);
+      }
       await heartbeat.stop();
     }
   }
@@ -219,6 +295,8 @@ export class JobWorker implements HealthSource {
           case 'done':
             // recorded in the background: the other jobs of the batch keep generating meanwhile
             this.endings.settle(c, this.endings.finish(c, ev.result));
+            this.recent.push([Date.now(), ev.result.metrics.generatedTokens]);
+            this.leave(c.msg.messageId);
             break;
         }
         if (c.events.failed && !c.abort.signal.aborted) c.abort.abort(); // storage is failing: stop spending compute on it
@@ -244,3 +322,10 @@ export class JobWorker implements HealthSource {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A promise and the function that resolves it (Promise.withResolvers, which Node 20 lacks). */
+function signal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}

@@ -3,8 +3,9 @@ import { AnoleTokenizer } from '../../model/preprocess/tokenizer.ts';
 import { EngineThread, type CodecLike, type GeneratorLike } from '../engine/engine-thread.ts';
 import type { SessionConfig } from '../onnx/session.ts';
 import { assertGpuIfRequired } from './require-gpu.ts';
+import type { CacheSettings } from '../engine/slot-capacity.ts';
 
-export interface LoadModelOptions extends SessionConfig {
+export interface LoadModelOptions extends SessionConfig, CacheSettings {
   /** Run the model on its own thread (default), so the event loop stays free while chunks run. */
   thread?: boolean;
 }

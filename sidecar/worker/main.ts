@@ -20,7 +20,7 @@ const config = workerConfigFromEnv(await resolveModelLocation(modelLocationFromE
 // weights + KV cache at ANOLE_BATCH_SIZE + activations (model-memory.ts)
 await assertGpuIfRequired(config.modelDir);
 assertModelFits(config.modelDir, servingShapeFromEnv());
-const model = loadModel(config.modelDir, { intraOpNumThreads: config.intraOpNumThreads });
+const model = loadModel(config.modelDir, { intraOpNumThreads: config.intraOpNumThreads, ...config.cache });
 model.catch(() => {}); // startWorker reports it; a failed import below must not leave it unhandled
 const { startWorker } = await import('./start-worker.ts').catch(async (e) => {
   await model.then(releaseModel, () => {});

@@ -24,7 +24,7 @@ export interface StartedWorker {
  * A failure releases whatever was started, so the process can exit.
  */
 export async function startWorker(config: WorkerConfig, model?: Promise<LoadedModel>): Promise<StartedWorker> {
-  const loading = model ?? loadModel(config.modelDir, { intraOpNumThreads: config.intraOpNumThreads });
+  const loading = model ?? loadModel(config.modelDir, { intraOpNumThreads: config.intraOpNumThreads, ...config.cache });
   const blobs = new S3BlobStore(createS3Client(config.s3), config.s3.bucket);
   const sqs = createSqsClient(config.queue);
   const webhookSecret = config.webhookSecret ?? generateWebhookSecret();

@@ -4,6 +4,7 @@ import { queueSettingsFromEnv, type QueueSettings } from '../../contract/sqs-set
 import { addressPolicyFromEnv } from '../../contract/address-policy.ts';
 import type { WebhookSenderOptions } from './webhooks.ts';
 import type { WorkerOptions } from './job-worker.ts';
+import type { CacheSettings } from '../engine/slot-capacity.ts';
 
 // Settings only, no SDK or server: the worker reads and checks its environment first, then starts
 // loading the model, then imports the rest (sidecar/worker/main.ts).
@@ -32,6 +33,8 @@ export interface WorkerConfig {
   worker?: WorkerOptions;
   present?: (record: PredictionRecord) => Promise<unknown>;
   intraOpNumThreads?: number;
+  /** Engine v2's KV cache: its budget, tokens per slot, slots at most, prefill chunk. */
+  cache?: CacheSettings;
 }
 
 /**
@@ -39,7 +42,8 @@ export interface WorkerConfig {
  * ANOLE_WEBHOOK_SECRET, ANOLE_HEALTH_PORT (default 8788), ANOLE_HEALTH_HOST (default 127.0.0.1),
  * ANOLE_BATCH_SIZE, ANOLE_BATCH_WINDOW_MS, ANOLE_VISIBILITY_SECONDS, ANOLE_WAIT_SECONDS,
  * ANOLE_CANCEL_POLL_MS, ANOLE_MAX_ATTEMPTS, ANOLE_CHUNK_SIZE, ANOLE_PREVIEW_EVERY_ROWS,
- * ANOLE_WEBHOOK_MAX_ATTEMPTS, ANOLE_WEBHOOK_BASE_DELAY_MS, ANOLE_THREADS; webhook destinations follow
+ * ANOLE_WEBHOOK_MAX_ATTEMPTS, ANOLE_WEBHOOK_BASE_DELAY_MS, ANOLE_THREADS, the cache's ANOLE_KV_CACHE_MIB,
+ * ANOLE_MAX_CONTEXT, ANOLE_MAX_SLOTS, ANOLE_PREFILL_CHUNK (slot-capacity.ts); webhook destinations follow
  * the API's address policy (ANOLE_ALLOW_HTTP_URLS, ANOLE_ALLOWED_ADDRESSES: https to public addresses only by default).
  */
 export function workerConfigFromEnv(modelDir: string, env: NodeJS.ProcessEnv = process.env): WorkerConfig {
@@ -70,8 +74,16 @@ export function workerConfigFromEnv(modelDir: string, env: NodeJS.ProcessEnv = p
       log,
     }),
     intraOpNumThreads: int('ANOLE_THREADS'),
+    cache: dropUndefined({
+      cacheBytes: mib(int('ANOLE_KV_CACHE_MIB')),
+      cacheContext: int('ANOLE_MAX_CONTEXT'),
+      maxSlots: int('ANOLE_MAX_SLOTS'),
+      prefillChunk: int('ANOLE_PREFILL_CHUNK'),
+    }),
   };
 }
+
+const mib = (n: number | undefined) => (n === undefined ? undefined : n * 2 ** 20);
 
 function dropUndefined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
