@@ -1,4 +1,4 @@
-import type { JobEvent } from '../sidecar/worker/run-jobs.ts';
+import type { JobUpdate } from '../sidecar/worker/run-jobs.ts';
 
 /** What the progress bar of `generate` shows: a stage, and how far it is in that stage's own unit. */
 export interface ProgressView {
@@ -9,8 +9,9 @@ export interface ProgressView {
 
 /**
  * Follows a job's events for the progress bar. An image advances row by row of its token grid (all
- * n sequences of a batch together), and once its last row is in, the VQ decode shows as its own
- * stage until the PNG is there; text counts the pieces that arrived, against the token budget.
+ * n sequences of a batch together: in image mode each makes one from the start, in interleaved mode
+ * a sequence joins at its image's first row), and once its last row is in, the VQ decode shows as
+ * its own stage until the PNG is there; text counts the pieces that arrived, against the token budget.
  */
 export class GenerationProgress {
   private readonly rows = new Map<number, number>(); // sequence → rows done of the image it is making
@@ -22,23 +23,23 @@ export class GenerationProgress {
   constructor(
     private readonly n: number,
     private readonly maxNewTokens: number,
+    mode: 'text' | 'image' | 'interleaved' = 'text',
   ) {
-    this.view = this.textView();
+    if (mode === 'image') for (let k = 0; k < n; k++) this.rows.set(k, 0);
+    this.view = mode === 'image' ? this.rowsView(0) : this.textView();
   }
 
-  update(event: JobEvent): ProgressView {
+  update(update: JobUpdate): ProgressView {
+    if (update.type === 'done') return this.view;
+    const event = update.event;
     switch (event.type) {
       case 'text':
         this.textPieces++;
         if (this.rows.size === 0) this.view = this.textView();
         break;
-      case 'image_start':
-        this.rows.set(event.sequence, 0);
-        this.view = this.rowsView(event.image);
-        break;
       case 'image_rows':
         this.rows.set(event.sequence, event.rows);
-        this.gridRows = event.totalRows;
+        this.gridRows = event.total_rows;
         this.view = [...this.rows.values()].every((r) => r >= this.gridRows)
           ? { stage: `decoding image ${event.image + 1} (VQ)`, value: this.decoded, total: this.rows.size + this.decoded }
           : this.rowsView(event.image);
@@ -52,8 +53,6 @@ export class GenerationProgress {
           this.decoded = 0;
           this.view = this.textView();
         }
-        break;
-      case 'done':
         break;
     }
     return this.view;

@@ -82,6 +82,15 @@ export type PredictionEvent =
   | { type: 'done'; status: PredictionStatus }
   | { type: 'error'; message: string };
 
+/**
+ * A prediction event as the stream endpoint (GET /v1/predictions/{id}/stream) sends it: stored keys
+ * replaced by presigned URLs (`expires_at` says until when). The playground reads this type.
+ */
+export type StreamedEvent =
+  | Exclude<PredictionEvent, { type: 'image' | 'image_rows' }>
+  | (Omit<Extract<PredictionEvent, { type: 'image' }>, 'key'> & { url: string; expires_at: string })
+  | (Omit<Extract<PredictionEvent, { type: 'image_rows' }>, 'preview_key'> & { preview_url?: string; expires_at?: string });
+
 /** The message a queue carries: a pointer, never the job itself (claim check). */
 export interface QueuedJob {
   predictionId: string;

@@ -25,9 +25,9 @@ describe('generate progress', () => {
       const store = new DirectoryBlobStore(tmp);
       const processor = await AnoleProcessor.load(FIXTURE);
       const job = await prepareJob({ prompt: 'a cat', mode: 'image', n: 2, sampling: { seed: 4 } }, { id: 'p', config: model.generator.config, processor, store, outputPrefix: '' });
-      const stages = new GenerationProgress(job.n, job.maxNewTokens);
+      const stages = new GenerationProgress(job.n, job.maxNewTokens, job.mode);
       const seen: { event: string; view: ProgressView }[] = [];
-      for await (const [, event] of runJobs([job], model, store)) seen.push({ event: event.type, view: { ...stages.update(event) } });
+      for await (const [, update] of runJobs([job], model, store)) seen.push({ event: update.type === 'done' ? 'done' : update.event.type, view: { ...stages.update(update) } });
 
       const [gridRows] = model.codec.vq.quantStateDims;
       const rows = seen.filter((s) => s.view.stage === 'image 1: rows' && s.event === 'image_rows').map((s) => s.view);

@@ -10,7 +10,7 @@ import type { GeneratorLike } from '../sidecar/engine/engine-thread.ts';
 import { DEFAULT_SAMPLING } from '../contract/generation-request.ts';
 import type { GenerationEvent } from '../sidecar/engine/generator.ts';
 import { loadModel, releaseModel } from '../sidecar/worker/load-model.ts';
-import { runJobs, type JobEvent } from '../sidecar/worker/run-jobs.ts';
+import { runJobs, type JobUpdate } from '../sidecar/worker/run-jobs.ts';
 
 /**
  * How the job runner turns the engine's events into a job's events and output parts, around an
@@ -48,7 +48,7 @@ describe('runJobs, text around an image', () => {
       maxNewTokens: 16, n: 1, seed: 0, text: DEFAULT_SAMPLING.text, image: DEFAULT_SAMPLING.image, repetitionPenalty: 1,
       guidance: { text: 1, image: 1 }, logitBias: {}, outputPrefix: 'out/',
     };
-    const events: JobEvent[] = [];
+    const events: JobUpdate[] = [];
     try {
       for await (const [, event] of runJobs([job], { ...model, generator }, new DirectoryBlobStore(tmp))) events.push(event);
     } finally {
@@ -56,11 +56,11 @@ describe('runJobs, text around an image', () => {
     }
 
     // events: the text before the image (held back while it ended in a lone lead byte, shown as
-    // U+FFFD) comes before image_start
-    const kinds = events.map((e) => (e.type === 'text' ? `text:${e.delta}` : e.type));
-    expect(kinds).toEqual(['text:A\uFFFD', 'image_start', 'image', 'text:\uFFFD\uFFFDB', 'done']);
+    // U+FFFD) comes before the image
+    const kinds = events.map((u) => (u.type === 'done' ? 'done' : u.event.type === 'text' ? `text:${u.event.delta}` : u.event.type));
+    expect(kinds).toEqual(['text:A\uFFFD', 'image', 'text:\uFFFD\uFFFDB', 'done']);
     // parts: the same text in the same places, so a client following the events sees the stored output
-    const done = events.at(-1) as Extract<JobEvent, { type: 'done' }>;
+    const done = events.at(-1) as Extract<JobUpdate, { type: 'done' }>;
     const parts = done.result.sequences[0].parts;
     expect(parts.map((p) => (p.type === 'text' ? `text:${p.text}` : p.type))).toEqual(['text:A\uFFFD', 'image', 'text:\uFFFD\uFFFDB']);
   });

@@ -11,7 +11,6 @@ import { loadModel, releaseModel, type LoadedModel } from '../../sidecar/worker/
 import { runJobs } from '../../sidecar/worker/run-jobs.ts';
 import { GenerationProgress } from '../generation-progress.ts';
 import { progress, withProgress } from '../progress.ts';
-import { streamEvent } from '../stream-event.ts';
 
 export interface GenerateOptions {
   prompt: string;
@@ -100,15 +99,15 @@ async function generateInto(modelDir: string, images: Uint8Array[], out: string,
 
 async function generateWith(model: LoadedModel, store: BlobStore, job: GenerationJob, out: string, opts: GenerateOptions): Promise<void> {
   const bar = progress('generating', job.maxNewTokens * job.n);
-  const stages = new GenerationProgress(job.n, job.maxNewTokens);
+  const stages = new GenerationProgress(job.n, job.maxNewTokens, job.mode);
   let result;
   try {
-    for await (const [, event] of runJobs([job], model, store, { chunkSize: opts.chunkSize })) {
-      const line = opts.stream ? streamEvent(event) : undefined;
-      if (line) process.stdout.write(JSON.stringify(line) + '\n');
-      const view = stages.update(event);
+    for await (const [, update] of runJobs([job], model, store, { chunkSize: opts.chunkSize })) {
+      // --stream prints the API's stream events (GET …/stream), field for field; an image's key is its file under --out
+      if (opts.stream) process.stdout.write(JSON.stringify(update.type === 'event' ? update.event : { type: 'done', status: 'succeeded' }) + '\n');
+      const view = stages.update(update);
       bar.update(view.value, view.total, view.stage);
-      if (event.type === 'done') result = event.result;
+      if (update.type === 'done') result = update.result;
     }
   } finally {
     bar.stop();

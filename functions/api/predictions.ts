@@ -1,7 +1,7 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { streamSSE } from 'hono/streaming';
-import { TERMINAL, type PredictionEvent, type PredictionRecord } from '../../contract/prediction.ts';
+import { TERMINAL, type PredictionEvent, type PredictionRecord, type StreamedEvent } from '../../contract/prediction.ts';
 import { InvalidCursorError } from '../../contract/prediction-store.ts';
 import { abortAfter } from './abort-after.ts';
 import type { AuthEnv } from './auth.ts';
@@ -299,7 +299,7 @@ function predictionRequest(body: CreatePredictionBody, deadline: string | null) 
 }
 
 /** Log events carry blob keys; the stream sends presigned URLs instead. */
-async function renderEvent(event: PredictionEvent, view: ViewContext): Promise<{ type: string } & Record<string, unknown>> {
+async function renderEvent(event: PredictionEvent, view: ViewContext): Promise<StreamedEvent> {
   if (event.type === 'image') {
     const { key, ...rest } = event;
     const { url, expiresAt } = await view.presignGet(key, view.urlExpirySeconds);

@@ -1,14 +1,9 @@
 import { createParser } from 'eventsource-parser';
 import { failureOf, ApiFailure } from './api-client.ts';
+import type { StreamedEvent } from '../../contract/prediction.ts';
 
-/** The stream endpoint's events (functions/api/predictions.ts renderEvent), image keys already presigned. */
-export type StreamEvent =
-  | { type: 'status'; status: string }
-  | { type: 'text'; sequence: number; delta: string }
-  | { type: 'image_rows'; sequence: number; image: number; rows: number; total_rows: number; preview_url?: string }
-  | { type: 'image'; sequence: number; image: number; url: string; width: number; height: number }
-  | { type: 'error'; message: string }
-  | { type: 'done'; status: string };
+/** The stream endpoint's events, image keys already presigned (one definition, in contract/prediction.ts). */
+export type StreamEvent = StreamedEvent;
 
 const RETRIES = 3;
 

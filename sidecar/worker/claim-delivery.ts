@@ -67,7 +67,7 @@ export async function claimDelivery(msg: ReceivedJob, ctx: DeliveryContext, endi
       abort: new AbortController(),
       events: new EventWriter(predictions, blobs, id, (e) => ctx.log(`prediction ${id}: event write failed: ${(e as Error).message}`)),
       images: 0,
-      partial: Array.from({ length: job.n }, () => []),
+      output: Array.from({ length: job.n }, () => []),
     };
     // a second `processing` in the log marks a retry: what the earlier attempt streamed is void
     delivery.events.push({ type: 'status', status: 'processing' });

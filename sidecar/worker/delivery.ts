@@ -20,8 +20,8 @@ export interface Delivery {
   events: EventWriter;
   /** Images finished so far (numbers the `output` webhooks). */
   images: number;
-  /** The output so far, per sequence (what an `output` webhook shows). */
-  partial: OutputPart[][];
+  /** The output so far, per sequence, as the job runner last reported it (what an `output` webhook shows). */
+  output: OutputPart[][];
   /** Set once the job's result is being recorded. */
   finishing?: Promise<void>;
 }

@@ -267,37 +267,21 @@ export class JobWorker implements HealthSource {
         this.deps.store,
         { chunkSize: this.opts.chunkSize, previewEveryRows: this.opts.previewEveryRows, signals },
       );
-      for await (const [jobId, ev] of events) {
+      for await (const [jobId, update] of events) {
         const c = byId.get(jobId)!;
-        switch (ev.type) {
-          case 'text': {
-            c.events.push({ type: 'text', sequence: ev.sequence, delta: ev.delta });
-            const parts = c.partial[ev.sequence];
-            const last = parts[parts.length - 1];
-            if (last?.type === 'text') last.text += ev.delta;
-            else parts.push({ type: 'text', text: ev.delta });
-            break;
-          }
-          case 'image_rows': {
-            // one key per preview: a later preview must not replace the one an earlier event names
-            const previewKey = ev.preview ? `${c.job.outputPrefix}preview-${ev.sequence}-${ev.image}-${ev.rows}.png` : undefined;
-            c.events.push(
-              { type: 'image_rows', sequence: ev.sequence, image: ev.image, rows: ev.rows, total_rows: ev.totalRows, ...(previewKey ? { preview_key: previewKey } : {}) },
-              ev.preview && previewKey ? { key: previewKey, body: ev.preview, contentType: 'image/png' } : undefined,
-            );
-            break;
-          }
-          case 'image':
-            c.events.push({ type: 'image', sequence: ev.sequence, image: ev.image, key: ev.key, width: ev.width, height: ev.height });
-            c.partial[ev.sequence].push({ type: 'image', key: ev.key, width: ev.width, height: ev.height });
+        if (update.type === 'event') {
+          const { event, preview, output } = update;
+          const previewKey = event.type === 'image_rows' ? event.preview_key : undefined;
+          c.events.push(event, preview && previewKey ? { key: previewKey, body: preview, contentType: 'image/png' } : undefined);
+          if (output) {
+            c.output = output;
             void notifyOutput(c, this.ctx);
-            break;
-          case 'done':
-            // recorded in the background: the other jobs of the batch keep generating meanwhile
-            this.endings.settle(c, this.endings.finish(c, ev.result));
-            this.recent.push([Date.now(), ev.result.metrics.generatedTokens]);
-            this.leave(c.msg.messageId);
-            break;
+          }
+        } else {
+          // recorded in the background: the other jobs of the batch keep generating meanwhile
+          this.endings.settle(c, this.endings.finish(c, update.result));
+          this.recent.push([Date.now(), update.result.metrics.generatedTokens]);
+          this.leave(c.msg.messageId);
         }
         if (c.events.failed && !c.abort.signal.aborted) c.abort.abort(); // storage is failing: stop spending compute on it
       }

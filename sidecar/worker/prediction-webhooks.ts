@@ -26,7 +26,7 @@ export function webhookNotifier(opts: {
 /** `output`: the prediction with the output so far (the record itself gets it only at the end). */
 export async function notifyOutput(d: Delivery, ctx: Pick<DeliveryContext, 'predictions' | 'notify'>): Promise<void> {
   const index = d.images++;
-  const output = structuredClone(d.partial);
+  const output = structuredClone(d.output);
   const r = (await ctx.predictions.get(d.job.id).catch(() => undefined))?.value;
   if (r) ctx.notify({ ...r, output }, 'output', index);
 }

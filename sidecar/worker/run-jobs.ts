@@ -1,18 +1,22 @@
 import type { BlobStore } from '../../contract/blob-store.ts';
 import { preparedImage, type GenerationJob, type JobResult, type OutputPart, type SequenceResult } from '../../contract/job.ts';
+import type { PredictionEvent } from '../../contract/prediction.ts';
 import type { SequenceRequest } from '../../contract/generation-request.ts';
 import { spliceImageTokens } from '../engine/splice-image-tokens.ts';
 import type { LoadedModel } from './load-model.ts';
 import { StopSequences } from './stop-sequences.ts';
 import { TextStream } from './text-stream.ts';
 
-/** What a running job reports; `sequence` is k of the job's n sequences, `image` the image's index in it. */
-export type JobEvent =
-  | { type: 'text'; sequence: number; delta: string }
-  | { type: 'image_start'; sequence: number; image: number }
-  /** `rows` of `totalRows` rows of the token grid are final; `preview` a PNG of the image so far (when asked for). */
-  | { type: 'image_rows'; sequence: number; image: number; rows: number; totalRows: number; preview?: Uint8Array }
-  | { type: 'image'; sequence: number; image: number; key: string; width: number; height: number }
+/** The events a job's generation produces: the prediction's own (text, image_rows, image), as stored and streamed. */
+export type GenerationPredictionEvent = Extract<PredictionEvent, { type: 'text' | 'image_rows' | 'image' }>;
+
+/**
+ * What a running job reports: a prediction event (`sequence` is k of the job's n sequences, `image` the
+ * image's index in it), with the PNG an image_rows event's preview_key names (the caller stores it under
+ * that key) and, for an image, the job's output so far (what an `output` webhook shows); at the end its result.
+ */
+export type JobUpdate =
+  | { type: 'event'; event: GenerationPredictionEvent; preview?: Uint8Array; output?: OutputPart[][] }
   | { type: 'done'; result: JobResult };
 
 export interface RunOptions {
@@ -29,7 +33,7 @@ export interface RunOptions {
  * decoded, written to `store` as a PNG (`${outputPrefix}image-{k}-{i}.png`) and reported. Yields [jobId, event]; a
  * job's last event is `done` with its result (the caller records it).
  */
-export async function* runJobs(jobs: GenerationJob[], model: LoadedModel, store: BlobStore, opts: RunOptions = {}): AsyncGenerator<[string, JobEvent]> {
+export async function* runJobs(jobs: GenerationJob[], model: LoadedModel, store: BlobStore, opts: RunOptions = {}): AsyncGenerator<[string, JobUpdate]> {
   const started = Date.now();
   const requests: SequenceRequest[] = [];
   const owner: { job: GenerationJob; k: number; stop?: AbortController }[] = [];
@@ -72,14 +76,15 @@ export async function* runJobs(jobs: GenerationJob[], model: LoadedModel, store:
     const s = state[event.sequence];
     // after a stop string only the sequence's end matters (the engine may run on to its chunk's end)
     if (s.stops.stopped && event.type !== 'done') continue;
+    const text = (delta: string): [string, JobUpdate] => {
+      appendText(s.parts, delta);
+      return [job.id, { type: 'event', event: { type: 'text', sequence: k, delta } }];
+    };
     switch (event.type) {
       case 'text': {
         const delta = s.stops.push(await s.text.push(event.tokens));
         if (s.stops.stopped) stop?.abort();
-        if (delta) {
-          appendText(s.parts, delta);
-          yield [job.id, { type: 'text', sequence: k, delta }];
-        }
+        if (delta) yield text(delta);
         break;
       }
       case 'image_start': {
@@ -87,19 +92,8 @@ export async function* runJobs(jobs: GenerationJob[], model: LoadedModel, store:
         // before the image, and the text after the image starts a stream of its own
         const tail = s.stops.push(await s.text.flush()) + s.stops.flush(); // a stop string does not span an image
         s.text = new TextStream(model.decodeText);
-        if (s.stops.stopped) {
-          stop?.abort();
-          if (tail) {
-            appendText(s.parts, tail);
-            yield [job.id, { type: 'text', sequence: k, delta: tail }];
-          }
-          break;
-        }
-        if (tail) {
-          appendText(s.parts, tail);
-          yield [job.id, { type: 'text', sequence: k, delta: tail }];
-        }
-        yield [job.id, { type: 'image_start', sequence: k, image: s.images }];
+        if (s.stops.stopped) stop?.abort();
+        if (tail) yield text(tail);
         break;
       }
       case 'image_rows': {
@@ -107,7 +101,10 @@ export async function* runJobs(jobs: GenerationJob[], model: LoadedModel, store:
         const preview = every > 0 && event.rows < gridRows && event.rows % every === 0
           ? await previewPng(model, event.codes, event.rows)
           : undefined;
-        yield [job.id, { type: 'image_rows', sequence: k, image: s.images, rows: event.rows, totalRows: gridRows, preview }];
+        // one key per preview: a later preview must not replace the one an earlier event names
+        const previewKey = preview && `${job.outputPrefix}preview-${k}-${s.images}-${event.rows}.png`;
+        const rows: GenerationPredictionEvent = { type: 'image_rows', sequence: k, image: s.images, rows: event.rows, total_rows: gridRows, ...(previewKey ? { preview_key: previewKey } : {}) };
+        yield [job.id, { type: 'event', event: rows, preview }];
         break;
       }
       case 'image_done': {
@@ -116,17 +113,15 @@ export async function* runJobs(jobs: GenerationJob[], model: LoadedModel, store:
         await store.put(key, png.bytes, 'image/png');
         const part = { type: 'image' as const, key, width: png.width, height: png.height };
         s.parts.push(part);
-        yield [job.id, { ...part, sequence: k, image: s.images++ }];
+        const output = owner.flatMap((o, i) => (o.job === job ? [structuredClone(state[i].parts)] : []));
+        yield [job.id, { type: 'event', event: { ...part, sequence: k, image: s.images++ }, output }];
         break;
       }
       case 'done': {
         const tail = s.stops.stopped ? '' : s.stops.push(await s.text.flush()) + s.stops.flush();
-        if (tail) {
-          appendText(s.parts, tail);
-          yield [job.id, { type: 'text', sequence: k, delta: tail }];
-        }
-        const text = s.parts.filter((p) => p.type === 'text').map((p) => (p as { text: string }).text).join('');
-        s.result = { tokenIds: event.tokens, text, parts: s.parts, finishReason: s.stops.stopped ? 'stop' : event.reason };
+        if (tail) yield text(tail);
+        const joined = s.parts.filter((p) => p.type === 'text').map((p) => (p as { text: string }).text).join('');
+        s.result = { tokenIds: event.tokens, text: joined, parts: s.parts, finishReason: s.stops.stopped ? 'stop' : event.reason };
         const left = pending.get(job.id)! - 1;
         pending.set(job.id, left);
         if (left === 0) {
