@@ -51,9 +51,11 @@ export const LIMITS = { maxN: 16, maxLogitBiasEntries: 300, maxImages: 8, maxSto
  */
 export async function prepareJob(
   input: PredictionInput,
-  ctx: { id: string; config: AnoleConfig; processor: AnoleProcessor; store: BlobStore; outputPrefix?: string },
+  ctx: { id: string; config: AnoleConfig; processor: AnoleProcessor; store: BlobStore; outputPrefix?: string; contextLength?: number },
 ): Promise<GenerationJob> {
   const { config, processor, store, id } = ctx;
+  // the model's context, or the workers' shorter cache slots (ANOLE_MAX_CONTEXT)
+  const context = Math.min(config.maxPositionEmbeddings, ctx.contextLength ?? Infinity);
   const mode = input.mode ?? 'text';
   const images = input.images ?? [];
   if (images.length > LIMITS.maxImages) throw new InvalidInputError('images', `at most ${LIMITS.maxImages} images per prompt, got ${images.length}`);
@@ -74,18 +76,18 @@ export async function prepareJob(
   }
 
   const N = config.imageSeqLength;
-  const room = config.maxPositionEmbeddings - promptIds.length;
+  const room = context - promptIds.length;
   const defaultMax = mode === 'image' ? N + 2 : mode === 'interleaved' ? 2 * (N + 2) + 256 : 256;
   const maxNewTokens = input.maxNewTokens ?? Math.min(defaultMax, room);
   // a prompt that fills the context is the prompt's fault, whatever max_new_tokens says
-  if (room < 1) throw new InvalidInputError('prompt', `the prompt has ${promptIds.length} tokens: no room left in the context length ${config.maxPositionEmbeddings}`);
+  if (room < 1) throw new InvalidInputError('prompt', `the prompt has ${promptIds.length} tokens: no room left in the context length ${context}`);
   if (!(Number.isInteger(maxNewTokens) && maxNewTokens >= 1)) {
     throw new InvalidInputError('max_new_tokens', `max_new_tokens must be a positive integer, got ${maxNewTokens}`);
   }
   if (room < 1 || maxNewTokens > room) {
     throw new InvalidInputError(
       room < 1 ? 'prompt' : 'max_new_tokens',
-      `the prompt has ${promptIds.length} tokens; with max_new_tokens ${maxNewTokens} it exceeds the context length ${config.maxPositionEmbeddings}`,
+      `the prompt has ${promptIds.length} tokens; with max_new_tokens ${maxNewTokens} it exceeds the context length ${context}`,
     );
   }
   if (mode === 'image' && maxNewTokens < N + 2) {

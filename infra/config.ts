@@ -31,6 +31,10 @@ export const ENV = {
   maxAttempts: 'ANOLE_MAX_ATTEMPTS',
   /** worker-config.ts: jobs a worker runs at once; the worker refuses to start when they cannot fit (model-memory.ts). */
   batchSize: 'ANOLE_BATCH_SIZE',
+  /** worker-config.ts: seconds between the worker's CloudWatch metric lines (the scaling reads CacheRowsWaiting). */
+  metricsLogSeconds: 'ANOLE_METRICS_LOG_SECONDS',
+  /** worker-config.ts and the API: tokens a prediction may use, when the cache slots are shorter than the model's context. */
+  maxContext: 'ANOLE_MAX_CONTEXT',
   /** infra/handlers/request-intake.ts: the API's public URL, so accepted requests carry their prediction's real URLs. */
   apiUrl: 'ANOLE_API_URL',
   /** infra/handlers: the EventBridge bus that receives requests and gets completion events. */

@@ -84,6 +84,8 @@ export class GpuWorker extends Construct {
         [ENV.maxAttempts]: String(settings.maxReceiveCount - 1),
         // what the scaling counts a task for; the worker checks at start that this batch fits its GPU and host
         [ENV.batchSize]: String(settings.jobsPerTask),
+        // a line of CloudWatch metrics a minute: the scaling counts the cache rows waiting for a slot
+        [ENV.metricsLogSeconds]: '60',
       },
       secrets: { [ENV.webhookSecret]: ecs.Secret.fromSecretsManager(this.webhookSecret) },
       healthCheck: {

@@ -7,10 +7,14 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { AnoleSettings } from './settings.ts';
+import { METRICS_NAMESPACE, ROWS_WAITING_METRIC } from '../contract/worker-metrics.ts';
 
 /**
- * Worker tasks from the queue backlog, 0 to maxInstances. The backlog is visible + in-flight messages:
- * jobs being worked on count, so a busy worker is never scaled away for emptying the visible queue.
+ * Worker tasks from the queue backlog, 0 to maxInstances. The backlog is visible + in-flight messages
+ * (jobs being worked on count, so a busy worker is never scaled away for emptying the visible queue)
+ * + the cache rows the workers hold waiting for a slot (their CacheRowsWaiting metric lines,
+ * sidecar/worker/metrics-log.ts): a worker that received more than its cache holds at once asks for
+ * help even when the queue shows few messages.
  *
  *   scale out  backlog ≥ 1 for one minute → exactly ceil(backlog / jobsPerTask) tasks (at most max)
  *   scale in   backlog = 0 for idleMinutes → 0 tasks (then ECS frees the instances)
@@ -50,10 +54,11 @@ export class WorkerScaling extends Construct {
     this.target.node.addDependency(service);
 
     this.backlog = new cloudwatch.MathExpression({
-      expression: 'visible + inflight',
+      expression: 'visible + inflight + FILL(waiting, 0)',
       usingMetrics: {
         visible: queue.metricApproximateNumberOfMessagesVisible({ period: minute, statistic: 'Maximum' }),
         inflight: queue.metricApproximateNumberOfMessagesNotVisible({ period: minute, statistic: 'Maximum' }),
+        waiting: new cloudwatch.Metric({ namespace: METRICS_NAMESPACE, metricName: ROWS_WAITING_METRIC, period: minute, statistic: 'Sum' }),
       },
       period: minute,
       label: 'jobs queued or running',

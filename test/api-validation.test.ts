@@ -184,6 +184,17 @@ describe('limits from the configuration', () => {
     expect(queued).toHaveLength(ok.length);
     await Promise.all(queued.map((m) => h.queue.delete(m.receiptHandle)));
   });
+
+  it('a job longer than the workers\' cache slots (ANOLE_MAX_CONTEXT) is 422 at creation, naming that length', async () => {
+    const app = h.makeApp({ contextLength: 300 });
+    const post = (maxNewTokens: number) =>
+      app.request('/v1/predictions', { method: 'POST', body: JSON.stringify({ input: { prompt: 'hello', max_new_tokens: maxNewTokens } }), headers: { 'content-type': 'application/json' } });
+    const refused = await post(300);
+    expect(refused.status).toBe(422);
+    const { error } = await refused.json();
+    expect(error.param).toBe('input.max_new_tokens');
+    expect(error.message).toMatch(/with max_new_tokens 300 it exceeds the context length 300/);
+  });
 });
 
 describe('GET /openapi.json', () => {

@@ -7,6 +7,7 @@ import { CONTAINER, ENV, EVENTS, KEYS } from '../infra/config.ts';
 import { AWS_CLI_IMAGE, gp3Performance, WARM_POOL_HOOK } from '../infra/gpu-capacity.ts';
 import { DEFAULT_SETTINGS } from '../infra/settings.ts';
 import { auditNag, synthAnole, type Synthesized } from './infra-synth.ts';
+import { METRICS_NAMESPACE, ROWS_WAITING_METRIC } from '../contract/worker-metrics.ts';
 
 /**
  * The synthesized stack, property by property (issue 5), for the defaults and for a variant that
@@ -148,6 +149,7 @@ describe('queue', () => {
     // the worker gives up after as many deliveries as the queue allows
     const worker = only(tuned.resources('AWS::ECS::TaskDefinition'))[1].Properties.ContainerDefinitions.find((c: { Name: string }) => c.Name === 'worker');
     expect(worker.Environment).toContainEqual({ Name: ENV.maxAttempts, Value: '6' }); // one short of maxReceiveCount 7
+    expect(worker.Environment).toContainEqual({ Name: ENV.metricsLogSeconds, Value: '60' }); // the scaling reads its CacheRowsWaiting
   });
 
   it('dead-lettered jobs are drained by a Lambda that fails their predictions (within the queue visibility)', () => {
@@ -356,15 +358,18 @@ describe('the worker image', () => {
 describe('scaling on the queue backlog', () => {
   const alarm = (s: Synthesized, prefix: string) => Object.entries(s.resources('AWS::CloudWatch::Alarm')).find(([id]) => id.startsWith(prefix))![1].Properties;
 
-  it('task count 0..maxInstances, from visible + in-flight messages', () => {
+  it('task count 0..maxInstances, from visible + in-flight messages + cache rows waiting in the workers', () => {
     const [, target] = only(base.resources('AWS::ApplicationAutoScaling::ScalableTarget'));
     expect(target.Properties).toMatchObject({ MinCapacity: 0, MaxCapacity: DEFAULT_SETTINGS.maxInstances, ScalableDimension: 'ecs:service:DesiredCount', ServiceNamespace: 'ecs' });
     const backlog = alarm(base, 'ScalingBacklogAlarm');
-    expect(backlog.Metrics[0]).toMatchObject({ Expression: 'visible + inflight' });
+    expect(backlog.Metrics[0]).toMatchObject({ Expression: 'visible + inflight + FILL(waiting, 0)' });
     expect(backlog.Metrics.slice(1).map((m: { MetricStat: { Metric: { MetricName: string } } }) => m.MetricStat.Metric.MetricName)).toEqual([
       'ApproximateNumberOfMessagesVisible',
       'ApproximateNumberOfMessagesNotVisible',
+      ROWS_WAITING_METRIC,
     ]);
+    // the workers' embedded-metric lines, summed over the minute (the worker writes them every 60 s)
+    expect(backlog.Metrics[3].MetricStat).toMatchObject({ Metric: { Namespace: METRICS_NAMESPACE }, Stat: 'Sum', Period: 60 });
     expect(backlog).toMatchObject({ Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', EvaluationPeriods: 1 });
   });
 

@@ -55,7 +55,7 @@ export async function createPrediction(ctx: ApiContext, owner: string, req: NewP
 
   let job: GenerationJob;
   try {
-    job = await prepareJob({ ...req.input, images }, { id, config: ctx.config, processor: ctx.processor, store: ctx.store });
+    job = await prepareJob({ ...req.input, images }, { id, config: ctx.config, processor: ctx.processor, store: ctx.store, contextLength: ctx.contextLength });
   } catch (e) {
     if (e instanceof InvalidInputError) throw new ApiError(422, 'invalid_value', e.message, req.param(e.param));
     if (e instanceof ImageInputError) throw fromInputError(e, '', req.param(await culprit(e, images, ctx.limits.image.maxPixels)));

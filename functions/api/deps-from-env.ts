@@ -17,6 +17,7 @@ import { DEFAULT_LIMITS, type ApiDeps } from './deps.ts';
  *                        are read (the Lambda bundle carries those, not the weights)
  *   S3 and queue         contract/s3.ts, contract/sqs.ts (ANOLE_S3_BUCKET, ANOLE_QUEUE_URL, …)
  *   ANOLE_MODEL_ID       the served model's name, owner/name (default anole/anole-7b)
+ *   ANOLE_MAX_CONTEXT    tokens a prediction may use, when the workers' cache slots are shorter than the model's context
  *   ANOLE_API_KEYS       auth.ts;  ANOLE_ALLOW_HTTP_URLS, ANOLE_ALLOWED_ADDRESSES: address-policy.ts
  */
 export async function apiDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<ApiDeps> {
@@ -33,6 +34,13 @@ export async function apiDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Prom
     queue: new SqsJobQueue(createSqsClient(queue), queue.queueUrl),
     apiKeys: apiKeysFromEnv(env),
     ...(env.ANOLE_MODEL_ID ? { modelId: env.ANOLE_MODEL_ID } : {}),
+    ...(env.ANOLE_MAX_CONTEXT ? { contextLength: positiveInt('ANOLE_MAX_CONTEXT', env.ANOLE_MAX_CONTEXT) } : {}),
     addressPolicy: addressPolicyFromEnv(env),
   };
+}
+
+function positiveInt(name: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 2) throw new Error(`${name} must be a whole number of tokens (at least 2), got ${value}`);
+  return n;
 }

@@ -14,6 +14,12 @@ export interface ApiDeps {
   store: Pick<S3BlobStore, 'get' | 'put' | 'head' | 'getWithEtag' | 'putIfAbsent' | 'putIfMatch' | 'delete' | 'presignGet' | 'presignPut'>;
   predictions: Pick<PredictionStore, 'create' | 'get' | 'update' | 'listByOwner' | 'readEvents'>;
   queue: Pick<JobQueue, 'send'>;
+  /**
+   * Tokens a prediction may use (prompt + max_new_tokens): the model's context, or less when the
+   * workers' cache slots are shorter (ANOLE_MAX_CONTEXT, set for both): a job that could never fit
+   * is refused here, not failed later.
+   */
+  contextLength?: number;
   /** The served model's name, `owner/name` (GET /v1/models, Replicate's model routes); default DEFAULT_MODEL_ID. */
   modelId?: string;
   /** Bearer keys; none (the local default) turns authentication off. */
@@ -80,6 +86,7 @@ export function withDefaults(deps: ApiDeps): ApiContext {
     apiKeys: deps.apiKeys ?? [],
     modelId: deps.modelId ?? DEFAULT_MODEL_ID,
     addressPolicy: deps.addressPolicy ?? PRODUCTION_ADDRESS_POLICY,
+    contextLength: Math.min(deps.contextLength ?? Infinity, deps.config.maxPositionEmbeddings),
     limits: { ...DEFAULT_LIMITS, ...deps.limits, image: { ...DEFAULT_LIMITS.image, ...deps.limits?.image } },
     now: deps.now ?? Date.now,
     shutdown: deps.shutdown ?? new AbortController().signal,

@@ -3,6 +3,7 @@ import { createS3Client } from '../../contract/s3.ts';
 import { S3BlobStore } from '../../contract/s3-blob-store.ts';
 import { createSqsClient } from '../../contract/sqs.ts';
 import { startHealthServer, type HealthServer } from './health-server.ts';
+import { startMetricsLog } from './metrics-log.ts';
 import { JobWorker } from './job-worker.ts';
 import { loadModel, releaseModel, type LoadedModel } from './load-model.ts';
 import { generateWebhookSecret, WebhookSender } from './webhooks.ts';
@@ -52,6 +53,7 @@ export async function startWorker(config: WorkerConfig, model?: Promise<LoadedMo
   }
   const loaded = loadedModel;
   const loop = worker.run();
+  const stopMetricsLog = config.metricsLogSeconds ? startMetricsLog(worker, config.metricsLogSeconds) : () => {};
   let stopping: Promise<void> | undefined;
   return {
     worker,
@@ -61,6 +63,7 @@ export async function startWorker(config: WorkerConfig, model?: Promise<LoadedMo
       (stopping ??= (async () => {
         await worker.drain();
         await loop;
+        stopMetricsLog();
         await health.close();
         await releaseModel(loaded);
         sqs.destroy();

@@ -35,6 +35,8 @@ export interface WorkerConfig {
   intraOpNumThreads?: number;
   /** Engine v2's KV cache: its budget, tokens per slot, slots at most, prefill chunk. */
   cache?: CacheSettings;
+  /** Seconds between CloudWatch embedded-metric lines on stdout (metrics-log.ts); none when unset. */
+  metricsLogSeconds?: number;
 }
 
 /**
@@ -43,7 +45,7 @@ export interface WorkerConfig {
  * ANOLE_BATCH_SIZE, ANOLE_BATCH_WINDOW_MS, ANOLE_VISIBILITY_SECONDS, ANOLE_WAIT_SECONDS,
  * ANOLE_CANCEL_POLL_MS, ANOLE_MAX_ATTEMPTS, ANOLE_CHUNK_SIZE, ANOLE_PREVIEW_EVERY_ROWS,
  * ANOLE_WEBHOOK_MAX_ATTEMPTS, ANOLE_WEBHOOK_BASE_DELAY_MS, ANOLE_THREADS, the cache's ANOLE_KV_CACHE_MIB,
- * ANOLE_MAX_CONTEXT, ANOLE_MAX_SLOTS, ANOLE_PREFILL_CHUNK (slot-capacity.ts); webhook destinations follow
+ * ANOLE_MAX_CONTEXT, ANOLE_MAX_SLOTS, ANOLE_PREFILL_CHUNK (slot-capacity.ts), ANOLE_METRICS_LOG_SECONDS; webhook destinations follow
  * the API's address policy (ANOLE_ALLOW_HTTP_URLS, ANOLE_ALLOWED_ADDRESSES: https to public addresses only by default).
  */
 export function workerConfigFromEnv(modelDir: string, env: NodeJS.ProcessEnv = process.env): WorkerConfig {
@@ -74,6 +76,7 @@ export function workerConfigFromEnv(modelDir: string, env: NodeJS.ProcessEnv = p
       log,
     }),
     intraOpNumThreads: int('ANOLE_THREADS'),
+    metricsLogSeconds: int('ANOLE_METRICS_LOG_SECONDS'),
     cache: dropUndefined({
       cacheBytes: mib(int('ANOLE_KV_CACHE_MIB')),
       cacheContext: int('ANOLE_MAX_CONTEXT'),
