@@ -96,8 +96,9 @@ describe('continuous batching (engine v2)', () => {
     expect(joined.map((events) => doneOf(events)[0])).toEqual(alone);
   });
 
-  it('rows leave the batch when they end, are canceled or their reader stops; their slots are freed', async () => {
+  it('rows leave the batch when they end (EOS, length, image), are canceled or their reader stops; their slots are freed', async () => {
     const before = engine.load.freeSlots;
+    const eos = collect(engine.generate([text(30, 40, { logitBias: { [engine.config.eosTokenId]: 100 } })]));
     const controller = new AbortController();
     const canceled = collect(engine.generate([text(31, 40, { signal: controller.signal })]), (e) => e.type === 'text' && controller.abort());
     // a reader that stops after its first event
@@ -105,7 +106,8 @@ describe('continuous batching (engine v2)', () => {
       for await (const e of engine.generate([guidedImage(32)])) return e;
     })();
     const image = collect(engine.generate([guidedImage(33)]));
-    const [c, first, img] = await Promise.all([canceled, abandoning, image]);
+    const [c, first, img, e] = await Promise.all([canceled, abandoning, image, eos]);
+    expect(doneOf(e)[0]).toMatchObject({ reason: 'eos', tokens: [engine.config.eosTokenId] });
     expect(doneOf(c)[0]).toMatchObject({ type: 'done', reason: 'canceled' });
     expect((doneOf(c)[0] as { tokens: number[] }).tokens.length).toBeLessThan(40);
     expect(first?.type).toBe('image_start');
