@@ -3,7 +3,7 @@ import type { PredictionRecord } from '../contract/prediction.ts';
 import { startHealthServer } from '../sidecar/worker/health-server.ts';
 import { JobWorker, type WorkerOptions } from '../sidecar/worker/job-worker.ts';
 import { loadModel, type LoadedModel } from '../sidecar/worker/load-model.ts';
-import { longTextInput, startHarness, type Harness } from './worker-harness.ts';
+import { longTextInput, startHarness, whileRunning, type Harness } from './worker-harness.ts';
 import { waitUntil } from './wait-until.ts';
 
 /**
@@ -20,16 +20,7 @@ beforeAll(async () => {
 });
 afterAll(async () => h?.close());
 
-async function withWorker<T>(model: LoadedModel, body: (w: JobWorker) => Promise<T>): Promise<T> {
-  const worker = new JobWorker({ model, store: h.blobs, queue: h.queue }, FAST);
-  const loop = worker.run();
-  try {
-    return await body(worker);
-  } finally {
-    await worker.drain();
-    await loop;
-  }
-}
+const withWorker = <T>(model: LoadedModel, body: (w: JobWorker) => Promise<T>): Promise<T> => whileRunning(new JobWorker({ model, store: h.blobs, queue: h.queue }, FAST), body);
 
 describe('worker, continuous batching', () => {
   let model: LoadedModel;

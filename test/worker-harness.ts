@@ -14,6 +14,7 @@ import { prepareJob, type PredictionInput } from '../functions/prepare-job.ts';
 import { AnoleProcessor } from '../model/preprocess/processor.ts';
 import { parseAnoleConfig, type AnoleConfig } from '../model/config.ts';
 import { writeRandomCheckpoint } from '../sidecar/weights/random-checkpoint.ts';
+import type { JobWorker } from '../sidecar/worker/job-worker.ts';
 
 /**
  * What the worker tests share: the local stack (s3rver behind the conditional-write front,
@@ -94,4 +95,15 @@ export async function startHarness(stackOptions: LocalStackOptions = {}): Promis
 /** A text job that runs for a while on the tiny model (~14 ms a token here): end-of-sequence is forbidden. */
 export function longTextInput(config: AnoleConfig, tokens: number): PredictionInput {
   return { prompt: 'tell a long story', mode: 'text', maxNewTokens: tokens, sampling: { seed: 3 }, logitBias: { [config.eosTokenId]: -100 } };
+}
+
+/** Runs `body` with a worker running on `worker`'s queue, then drains it (and waits for its loop to end). */
+export async function whileRunning<T>(worker: JobWorker, body: (w: JobWorker) => Promise<T>): Promise<T> {
+  const loop = worker.run();
+  try {
+    return await body(worker);
+  } finally {
+    await worker.drain();
+    await loop;
+  }
 }

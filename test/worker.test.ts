@@ -8,7 +8,7 @@ import { startHealthServer } from '../sidecar/worker/health-server.ts';
 import { generateWebhookSecret, webhookId, WebhookSender } from '../sidecar/worker/webhooks.ts';
 import { JobWorker, type WorkerOptions } from '../sidecar/worker/job-worker.ts';
 import { loadModel, type LoadedModel } from '../sidecar/worker/load-model.ts';
-import { longTextInput, startHarness, type Harness } from './worker-harness.ts';
+import { longTextInput, startHarness, whileRunning, type Harness } from './worker-harness.ts';
 import { waitUntil } from './wait-until.ts';
 
 /**
@@ -34,17 +34,8 @@ const FAST: WorkerOptions = { waitSeconds: 1, batchWindowMs: 50, visibilitySecon
 
 /** Runs `body` with a worker on the queue, then drains it (and checks nothing is left behind). */
 async function withWorker<T>(opts: WorkerOptions, body: (w: JobWorker) => Promise<T>, loaded: LoadedModel = model): Promise<T> {
-  const worker = new JobWorker(
-    { model: loaded, store: h.blobs, queue: h.queue, webhooks: new WebhookSender({ secret, baseDelayMs: 50 }) },
-    { ...FAST, ...opts },
-  );
-  const loop = worker.run();
-  try {
-    return await body(worker);
-  } finally {
-    await worker.drain();
-    await loop;
-  }
+  const worker = new JobWorker({ model: loaded, store: h.blobs, queue: h.queue, webhooks: new WebhookSender({ secret, baseDelayMs: 50 }) }, { ...FAST, ...opts });
+  return whileRunning(worker, body);
 }
 
 const finished = (r: PredictionRecord) => ['succeeded', 'failed', 'canceled', 'aborted'].includes(r.status);
