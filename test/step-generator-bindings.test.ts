@@ -73,6 +73,17 @@ describe('engine v2 decode bindings', () => {
     expect(bound.filter((b) => b.run === 'head' && b.name === 'row_ids').every((b) => b.address === ids.address)).toBe(true);
   });
 
+  it('run each batch size as a CUDA graph of its own (the heads one per parity); prefills are not captured', async () => {
+    for await (const _ of engine.generate(batch())) void _;
+    const { sizes, prefill } = engine.decodeGraphs!;
+    expect(prefill).toBe('-1');
+    expect(sizes.length).toBeGreaterThanOrEqual(2); // the batch shrank as sequences ended
+    const ids = sizes.flatMap((s) => [`step:${s.step}`, ...s.head.map((h) => `head:${h}`)]);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.every((id) => Number(id.split(':')[1]) >= 1)).toBe(true); // never ONNX Runtime's default graph 0
+    expect(new Set(sizes.map((s) => `${s.R}x${s.G}`)).size).toBe(sizes.length);
+  });
+
   it('keep their shapes from one call to the next with the same requests', async () => {
     const shapes = () => engine.decodeBindings.map((b) => `${b.run}.${b.direction}.${b.name}: [${b.dims.join(', ')}]`).sort();
     for await (const _ of engine.generate(batch())) void _;
@@ -91,6 +102,8 @@ describe('engine v2 on CUDA, where no GPU is', () => {
 
   it('takes its provider options from the environment, naming a bad variable', () => {
     expect(cudaOptionsFromEnv({})).toEqual({ device_id: 0, arena_extend_strategy: 'kSameAsRequested', enable_cuda_graph: false });
+    expect(cudaOptionsFromEnv({ ANOLE_CUDA_GRAPH: '1' }).enable_cuda_graph).toBe(true);
+    expect(() => cudaOptionsFromEnv({ ANOLE_CUDA_GRAPH: 'yes' })).toThrow('ANOLE_CUDA_GRAPH must be 0 or 1, got yes');
     expect(cudaOptionsFromEnv({ ANOLE_CUDA_DEVICE: '1', ANOLE_GPU_MEM_LIMIT_MIB: '20480', ANOLE_CUDA_ARENA_EXTEND: 'power-of-two' })).toEqual({
       device_id: 1,
       arena_extend_strategy: 'kNextPowerOfTwo',

@@ -4,7 +4,7 @@ import { copyName } from '../graphs/copy-graph.ts';
 import { LOOP_INPUTS as I, type LoopHead } from '../graphs/generation-loop.ts';
 import { HEAD_INPUTS as H, HEAD_OUTPUTS } from '../graphs/head-graph.ts';
 import { cacheHeadDim, STEP_HIDDEN, STEP_INPUTS } from '../graphs/step-decoder.ts';
-import { IoBinding, Value, type Allocator, type ElementType, type Session } from '../ort-capi/index.ts';
+import { IoBinding, RunOptions, Value, type Allocator, type ElementType, type Session } from '../ort-capi/index.ts';
 import type { TransferStats } from './generator.ts';
 import type { RowRole, Sequence } from './sequence.ts';
 
@@ -53,9 +53,17 @@ interface Bound {
   head: Record<LoopHead, (IoBinding | undefined)[]>;
   upload: IoBinding;
   download: IoBinding;
+  /**
+   * Each run's CUDA graph (gpu_graph_id; used when the sessions have enable_cuda_graph): the step's one,
+   * the heads' one per parity (they bind the other `seen` / `counts` buffer). Ignored off CUDA.
+   */
+  graphs: { step: RunOptions; head: [RunOptions, RunOptions] };
   /** Views and host values these bindings read (released with them). */
   values: Value[];
 }
+
+/** Runs that must not be captured: a prefill's shapes and addresses are its own (gpu_graph_id -1). */
+const NOT_CAPTURED = { gpu_graph_id: '-1' };
 
 /**
  * The engine's KV cache as slots that outlive generate calls (docs/engine-v2.md, "Continuous
@@ -79,6 +87,7 @@ export class SlotBatch {
   private readonly caches: { key: Value; value: Value }[];
   private readonly bound = new Map<string, Bound>();
   private parity = 0; // which `seen` / `counts` buffer the next step reads
+  private readonly uncaptured = RunOptions.create(NOT_CAPTURED);
   /** The settings on the device are for these rows and groups, unless something changed since. */
   private settingsChanged = true;
   private settingsSize = '';
@@ -164,7 +173,7 @@ export class SlotBatch {
       binding.bindInput(STEP_INPUTS.totalSequenceLength, view(Value.fromArray(Int32Array.of(end), [])));
       this.bindCache(binding, (buffer) => view(this.slice(buffer, slot, 1)));
       binding.bindOutput(STEP_HIDDEN, view(this.slice(this.device.hidden, slot, 1)));
-      binding.run();
+      binding.run(this.uncaptured);
     } finally {
       binding.release();
       for (const v of views.reverse()) v.release();
@@ -198,9 +207,9 @@ export class SlotBatch {
     // position nothing reads yet: the next prefill chunk or step overwrites it), free slots at 0
     for (let i = 0; i < b.R; i++) h[STEP_INPUTS.seqlensK][i] = this.rows[i]?.length ?? 0;
     b.upload.run();
-    b.head[head][this.parity]!.run();
+    b.head[head][this.parity]!.run(b.graphs.head[this.parity]);
     b.download.run();
-    b.step.run();
+    b.step.run(b.graphs.step);
     this.parity ^= 1;
     for (const r of this.rows) if (r?.active) r.length++;
     const tokens = Array.from(h.token, Number);
@@ -221,9 +230,14 @@ export class SlotBatch {
   }
 
   /** What the decode runs of the latest step are bound to (test/step-generator-bindings.test.ts). */
-  describeLatest(): { R: number; G: number; bindings: { step: IoBinding; heads: (IoBinding | undefined)[] } } | undefined {
+  describeLatest(): { R: number; G: number; bindings: { step: IoBinding; heads: (IoBinding | undefined)[] }; graphIds: { step: string; head: string[] } } | undefined {
     const b = [...this.bound.values()].at(-1);
-    return b && { R: b.R, G: b.G, bindings: { step: b.step, heads: [...b.head.full, ...b.head.image] } };
+    return b && { R: b.R, G: b.G, bindings: { step: b.step, heads: [...b.head.full, ...b.head.image] }, graphIds: graphIdsOf(b) };
+  }
+
+  /** The CUDA graph ids every batch size's runs use, and the prefills' (test/step-generator-bindings.test.ts). */
+  graphIds(): { sizes: { R: number; G: number; step: string; head: string[] }[]; prefill: string } {
+    return { sizes: [...this.bound.values()].map((b) => ({ R: b.R, G: b.G, ...graphIdsOf(b) })), prefill: this.uncaptured.config.gpu_graph_id };
   }
 
   /** One past the highest entry in use. */
@@ -319,10 +333,17 @@ export class SlotBatch {
     }
     const download = new IoBinding(this.s.copyToken);
     download.bindInput(HEAD_OUTPUTS.token, token).bindOutput(copyName(HEAD_OUTPUTS.token), keep(Value.fromArray(host.token, [G])));
+    // graph ids from 1 (0 is ONNX Runtime's default), distinct per size and, for the heads, per parity
+    const n = this.bound.size;
+    const graphs: Bound['graphs'] = {
+      step: RunOptions.create({ gpu_graph_id: String(n + 1) }),
+      head: [RunOptions.create({ gpu_graph_id: String(2 * n + 1) }), RunOptions.create({ gpu_graph_id: String(2 * n + 2) })],
+    };
     const b: Bound = {
       R,
       G,
       host,
+      graphs,
       step,
       head: {
         full: [headBinding(this.s.heads.full, 'full', 0), headBinding(this.s.heads.full, 'full', 1)],
@@ -361,12 +382,18 @@ export class SlotBatch {
   release(): void {
     for (const b of this.bound.values()) {
       for (const binding of [b.step, ...b.head.full, ...b.head.image, b.upload, b.download]) binding?.release();
+      for (const options of [b.graphs.step, ...b.graphs.head]) options.release();
       for (const v of b.values.reverse()) v.release();
     }
     this.bound.clear();
+    this.uncaptured.release();
     for (const v of this.owned.reverse()) v.release();
     this.owned.length = 0;
   }
+}
+
+function graphIdsOf(b: Bound): { step: string; head: string[] } {
+  return { step: b.graphs.step.config.gpu_graph_id, head: b.graphs.head.map((o) => o.config.gpu_graph_id) };
 }
 
 function uploadType(name: (typeof STEP_UPLOADS)[number]): ElementType {

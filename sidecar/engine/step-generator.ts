@@ -80,8 +80,9 @@ export class StepGenerator {
     // spin through the step's run and the step's through the head's, both on the same cores (on 2 cores
     // it halved the speed: docs/engine-v2.md). The copy graphs run on one thread.
     const sessionConfig = { ...Object.fromEntries(Object.entries(providers.config).map(([k, v]) => [`session.${k}`, v])), 'session.intra_op.allow_spinning': '0' };
-    const open = (graph: BuiltModel, threads = opts.intraOpNumThreads) =>
-      Session.fromBytes(graph.bytes, { intraOpThreads: threads, externalDataDir: graph.externalDir, config: sessionConfig, cuda, profilePrefix: opts.profileFilePrefix });
+    // CUDA graphs (ANOLE_CUDA_GRAPH=1) for the step and the heads only: the copy sessions read host memory
+    const open = (graph: BuiltModel, threads = opts.intraOpNumThreads, captured = true) =>
+      Session.fromBytes(graph.bytes, { intraOpThreads: threads, externalDataDir: graph.externalDir, config: sessionConfig, cuda: cuda && { ...cuda, enable_cuda_graph: captured && cuda.enable_cuda_graph }, profilePrefix: opts.profileFilePrefix });
     const opened: Session[] = [];
     const track = (s: Session) => (opened.push(s), s);
     try {
@@ -90,7 +91,7 @@ export class StepGenerator {
       const image = (opts.imageHead ?? true) ? source.graph('head-image') : undefined;
       const heads = { full: track(open(source.graph('head-full')!)), image: image && track(open(image)) };
       const copies = copyGraphs(config, image !== undefined);
-      const copySessions = { step: track(open(copies.step, 1)), token: track(open(copies.token, 1)), settings: track(open(copies.settings, 1)) };
+      const copySessions = { step: track(open(copies.step, 1, false)), token: track(open(copies.token, 1, false)), settings: track(open(copies.settings, 1, false)) };
       const memory = cuda ? MemoryInfo.cuda(cuda.device_id) : MemoryInfo.cpu();
       const floatType = activationElementType(source.precision);
       return new StepGenerator(config, stepSession, heads, copySessions, memory, floatType, slotCapacity(config, floatType, opts), opts.prefillChunk ?? DEFAULT_PREFILL_CHUNK);
@@ -127,6 +128,11 @@ export class StepGenerator {
       this.capacity,
     );
     return this.batch;
+  }
+
+  /** The CUDA graph id of each batch size's decode runs, and the prefills' (test/step-generator-bindings.test.ts). */
+  get decodeGraphs() {
+    return this.batch?.graphIds();
   }
 
   /** What the latest decode step was bound to (test/step-generator-bindings.test.ts). */

@@ -15,12 +15,16 @@ export class RunOptions extends Handle {
     }
   }
 
+  /** The entries added, as given (the C API has no getter before API 17; tests read them here). */
+  readonly config: Record<string, string> = {};
+
   private constructor(pointer: bigint) {
     super(pointer, 'RunOptions');
   }
 
   addConfigEntry(key: string, value: string): this {
     call('AddRunConfigEntry', this.pointer, key, value);
+    this.config[key] = value;
     return this;
   }
 
