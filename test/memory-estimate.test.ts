@@ -5,7 +5,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { estimateMemory, GPU_BASE_BYTES, HOST_BASE_BYTES, memoryShortfalls, residentWeightBytes } from '../sidecar/bundle/memory-estimate.ts';
-import { assertModelFits, modelPrecision } from '../sidecar/bundle/model-memory.ts';
+import { assertModelFits, modelPrecision, servingShapeFromEnv } from '../sidecar/bundle/model-memory.ts';
+import { slotCapacity } from '../sidecar/engine/slot-capacity.ts';
 import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
 
 const run = promisify(execFile);
@@ -114,5 +115,15 @@ describe('memory estimate, against a hand computation for the small preset', () 
     const two = estimateMemory(modelPrecision(small).config, { dtype: 'fp32', target: 'cpu' }, { batch: 2 }).hostBytes;
     expect(() => assertModelFits(small, { batch: 4 }, { hostBytes: (one + two) / 2 / 0.9 })).toThrow(/; set ANOLE_BATCH_SIZE to 1 or less, or use a smaller bundle$/);
     expect(assertModelFits(small, { batch: 2 }, { hostBytes: two / 0.9 }).hostBytes).toBe(two);
+  });
+
+  it("the worker's KV cache is the one the check counted: ANOLE_BATCH_SIZE jobs of 3 rows at ANOLE_MAX_CONTEXT, as engine v2's slots", () => {
+    const shape = servingShapeFromEnv({ ANOLE_BATCH_SIZE: '2', ANOLE_MAX_CONTEXT: '1100' });
+    expect(shape).toEqual({ batch: 2, context: 1100 });
+    expect(servingShapeFromEnv({})).toEqual({ batch: 4 });
+    const { config } = modelPrecision(small);
+    const e = estimateMemory(config, { dtype: 'fp32', target: 'cpu' }, shape);
+    // sidecar/worker/main.ts hands e.kvCacheBytes to the engine when ANOLE_KV_CACHE_MIB is unset
+    expect(slotCapacity(config, 'float32', { cacheBytes: e.kvCacheBytes, cacheContext: 1100 })).toEqual({ slots: 6, context: 1100 });
   });
 });

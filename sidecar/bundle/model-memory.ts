@@ -21,8 +21,9 @@ export function modelPrecision(dir: string): { config: AnoleConfig; precision: P
 }
 
 /**
- * The serving shape from the worker's environment: ANOLE_BATCH_SIZE (default 4). The context is the model's
- * max_position_embeddings: nothing in the worker caps a job below it.
+ * The serving shape from the worker's environment: ANOLE_BATCH_SIZE (default 4) and ANOLE_MAX_CONTEXT (the
+ * cache slots' length; default the model's max_position_embeddings). The KV cache this shape needs is
+ * what engine v2 allocates when ANOLE_KV_CACHE_MIB is not set (sidecar/worker/main.ts).
  */
 export function servingShapeFromEnv(env: NodeJS.ProcessEnv = process.env): ServingShape {
   const int = (name: string) => {
@@ -32,7 +33,8 @@ export function servingShapeFromEnv(env: NodeJS.ProcessEnv = process.env): Servi
     if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${v}`);
     return n;
   };
-  return { batch: int('ANOLE_BATCH_SIZE') ?? DEFAULT_BATCH };
+  const context = int('ANOLE_MAX_CONTEXT');
+  return { batch: int('ANOLE_BATCH_SIZE') ?? DEFAULT_BATCH, ...(context ? { context } : {}) };
 }
 
 /** This machine's memory: the host's (its cgroup limit when lower) and the first GPU's, when nvidia-smi is there. */

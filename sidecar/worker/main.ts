@@ -19,8 +19,11 @@ const config = workerConfigFromEnv(await resolveModelLocation(modelLocationFromE
 // cannot start (require-gpu.ts; loadModel asks too, for `serve`), and a load that cannot fit this machine:
 // weights + KV cache at ANOLE_BATCH_SIZE + activations (model-memory.ts)
 await assertGpuIfRequired(config.modelDir);
-assertModelFits(config.modelDir, servingShapeFromEnv());
-const model = loadModel(config.modelDir, { intraOpNumThreads: config.intraOpNumThreads, ...config.cache });
+const fits = assertModelFits(config.modelDir, servingShapeFromEnv());
+// the cache the check counted (ANOLE_BATCH_SIZE jobs of 3 rows at the full context) is what engine v2 allocates,
+// unless ANOLE_KV_CACHE_MIB says otherwise: on a GPU its 1 GiB default would not hold one 7B slot
+const cache = { cacheBytes: fits.kvCacheBytes, ...config.cache };
+const model = loadModel(config.modelDir, { intraOpNumThreads: config.intraOpNumThreads, ...cache });
 model.catch(() => {}); // startWorker reports it; a failed import below must not leave it unhandled
 const { startWorker } = await import('./start-worker.ts').catch(async (e) => {
   await model.then(releaseModel, () => {});
