@@ -109,11 +109,13 @@ export class Api extends Construct {
 }
 
 /** What the API process reads from its environment (the request intake runs the same app). */
-export function apiEnvironment(props: Pick<ApiProps, 'bucket' | 'queue' | 'model'>): Record<string, string> {
+export function apiEnvironment(props: Pick<ApiProps, 'bucket' | 'queue' | 'model' | 'settings'>): Record<string, string> {
   return {
     [ENV.bucket]: props.bucket.bucketName,
     [ENV.queueUrl]: props.queue.queueUrl,
     [ENV.model]: props.model.uri,
+    // the workers' cache slots' length: a job longer than that is refused at creation
+    ...(props.settings.maxContext ? { [ENV.maxContext]: String(props.settings.maxContext) } : {}),
   };
 }
 

@@ -86,6 +86,7 @@ export class GpuWorker extends Construct {
         [ENV.batchSize]: String(settings.jobsPerTask),
         // a line of CloudWatch metrics a minute: the scaling counts the cache rows waiting for a slot
         [ENV.metricsLogSeconds]: '60',
+        ...(settings.maxContext ? { [ENV.maxContext]: String(settings.maxContext) } : {}),
       },
       secrets: { [ENV.webhookSecret]: ecs.Secret.fromSecretsManager(this.webhookSecret) },
       healthCheck: {

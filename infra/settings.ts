@@ -39,6 +39,12 @@ export interface AnoleSettings {
    * GPU holds one (sidecar/bundle/memory-estimate.ts; the worker refuses a batch that does not fit).
    */
   jobsPerTask: number;
+  /**
+   * Tokens a job may use (prompt + max_new_tokens), when shorter than the model's context: the workers'
+   * cache slots are this long (less memory per job) and the API refuses longer jobs at creation
+   * (ANOLE_MAX_CONTEXT for both). Default: the model's max_position_embeddings.
+   */
+  maxContext?: number;
   /** An alarm fires when the oldest job has waited this long (default: the longest job plus a cold start). */
   jobAgeAlarmMinutes: number;
   logRetentionDays: number;
@@ -115,6 +121,7 @@ export function settingsFromContext(get: (key: string) => unknown): AnoleSetting
   s.maxJobMinutes = int('maxJobMinutes', 1, 12 * 60) ?? s.maxJobMinutes;
   s.maxReceiveCount = int('maxReceiveCount', 3, 10) ?? s.maxReceiveCount;
   s.jobsPerTask = int('jobsPerTask', 1, 64) ?? s.jobsPerTask;
+  s.maxContext = int('maxContext', 2, 1 << 20) ?? s.maxContext;
   s.apiConcurrency = int('apiConcurrency', 1, 1000) ?? s.apiConcurrency;
   s.jobAgeAlarmMinutes = int('jobAgeAlarmMinutes', 1, 24 * 60) ?? s.jobAgeAlarmMinutes;
   s.logRetentionDays = int('logRetentionDays', 1, 3653) ?? s.logRetentionDays;

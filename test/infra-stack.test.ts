@@ -25,6 +25,7 @@ const TUNED = {
   'anole:warmPoolSize': '1',
   'anole:apiAuth': 'api-keys',
   'anole:jobsPerTask': '2',
+  'anole:maxContext': '2048',
   'anole:maxJobMinutes': '60',
   'anole:maxReceiveCount': '7',
   'anole:logRetentionDays': '14',
@@ -150,6 +151,8 @@ describe('queue', () => {
     const worker = only(tuned.resources('AWS::ECS::TaskDefinition'))[1].Properties.ContainerDefinitions.find((c: { Name: string }) => c.Name === 'worker');
     expect(worker.Environment).toContainEqual({ Name: ENV.maxAttempts, Value: '6' }); // one short of maxReceiveCount 7
     expect(worker.Environment).toContainEqual({ Name: ENV.metricsLogSeconds, Value: '60' }); // the scaling reads its CacheRowsWaiting
+    // the cache slots' length, the same for the workers and the API (which refuses longer jobs); unset by default
+    expect(worker.Environment).toContainEqual({ Name: ENV.maxContext, Value: '2048' });
   });
 
   it('dead-lettered jobs are drained by a Lambda that fails their predictions (within the queue visibility)', () => {
@@ -200,6 +203,11 @@ describe('API', () => {
     expect(env[ENV.queueUrl]).toEqual({ Ref: expect.stringMatching(/^QueueJobs/) });
     expect(env[ENV.model]).toEqual({ 'Fn::Join': ['', ['s3://', { Ref: expect.stringMatching(/^StorageData/) }, `/${KEYS.models}`]] });
     expect(env[ENV.apiKeys]).toBeUndefined();
+  });
+
+  it('maxContext reaches the API too (it refuses a job longer than the workers\' cache slots); unset by default', () => {
+    expect(apiFunction(tuned)[1].Properties.Environment.Variables[ENV.maxContext]).toBe('2048');
+    expect(apiFunction(base)[1].Properties.Environment.Variables[ENV.maxContext]).toBeUndefined();
   });
 
   it('api-keys mode: an open URL, and Bearer keys from a generated secret resolved at deploy time (not in the template)', () => {
