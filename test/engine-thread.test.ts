@@ -84,6 +84,22 @@ describe('EngineThread', () => {
     expect(done.find((e) => e.sequence === 1)?.reason).not.toBe('canceled');
   });
 
+  it('a reader that stops early frees its cache slots on the thread at once', async () => {
+    // three slots: a guided interleaved sequence (3 rows) holds them all, so the next call waits until it leaves
+    const small = await EngineThread.start(path.join(dir, 'ckpt'), { maxSlots: 3 });
+    try {
+      const c = small.generator.config;
+      const endless = sequenceRequest(c, [0, 16900, 8710], 'interleaved', 4000, { seed: 1, logitBias: { [c.eosTokenId]: -100, [c.boiTokenId]: -100 } });
+      for await (const _ of small.generator.generate([endless])) break; // the reader stops after one event
+      const after = await collect(small.generator.generate([request('text', 4, 6)]));
+      expect(after.at(-1)?.type).toBe('done');
+      // the abandoned sequence was canceled, not run to its 4,000 tokens before the next could take its slots
+      expect(small.lastStats!.tokens).toBeLessThan(1000);
+    } finally {
+      await small.close();
+    }
+  });
+
   it('keeps the main thread free while a chunk runs', async () => {
     // One chunk (the whole budget in one session.run), and the main thread's event loop turns counted
     // until its first event: no clock, an order. In process the chunk blocks the loop, so it cannot

@@ -65,6 +65,8 @@ function threadEntry(): URL {
 export class EngineThread {
   readonly generator: GeneratorLike;
   readonly codec: CodecLike;
+  /** The engine's transfer counters as of the latest call that ended (they count every call). */
+  lastStats: TransferStats | undefined;
   private nextId = 0;
   private readonly listeners = new Map<number, (m: FromThread) => void>();
 
@@ -143,6 +145,7 @@ export class EngineThread {
       return () => r.signal?.removeEventListener('abort', onAbort);
     });
     const all = () => requests.forEach((_, sequence) => abort(sequence));
+    let ended = false;
     opts.signal?.addEventListener('abort', all, { once: true });
     try {
       this.worker.postMessage({
@@ -158,10 +161,14 @@ export class EngineThread {
         wake = undefined;
         const m = queue.shift()!;
         if (m.type === 'event') yield m.event;
-        else if (m.type === 'end') return;
-        else if (m.type === 'error') throw new Error(m.message);
+        else if (m.type === 'end' || m.type === 'error') ended = true;
+        if (m.type === 'end') this.lastStats = m.stats;
+        if (m.type === 'end') return;
+        if (m.type === 'error') throw new Error(m.message);
       }
     } finally {
+      // a reader that stopped early (an error in the job, a break) frees its sequences' cache slots now
+      if (!ended) all();
       this.listeners.delete(id);
       forward.forEach((off) => off());
       opts.signal?.removeEventListener('abort', all);
