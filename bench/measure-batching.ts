@@ -4,6 +4,7 @@ import { StepGenerator } from '../sidecar/engine/step-generator.ts';
 import type { Checkpoint } from '../sidecar/weights/checkpoint.ts';
 import { benchRequest } from './bench-request.ts';
 import type { FigureGroup } from './report.ts';
+import { median } from './median.ts';
 import { syntheticPrompt } from './synthetic-prompt.ts';
 
 /**
@@ -15,7 +16,10 @@ import { syntheticPrompt } from './synthetic-prompt.ts';
  *   ttft_alone_ms               a short text alone
  *   ttft_during_image_ms        the same text arriving while a guided image draws its third row
  *   static_ttft_during_image_ms the same under static batching (it waits for the image)
- *   throughput_8_vs_1           tokens/s of 8 guided images at once over 1 alone (their first rows)
+ *   throughput_8_vs_1           tokens/s of 8 guided images at once over 1 alone (their first 8 rows; medians)
+ *   prefill_stall_ms            the longest gap in a running text's tokens while a 1,000-token prompt joins
+ *                               (prefilled 256 tokens between steps), against prefill_stall_whole_ms (the
+ *                               prompt prefilled in one run) and step_ms (the text's median gap before)
  *   arrivals.{continuous,static}.{ttft,completion}_{p50,p95}_ms, tokens_per_s: a fixed schedule of
  *     mixed jobs (short and long texts, images with and without guidance) arriving while others run
  * Reproduce: `npx tsx bench/measure-batching.ts [--preset small]`.
@@ -56,15 +60,29 @@ export async function measureBatching(ckpt: Checkpoint, log: (line: string) => v
     log(`batching: the same, static batching: ${staticTtftDuring.toFixed(0)} ms (it waits for the image)`);
 
     // tokens/s of 8 guided images at once over 1, over their first rows (then canceled)
-    const rows = Math.min(4, c.vq.quantStateDims[0]);
+    const rows = Math.min(8, c.vq.quantStateDims[0]);
     const firstRows = async (n: number) => {
       const started = performance.now();
       const before = engine.stats.tokens;
       await Promise.all(Array.from({ length: n }, (_, i) => untilRows(engine, { ...jobs.image(true), seed: 100 + i }, rows)));
       return ((engine.stats.tokens - before) * 1000) / (performance.now() - started);
     };
-    const one = await firstRows(1);
-    const eight = await firstRows(8);
+    // the stall a long prompt's prefill leaves in a running text: chunked (this engine) and whole (prefillChunk = context)
+    const whole = await StepGenerator.load(ckpt, { intraOpNumThreads: 2, cacheContext: context, cacheBytes: 2 * 2 ** 30, maxSlots: 4, prefillChunk: context });
+    let stall: { stepMs: number; stallMs: number };
+    let stallWhole: { stepMs: number; stallMs: number };
+    try {
+      await drain(whole.generate([jobs.shortText()]));
+      stall = await prefillStall(engine, jobs.shortText(), jobs.longText());
+      stallWhole = await prefillStall(whole, jobs.shortText(), jobs.longText());
+    } finally {
+      await whole.release();
+    }
+    log(`batching: a 1,000-token prompt joining a running text: its longest gap ${stall.stallMs.toFixed(0)} ms chunked, ${stallWhole.stallMs.toFixed(0)} ms whole (a step: ${stall.stepMs.toFixed(0)} ms)`);
+
+    // medians of 3 and 2: a few seconds each, and one image's rate varies most from run to run
+    const one = median([await firstRows(1), await firstRows(1), await firstRows(1)]);
+    const eight = median([await firstRows(8), await firstRows(8)]);
     log(`batching: guided images' first ${rows} rows: 1 at once ${one.toFixed(1)} tokens/s, 8 at once ${eight.toFixed(1)} tokens/s (${(eight / one).toFixed(2)}×)`);
 
     // a fixed schedule of arrivals under both policies
@@ -88,6 +106,9 @@ export async function measureBatching(ckpt: Checkpoint, log: (line: string) => v
       ttft_during_image_ms: ttftDuring,
       static_ttft_during_image_ms: staticTtftDuring,
       throughput_8_vs_1: eight / one,
+      step_ms: stall.stepMs,
+      prefill_stall_ms: stall.stallMs,
+      prefill_stall_whole_ms: stallWhole.stallMs,
       image_tok_s_1: one,
       image_tok_s_8: eight,
       slots: engine.capacity.slots,
@@ -122,6 +143,34 @@ async function timed(engine: StepGenerator, request: SequenceRequest, arrived: n
 async function untilRows(engine: StepGenerator, request: SequenceRequest, rows: number): Promise<void> {
   const stop = new AbortController();
   for await (const e of engine.generate([{ ...request, signal: stop.signal }])) if (e.type === 'image_rows' && e.rows >= rows) stop.abort();
+}
+
+/**
+ * A text runs with an event per token; after 20 tokens `joining` arrives. The running text's median gap
+ * before, and its longest gap from the arrival until the joining prompt's first token.
+ */
+async function prefillStall(engine: StepGenerator, running: SequenceRequest, joining: SequenceRequest): Promise<{ stepMs: number; stallMs: number }> {
+  const stop = new AbortController();
+  const times: number[] = [];
+  let arrived = 0;
+  let joined = 0;
+  let join: Promise<void> | undefined;
+  for await (const e of engine.generate([{ ...running, maxNewTokens: 400, signal: stop.signal }], { chunkSize: 1 })) {
+    if (e.type !== 'text') continue;
+    times.push(performance.now());
+    if (times.length === 20) {
+      arrived = performance.now();
+      join = (async () => {
+        for await (const j of engine.generate([{ ...joining, maxNewTokens: 1 }])) if (j.type === 'done') joined = performance.now();
+      })();
+    }
+    if (joined && times.at(-1)! > joined + 50) stop.abort();
+  }
+  await join;
+  const gaps = times.slice(1).map((t, i) => [times[i], t - times[i]] as const);
+  const before = gaps.filter(([at]) => at < arrived).map(([, g]) => g).sort((a, b) => a - b);
+  const during = gaps.filter(([at, g]) => at + g >= arrived && at <= joined).map(([, g]) => g);
+  return { stepMs: before[Math.floor(before.length / 2)], stallMs: Math.max(...during) };
 }
 
 async function drain(events: AsyncGenerator<GenerationEvent>): Promise<void> {
