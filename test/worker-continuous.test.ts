@@ -57,6 +57,29 @@ describe('worker, continuous batching', () => {
   });
 });
 
+describe('worker, a late heartbeat', () => {
+  it("keeps a job's message that comes back while the job runs: it completes once, unretried, its message deleted", async () => {
+    const model = await loadModel(h.modelDir);
+    const lines: string[] = [];
+    try {
+      // messages hidden for 1 s and no heartbeat in time: the job's message comes back while it runs
+      const worker = new JobWorker({ model, store: h.blobs, queue: h.queue }, { ...FAST, visibilitySeconds: 1, heartbeatMs: 60_000, log: (l) => lines.push(l) });
+      await whileRunning(worker, async () => {
+        const id = await h.submit(longTextInput(h.config, 250));
+        const r = await h.waitFor(id, finished);
+        expect(r.status).toBe('succeeded');
+        expect(r.metrics.generated_tokens).toBe(250);
+        expect(lines.some((l) => l.includes('came back while it runs'))).toBe(true);
+        expect(worker.metrics()).toMatchObject({ jobsSucceeded: 1, jobsRetried: 0 });
+        // deleted with the latest receipt handle (SQS ignores a delete with an older one)
+        await waitUntil(async () => (await h.queueDepth()).queued === 0, 10_000, 'the message to be deleted');
+      });
+    } finally {
+      await Promise.all([model.generator.release(), model.codec.release()]);
+    }
+  });
+});
+
 describe('worker, a cache with room for one guided image', () => {
   let small: LoadedModel;
   beforeAll(async () => {

@@ -99,6 +99,9 @@ export class JobWorker implements HealthSource {
   private readonly batches = new Set<Promise<void>>();
   /** The predictions of the claims in hand, until their results are recorded. */
   private readonly inHand = new Set<string>();
+  /** The deliveries in hand by message id, and how often each message came back to this worker while in hand. */
+  private readonly running = new Map<string, Delivery>();
+  private readonly redelivered = new Map<string, number>();
   private roomChanged = signal();
   private readonly slots: number | undefined;
   /** [time, tokens] of the jobs that ended in the last minute (tokens per second). */
@@ -189,11 +192,12 @@ export class JobWorker implements HealthSource {
       }
       if (messages.length === 0) continue;
       // claimed before the next receive, so that it sees the rows these jobs hold
-      const claims = (await Promise.all(messages.map((m) => claimDelivery(m, this.ctx, this.endings)))).filter((c): c is Delivery => c !== undefined);
+      const claims = (await Promise.all(this.fresh(messages).map((m) => claimDelivery(m, this.ctx, this.endings)))).filter((c): c is Delivery => c !== undefined);
       if (claims.length === 0) continue;
       for (const c of claims) {
         this.holding.set(c.msg.messageId, c.job.n * cacheRowsPerSequence(c.job));
         this.inHand.add(c.job.id);
+        this.running.set(c.msg.messageId, c);
       }
       // batches overlap: the engine batches their sequences with whatever runs (engine v2) or takes them in turn
       const batch = this.process(claims).finally(() => this.batches.delete(batch));
@@ -201,6 +205,26 @@ export class JobWorker implements HealthSource {
       if (this.opts.maxJobs === 1) await batch; // the Loop engine: one batch at a time, as before
     }
     await Promise.all(this.batches);
+  }
+
+  /**
+   * Messages of jobs this worker runs now come back when a heartbeat was late (SQS hid them too
+   * briefly): the delivery in hand takes the new receipt handle (SQS honours only the latest for
+   * delete and visibility) and runs on; such a receive is not an attempt, so later deliveries of that
+   * message count without it.
+   */
+  private fresh(messages: ReceivedJob[]): ReceivedJob[] {
+    return messages.flatMap((m) => {
+      const inHand = this.running.get(m.messageId);
+      if (inHand) {
+        inHand.msg.receiptHandle = m.receiptHandle;
+        this.redelivered.set(m.messageId, (this.redelivered.get(m.messageId) ?? 0) + 1);
+        this.log(`job ${inHand.job.id}: its message came back while it runs (a late heartbeat); kept`);
+        return [];
+      }
+      const extra = this.redelivered.get(m.messageId) ?? 0;
+      return [extra ? { ...m, receiveCount: m.receiveCount - extra } : m];
+    });
   }
 
   /** How many more jobs to receive now: one per free cache slot (engine v2), else up to maxJobs; 0 = wait. */
@@ -251,6 +275,7 @@ export class JobWorker implements HealthSource {
       for (const c of claims) {
         this.leave(c.msg.messageId);
         this.inHand.delete(c.job.id);
+        this.running.delete(c.msg.messageId);
       }
       await heartbeat.stop();
     }
