@@ -48,9 +48,9 @@ export async function resumePendingJobs(
         cleared++;
         continue;
       }
-      if (await store.head(leaseKey(id))) {
-        await store.put(leaseKey(id), JSON.stringify({ holder: 'none: the server restarted', expiresAt: 0 } satisfies LeaseBody), 'application/json');
-      }
+      // expired whether or not one is there, unread: a lease the kill cut short mid-write (s3rver writes an object
+      // and its metadata apart) cannot be read back, and a rewrite repairs it
+      await store.put(leaseKey(id), JSON.stringify({ holder: 'none: the server restarted', expiresAt: 0 } satisfies LeaseBody), 'application/json');
       await queue.send({ predictionId: id, jobKey: record.value.job } satisfies QueuedJob);
       resumed++;
     } catch (e) {
