@@ -128,7 +128,8 @@ describe('the playground page', () => {
     await page.reload();
     const card = page.locator('#gallery .card').first();
     await expect.poll(() => card.locator('.prompt').textContent()).toBe('A lighthouse at dusk.');
-    expect(await card.locator('.thumbs img').evaluate((el: HTMLImageElement) => el.complete && el.naturalWidth)).toBe(64);
+    // the thumbnail loads after the card is drawn: wait for it rather than read it at once (it raced in CI)
+    await expect.poll(() => card.locator('.thumbs img').evaluate((el: HTMLImageElement) => el.complete && el.naturalWidth)).toBe(64);
     expect(pageErrors(page)).toEqual([]);
     await page.close();
   }, 120_000);
