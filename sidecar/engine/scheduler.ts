@@ -41,6 +41,8 @@ interface Entry {
   prefill: { slot: number; tokens: number[] }[][];
   prefilled: number;
   state: 'queued' | 'prefill' | 'running';
+  /** Its group (the index of its token in a step's result), from admission on. */
+  group: number;
 }
 
 /**
@@ -86,7 +88,7 @@ export class Scheduler {
       if (rolesOf(s).length > slots) throw new Error(`a guided sequence needs 3 cache slots; the engine has ${slots}`);
     }
     const call: Call = { sequences, chunkSize, signal: opts.signal, abandoned: false, events: [], mailbox: new Mailbox(), steps: 0, sinceFlush: 0, open: sequences.length };
-    for (const seq of sequences) this.queue.push({ seq, call, roles: rolesOf(seq), prefill: [], prefilled: 0, state: 'queued' });
+    for (const seq of sequences) this.queue.push({ seq, call, roles: rolesOf(seq), prefill: [], prefilled: 0, state: 'queued', group: -1 });
     // the loop's failure reaches every call through its mailbox
     this.running ??= this.loop().catch(() => undefined).finally(() => (this.running = undefined));
     try {
@@ -112,15 +114,15 @@ export class Scheduler {
         this.moveGuidanceRows();
         this.admit();
         this.prefillSome();
-        delivered = this.flush((call) => call.events.some((e) => e.type !== 'text' && e.type !== 'image_rows')) || delivered;
+        delivered = this.flush(hasUrgentEvents) || delivered;
 
         const live = this.admitted.filter((e) => e.state === 'running' && !e.seq.done);
         if (live.length === 0) continue;
         const batch = this.batch();
         const tokens = batch.step(this.headFor(live.map((e) => e.seq)));
         const stepped = new Set<Call>();
-        for (const { seq: s, call } of live) {
-          const token = tokens[batch.groupOf(s)];
+        for (const { seq: s, call, group } of live) {
+          const token = tokens[group];
           s.seen[token] = 1; // the head marked it on its side too
           s.counts[token]++;
           acceptToken(this.c, this.codeOf, s, token, call.events);
@@ -129,7 +131,7 @@ export class Scheduler {
         // events go out after a call's first step, every chunk of steps, and at once when a sequence
         // finishes or an image opens or closes (consecutive text merges)
         for (const call of stepped) call.sinceFlush++;
-        delivered = this.flush((call) => stepped.has(call) && (call.steps++ === 0 || call.sinceFlush >= call.chunkSize || call.events.some((e) => e.type !== 'text' && e.type !== 'image_rows')));
+        delivered = this.flush((call) => stepped.has(call) && (call.steps++ === 0 || call.sinceFlush >= call.chunkSize || hasUrgentEvents(call)));
       }
       this.endFinished();
     } catch (e) {
@@ -183,8 +185,11 @@ export class Scheduler {
   private admit(): void {
     const batch = this.batch();
     const size = this.opts.prefillChunk;
-    while (this.queue.length > 0 && batch.reserve(this.queue[0].seq, this.queue[0].roles)) {
+    while (this.queue.length > 0) {
+      const group = batch.reserve(this.queue[0].seq, this.queue[0].roles);
+      if (group === undefined) break; // the first in line waits: no later one passes it
       const e = this.queue.shift()!;
+      e.group = group;
       const roles: RowRole[] = e.seq.hasGuidanceRows ? ['full', 'image', 'uncond'] : ['full'];
       const rows = rowPrompts(this.c, this.imageIds, e.seq, roles).map(({ role, prompt }) => ({
         slot: batch.slotOf(e.seq, role),
@@ -237,6 +242,11 @@ export class Scheduler {
     }
     return any;
   }
+}
+
+/** Events that go out at once: anything but text and image rows (a sequence ended, an image opened or closed). */
+function hasUrgentEvents(call: Call): boolean {
+  return call.events.some((e) => e.type !== 'text' && e.type !== 'image_rows');
 }
 
 /** The slots a sequence holds for its whole life: three when guided (full, image-only, unconditioned). */

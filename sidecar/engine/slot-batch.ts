@@ -119,14 +119,17 @@ export class SlotBatch {
     return this.rows.filter((r) => !r).length;
   }
 
-  /** Reserves one group and a slot per role for a sequence (the lowest free), or returns false. */
-  reserve(seq: Sequence, roles: RowRole[]): boolean {
+  /**
+   * Reserves one group and a slot per role for a sequence (the lowest free): returns the group, the
+   * index of the sequence's token in step()'s result until it is freed; undefined when they are not free.
+   */
+  reserve(seq: Sequence, roles: RowRole[]): number | undefined {
     const group = this.groups.indexOf(undefined);
     const slots = this.rows.flatMap((r, i) => (r ? [] : [i])).slice(0, roles.length);
-    if (group < 0 || slots.length < roles.length) return false;
+    if (group < 0 || slots.length < roles.length) return undefined;
     this.groups[group] = { seq, live: false };
     roles.forEach((role, i) => (this.rows[slots[i]] = { seq, role, length: 0, active: false }));
-    return true;
+    return group;
   }
 
   /** Frees a sequence's group and slots. */
@@ -222,11 +225,6 @@ export class SlotBatch {
     stats.bytesOut += h.token.byteLength;
     stats.tokens += live.length;
     return tokens;
-  }
-
-  /** The group index a live sequence's token is at in step()'s result. */
-  groupOf(seq: Sequence): number {
-    return this.groups.findIndex((x) => x?.seq === seq);
   }
 
   /** What the decode runs of the latest step are bound to (test/step-generator-bindings.test.ts). */

@@ -97,9 +97,7 @@ export class JobWorker implements HealthSource {
    */
   private readonly holding = new Map<string, number>();
   private readonly batches = new Set<Promise<void>>();
-  /** The predictions of the claims in hand, until their results are recorded. */
-  private readonly inHand = new Set<string>();
-  /** The deliveries in hand by message id, and how often each message came back to this worker while in hand. */
+  /** The deliveries in hand (until their results are recorded) by message id, and how often each message came back to this worker while in hand. */
   private readonly running = new Map<string, Delivery>();
   private readonly redelivered = new Map<string, number>();
   private roomChanged = signal();
@@ -138,7 +136,7 @@ export class JobWorker implements HealthSource {
       metrics: this.counters,
       maxAttempts: this.opts.maxAttempts,
       visibilitySeconds,
-      inHand: (id) => this.inHand.has(id),
+      inHand: (id) => [...this.running.values()].some((d) => d.job.id === id),
       notify: webhookNotifier({ webhooks: deps.webhooks, present: deps.present ?? ((r) => presentRecord(r, deps.store)), log }),
       log,
     };
@@ -150,7 +148,7 @@ export class JobWorker implements HealthSource {
   }
 
   metrics(): WorkerMetrics {
-    const rows = [...this.holding.values()].reduce((n, r) => n + r, 0);
+    const rows = this.rowsHeld();
     const now = Date.now();
     while (this.recent.length > 0 && this.recent[0][0] < now - 60_000) this.recent.shift();
     const window = Math.min(60, Math.max(1, (now - this.started) / 1000));
@@ -196,7 +194,6 @@ export class JobWorker implements HealthSource {
       if (claims.length === 0) continue;
       for (const c of claims) {
         this.holding.set(c.msg.messageId, c.job.n * cacheRowsPerSequence(c.job));
-        this.inHand.add(c.job.id);
         this.running.set(c.msg.messageId, c);
       }
       // batches overlap: the engine batches their sequences with whatever runs (engine v2) or takes them in turn
@@ -231,8 +228,12 @@ export class JobWorker implements HealthSource {
   private room(): number {
     const jobs = this.opts.maxJobs - this.holding.size;
     if (this.slots === undefined) return Math.max(0, jobs);
-    const rows = [...this.holding.values()].reduce((n, r) => n + r, 0);
+    const rows = this.rowsHeld();
     return Math.max(0, Math.min(jobs, this.slots - rows));
+  }
+
+  private rowsHeld(): number {
+    return [...this.holding.values()].reduce((n, r) => n + r, 0);
   }
 
   private stopped(): Promise<void> {
@@ -274,7 +275,6 @@ export class JobWorker implements HealthSource {
     } finally {
       for (const c of claims) {
         this.leave(c.msg.messageId);
-        this.inHand.delete(c.job.id);
         this.running.delete(c.msg.messageId);
       }
       await heartbeat.stop();
