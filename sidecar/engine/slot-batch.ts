@@ -86,6 +86,7 @@ export class SlotBatch {
   private readonly device: Record<string, Value> = {};
   private readonly caches: { key: Value; value: Value }[];
   private readonly bound = new Map<string, Bound>();
+  private latest: Bound | undefined; // the bindings the latest step ran with
   private parity = 0; // which `seen` / `counts` buffer the next step reads
   private readonly uncaptured = RunOptions.create(NOT_CAPTURED);
   /** The settings on the device are for these rows and groups, unless something changed since. */
@@ -195,7 +196,7 @@ export class SlotBatch {
 
   /** One token per live group (pad for the others): upload the step's numbers, the head, download the tokens, the step. */
   step(head: LoopHead): number[] {
-    const b = this.bindingsFor(this.mark(this.rows), this.mark(this.groups));
+    const b = (this.latest = this.bindingsFor(this.mark(this.rows), this.mark(this.groups)));
     if (this.settingsChanged || this.settingsSize !== `${b.R}x${b.G}`) this.uploadSettings(b.R, b.G);
     const h = b.host;
     for (let g = 0; g < b.G; g++) {
@@ -229,7 +230,7 @@ export class SlotBatch {
 
   /** What the decode runs of the latest step are bound to (test/step-generator-bindings.test.ts). */
   describeLatest(): { R: number; G: number; bindings: { step: IoBinding; heads: (IoBinding | undefined)[] }; graphIds: { step: string; head: string[] } } | undefined {
-    const b = [...this.bound.values()].at(-1);
+    const b = this.latest;
     return b && { R: b.R, G: b.G, bindings: { step: b.step, heads: [...b.head.full, ...b.head.image] }, graphIds: graphIdsOf(b) };
   }
 
@@ -384,6 +385,7 @@ export class SlotBatch {
       for (const v of b.values.reverse()) v.release();
     }
     this.bound.clear();
+    this.latest = undefined;
     this.uncaptured.release();
     for (const v of this.owned.reverse()) v.release();
     this.owned.length = 0;
