@@ -74,6 +74,16 @@ describe('continuous batching (engine v2)', () => {
     expect(doneOf(joined)).toEqual(aloneText);
   });
 
+  it('hands each token out before the decoder step on it runs (a reader never waits for a step only the next token needs)', async () => {
+    const before = { ...engine.stats };
+    const seen: { tokens: number; steps: number }[] = [];
+    for await (const e of engine.generate([text(61, 6)], { chunkSize: 1 })) {
+      if (e.type === 'text') seen.push({ tokens: engine.stats.tokens - before.tokens, steps: engine.stats.steps - before.steps });
+    }
+    expect(seen.map((x) => x.tokens)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(seen.map((x) => x.steps)).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
   it('seeded outputs are the same alone, in one static batch and joining one by one mid-run', async () => {
     const requests = () => [text(21, 20), guidedImage(22), text(23, 9, { repetitionPenalty: 1.5 }), guidedImage(24), text(25, 15, { presencePenalty: 0.5 })];
     const alone: unknown[] = [];

@@ -34,6 +34,8 @@ export interface TransferStats {
   tokens: number;
   /** Engine v2: times its decode runs were bound (once per generate call: shapes and addresses then stay). */
   bindings: number;
+  /** Engine v2: decoder steps run on chosen tokens (a token is handed out before its step). */
+  steps: number;
 }
 
 /**
@@ -42,7 +44,7 @@ export interface TransferStats {
  * guidance streams at boi / eoi, finished sequences, canceled ones.
  */
 export class Generator {
-  readonly stats: TransferStats = { runs: 0, imageHeadRuns: 0, bytesIn: 0, bytesOut: 0, tokens: 0, bindings: 0 };
+  readonly stats: TransferStats = { runs: 0, imageHeadRuns: 0, bytesIn: 0, bytesOut: 0, tokens: 0, bindings: 0, steps: 0 };
   private readonly imageIds: Set<number>;
   private readonly codeOf: Int32Array;
 

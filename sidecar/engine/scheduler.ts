@@ -119,7 +119,7 @@ export class Scheduler {
         const live = this.admitted.filter((e) => e.state === 'running' && !e.seq.done);
         if (live.length === 0) continue;
         const batch = this.batch();
-        const tokens = batch.step(this.headFor(live.map((e) => e.seq)));
+        const tokens = batch.choose(this.headFor(live.map((e) => e.seq)));
         const stepped = new Set<Call>();
         for (const { seq: s, call, group } of live) {
           const token = tokens[group];
@@ -132,6 +132,13 @@ export class Scheduler {
         // finishes or an image opens or closes (consecutive text merges)
         for (const call of stepped) call.sinceFlush++;
         delivered = this.flush((call) => stepped.has(call) && (call.steps++ === 0 || call.sinceFlush >= call.chunkSize || hasUrgentEvents(call)));
+        // readers get their tokens before the decoder step that only the next token needs
+        if (delivered) {
+          delivered = false;
+          await setImmediate();
+          lastTurn = performance.now();
+        }
+        batch.advance();
       }
       this.endFinished();
     } catch (e) {

@@ -87,6 +87,7 @@ export class SlotBatch {
   private readonly caches: { key: Value; value: Value }[];
   private readonly bound = new Map<string, Bound>();
   private latest: Bound | undefined; // the bindings the latest step ran with
+  private chosen: Bound | undefined; // between choose() and advance()
   private parity = 0; // which `seen` / `counts` buffer the next step reads
   private readonly uncaptured = RunOptions.create(NOT_CAPTURED);
   /** The settings on the device are for these rows and groups, unless something changed since. */
@@ -194,8 +195,13 @@ export class SlotBatch {
     r.active = true;
   }
 
-  /** One token per live group (pad for the others): upload the step's numbers, the head, download the tokens, the step. */
-  step(head: LoopHead): number[] {
+  /**
+   * One token per live group (pad for the others): upload the step's numbers, the head, download the
+   * tokens. advance() then runs the decoder on them; the caller hands the tokens out in between, so a
+   * reader does not wait for a decoder step its token does not need.
+   */
+  choose(head: LoopHead): number[] {
+    if (this.chosen) throw new Error('SlotBatch.choose: the previous tokens were not advanced');
     const b = (this.latest = this.bindingsFor(this.mark(this.rows), this.mark(this.groups)));
     if (this.settingsChanged || this.settingsSize !== `${b.R}x${b.G}`) this.uploadSettings(b.R, b.G);
     const h = b.host;
@@ -213,19 +219,29 @@ export class SlotBatch {
     b.upload.run();
     b.head[head][this.parity]!.run(b.graphs.head[this.parity]);
     b.download.run();
-    b.step.run(b.graphs.step);
-    this.parity ^= 1;
-    for (const r of this.rows) if (r?.active) r.length++;
+    this.parity ^= 1; // the head wrote the other `seen` / `counts` buffer: the next head reads it
+    this.chosen = b;
     const tokens = Array.from(h.token, Number);
     const live = this.groups.filter((x) => x?.live && !x.seq.done);
     for (const x of live) x!.seq.uniforms.consume(1);
     const stats = this.s.stats;
-    stats.runs += 4;
+    stats.runs += 3;
     if (head === 'image') stats.imageHeadRuns++;
     stats.bytesIn += STEP_UPLOADS.reduce((n, name) => n + h[name].byteLength, 0);
     stats.bytesOut += h.token.byteLength;
     stats.tokens += live.length;
     return tokens;
+  }
+
+  /** The decoder step on the chosen tokens: each taking part row's cache grows by one. */
+  advance(): void {
+    const b = this.chosen;
+    if (!b) throw new Error('SlotBatch.advance: no tokens were chosen');
+    this.chosen = undefined;
+    b.step.run(b.graphs.step);
+    for (const r of this.rows) if (r?.active) r.length++;
+    this.s.stats.runs++;
+    this.s.stats.steps++;
   }
 
   /** What the decode runs of the latest step are bound to (test/step-generator-bindings.test.ts). */

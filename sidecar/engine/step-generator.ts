@@ -36,7 +36,7 @@ import { slotCapacity, type CacheSettings } from './slot-capacity.ts';
  * upload and the download crosses to the host.
  */
 export class StepGenerator {
-  readonly stats: TransferStats = { runs: 0, imageHeadRuns: 0, bytesIn: 0, bytesOut: 0, tokens: 0, bindings: 0 };
+  readonly stats: TransferStats = { runs: 0, imageHeadRuns: 0, bytesIn: 0, bytesOut: 0, tokens: 0, bindings: 0, steps: 0 };
   private readonly imageIds: Set<number>;
   private readonly codeOf: Int32Array;
   private readonly imageColumns: [number, number] | undefined;
