@@ -55,7 +55,9 @@ export function sampleTokens(g: GraphBuilder, x: SamplerInputs): string {
 
   // top-k: positions at or beyond k (0 = off) drop out before the softmax renormalises.
   const rank = g.op('Range', [g.int64(0), g.op('Squeeze', [vocab, g.int64s([0])]), g.int64(1)]); // [V]
-  const kEff = g.op('Where', [g.op('Equal', [x.topK, g.int64(0)]), g.op('Squeeze', [vocab, g.int64s([0])]), x.topK]); // [G]
+  // k = 0 keeps every token: a k past any vocabulary (not the row's width, which would bring a
+  // shape computed on the host into device arithmetic: a copy per run that rules out CUDA graphs)
+  const kEff = g.op('Where', [g.op('Equal', [x.topK, g.int64(0)]), g.int64(2 ** 53), x.topK]); // [G]
   const inTopK = g.op('Less', [g.op('Unsqueeze', [rank, g.int64s([0])]), g.op('Unsqueeze', [kEff, g.int64s([1])])]); // [G, V]
   const probs = g.op('Softmax', [g.op('Where', [inTopK, sorted, lowest])], { axis: 1 }); // [G, V]
 

@@ -252,10 +252,13 @@ function packedLinear(g: GraphBuilder, name: string, x: string, ms: Matrix[], bi
  * rotary applied outside GroupQueryAttention. Tables are [max_position, D/2]; rotate-half repeats them.
  */
 function rotaryOutside(g: GraphBuilder, io: StepIO, cos: string, sin: string): { cos: string; sin: string } {
-  const tokens = g.op('Shape', [io.inputIds], { start: 1, end: 2 }); // [1] = T
-  const first = g.op('Sub', [g.op('Add', [g.op('Cast', [io.seqlensK], { to: DataType.INT64 }), g.int64(1)]), tokens]); // [R]
-  const offsets = g.op('Range', [g.int64(0), g.op('Squeeze', [tokens]), g.int64(1)]); // [T]
-  const positions = g.op('Reshape', [g.op('Add', [g.op('Unsqueeze', [first, g.int64s([1])]), offsets]), g.int64s([-1])]); // [N]
+  // token i of T sits at seqlens_k + 1 - (T - i); T - i is a reversed running count of the row's
+  // tokens, computed on the device (a length taken from the input's shape lives on the host, and
+  // adding it to device values would copy it at every run, which rules out CUDA graphs)
+  const ones = g.op('Add', [g.op('Mul', [io.inputIds, g.int64(0)]), g.int64(1)]); // [R, T]
+  const fromEnd = g.op('CumSum', [ones, g.int64(1)], { reverse: 1 }); // [R, T]: T - i
+  const next = g.op('Add', [g.op('Cast', [io.seqlensK], { to: DataType.INT64 }), g.int64(1)]); // [R]
+  const positions = g.op('Reshape', [g.op('Sub', [g.op('Unsqueeze', [next, g.int64s([1])]), fromEnd]), g.int64s([-1])]); // [N]
   const table = (half: string) => {
     const rows = g.op('Gather', [half, positions], { axis: 0 }); // [N, D/2]
     return g.op('Unsqueeze', [g.op('Concat', [rows, rows], { axis: -1 }), g.int64s([1])]); // [N, 1, D]
