@@ -84,6 +84,24 @@ describe('engine v2 decode bindings', () => {
     expect(new Set(sizes.map((s) => `${s.R}x${s.G}`)).size).toBe(sizes.length);
   });
 
+  it('with rounded sizes (on with CUDA graphs) bind powers of two, at most the slots, and give the same tokens', async () => {
+    const rounded = await StepGenerator.load(openCheckpoint(path.join(dir, 'ckpt')), { intraOpNumThreads: 1, roundSizes: true, maxSlots: 6 });
+    try {
+      const done = async (e: StepGenerator) => {
+        const out = [];
+        for await (const ev of e.generate(batch())) if (ev.type === 'done') out.push(ev);
+        return out.sort((a, b) => a.sequence - b.sequence);
+      };
+      expect(await done(rounded)).toEqual(await done(engine));
+      const sizes = rounded.decodeGraphs!.sizes.map((s) => [s.R, s.G]).flat();
+      expect(sizes.length).toBeGreaterThan(0);
+      expect(sizes.every((n) => [1, 2, 4, 6].includes(n))).toBe(true); // 6 slots: 8 is capped to 6
+      expect(sizes).toContain(6); // 5 or 6 rows in use round up to 8, capped at the 6 slots
+    } finally {
+      await rounded.release();
+    }
+  });
+
   it('keep their shapes from one call to the next with the same requests', async () => {
     const shapes = () => engine.decodeBindings.map((b) => `${b.run}.${b.direction}.${b.name}: [${b.dims.join(', ')}]`).sort();
     for await (const _ of engine.generate(batch())) void _;

@@ -29,6 +29,8 @@ export interface SlotCapacity {
   slots: number;
   /** Tokens per slot: a sequence's prompt + max_new_tokens must fit (at most the rotary tables' max_position_embeddings). */
   context: number;
+  /** Decode sizes rounded up to powers of two (CacheSettings.roundSizes). */
+  roundSizes?: boolean;
 }
 
 export interface SlotRow {
@@ -202,7 +204,7 @@ export class SlotBatch {
    */
   choose(head: LoopHead): number[] {
     if (this.chosen) throw new Error('SlotBatch.choose: the previous tokens were not advanced');
-    const b = (this.latest = this.bindingsFor(this.mark(this.rows), this.mark(this.groups)));
+    const b = (this.latest = this.bindingsFor(this.size(this.mark(this.rows)), this.size(this.mark(this.groups))));
     if (this.settingsChanged || this.settingsSize !== `${b.R}x${b.G}`) this.uploadSettings(b.R, b.G);
     const h = b.host;
     for (let g = 0; g < b.G; g++) {
@@ -253,6 +255,11 @@ export class SlotBatch {
   /** The CUDA graph ids every batch size's runs use, and the prefills' (test/step-generator-bindings.test.ts). */
   graphIds(): { sizes: { R: number; G: number; step: string; head: string[] }[]; prefill: string } {
     return { sizes: [...this.bound.values()].map((b) => ({ R: b.R, G: b.G, ...graphIdsOf(b) })), prefill: this.uncaptured.config.gpu_graph_id };
+  }
+
+  /** The size bound for `n` rows or groups: n, or with rounded sizes the next power of two (at most the slots). */
+  private size(n: number): number {
+    return this.capacity.roundSizes ? Math.min(this.capacity.slots, 2 ** Math.ceil(Math.log2(n))) : n;
   }
 
   /** One past the highest entry in use. */

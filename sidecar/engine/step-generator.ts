@@ -94,7 +94,7 @@ export class StepGenerator {
       const copySessions = { step: track(open(copies.step, 1, false)), token: track(open(copies.token, 1, false)), settings: track(open(copies.settings, 1, false)) };
       const memory = cuda ? MemoryInfo.cuda(cuda.device_id) : MemoryInfo.cpu();
       const floatType = activationElementType(source.precision);
-      return new StepGenerator(config, stepSession, heads, copySessions, memory, floatType, slotCapacity(config, floatType, opts), opts.prefillChunk ?? DEFAULT_PREFILL_CHUNK);
+      return new StepGenerator(config, stepSession, heads, copySessions, memory, floatType, slotCapacity(config, floatType, { ...opts, roundSizes: opts.roundSizes ?? cuda?.enable_cuda_graph === true }), opts.prefillChunk ?? DEFAULT_PREFILL_CHUNK);
     } catch (e) {
       for (const s of opened.reverse()) s.release();
       throw e;
