@@ -9,7 +9,9 @@ import { availableMemory, modelPrecision, servingShapeFromEnv } from '../../side
 import { DEFAULT_SAMPLING } from '../../contract/generation-request.ts';
 import { loadEngine } from '../../sidecar/engine/generation-engine.ts';
 import { openModel } from '../../sidecar/engine/model-source.ts';
+import { STEP_INPUTS } from '../../sidecar/graphs/step-decoder.ts';
 import { findCudaLibraries } from '../../sidecar/onnx/cuda-libraries.ts';
+import { predictHostCopies } from '../../sidecar/onnx/cuda-placement.ts';
 import { nvidiaGpus } from '../../sidecar/onnx/gpu-info.ts';
 import { providerStatuses } from '../../sidecar/onnx/provider-status.ts';
 import { gpuRequired } from '../../sidecar/onnx/session.ts';
@@ -59,6 +61,7 @@ export async function doctorCommand(modelDir: string | undefined, opts: { run?: 
     const estimate = estimateMemory(config, precision, shape, blockSize);
     say(`memory at batch ${shape.batch} (ANOLE_BATCH_SIZE): ${describeEstimate(estimate)}`);
     say(`memory here: host ${gib(available.hostBytes)}, GPU ${available.gpuBytes === undefined ? 'unknown (no nvidia-smi)' : gib(available.gpuBytes)}`);
+    if (precision.target === 'cuda') say(cudaGraphReadiness(modelDir));
     const short = memoryShortfalls(estimate, available);
     if (precision.target === 'cuda' && !cudaLoads) {
       say(`can run here: no: it targets CUDA, which is unavailable (${cuda?.reason})`);
@@ -126,6 +129,21 @@ interface ProfileEvent {
   cat?: string;
   name?: string;
   args?: { op_name?: string; provider?: string };
+}
+
+/**
+ * Whether ONNX Runtime could capture engine v2's decode runs as CUDA graphs (ANOLE_CUDA_GRAPH=1): it
+ * refuses a session whose runs copy between host and device; the copies are predicted from the graphs.
+ */
+function cudaGraphReadiness(modelDir: string): string {
+  const source = openModel(modelDir);
+  const copies = (['step', 'head-full', 'head-image'] as const).flatMap((name) => {
+    const graph = source.graph(name);
+    return graph ? predictHostCopies(graph, [STEP_INPUTS.totalSequenceLength]).map((c) => `${name}: ${c.value} ${c.direction} at ${c.to}`) : [];
+  });
+  return copies.length
+    ? `CUDA graphs: capture would be refused, ${copies.length} host copies (${copies.slice(0, 3).join('; ')}${copies.length > 3 ? '; …' : ''})`
+    : 'CUDA graphs: the decode runs copy nothing between host and device (capturable; ANOLE_CUDA_GRAPH=1 turns it on)';
 }
 
 /** Distinct nodes per execution provider, and the Memcpy nodes, from ONNX Runtime's profiling JSON. */
