@@ -29,8 +29,6 @@ export interface SlotCapacity {
   slots: number;
   /** Tokens per slot: a sequence's prompt + max_new_tokens must fit (at most the rotary tables' max_position_embeddings). */
   context: number;
-  /** Decode sizes rounded up to powers of two (CacheSettings.roundSizes). */
-  roundSizes?: boolean;
 }
 
 export interface SlotRow {
@@ -100,6 +98,8 @@ export class SlotBatch {
     private readonly s: StepSessions,
     private readonly c: AnoleConfig,
     readonly capacity: SlotCapacity,
+    /** Round each decode size (rows, groups) up to a power of two, at most the slots (StepGeneratorOptions.roundSizes). */
+    private readonly roundSizes = false,
   ) {
     const S = capacity.slots;
     const V = c.vocabSize;
@@ -259,7 +259,7 @@ export class SlotBatch {
 
   /** The size bound for `n` rows or groups: n, or with rounded sizes the next power of two (at most the slots). */
   private size(n: number): number {
-    return this.capacity.roundSizes ? Math.min(this.capacity.slots, 2 ** Math.ceil(Math.log2(n))) : n;
+    return this.roundSizes ? Math.min(this.capacity.slots, 2 ** Math.ceil(Math.log2(n))) : n;
   }
 
   /** One past the highest entry in use. */

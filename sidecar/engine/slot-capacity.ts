@@ -13,11 +13,6 @@ export interface CacheSettings {
   maxSlots?: number;
   /** Prompt tokens prefilled between two decode steps while others decode (scheduler.ts). */
   prefillChunk?: number;
-  /**
-   * Round each decode size (rows, groups) up to a power of two, at most the slots: a few sizes, so a
-   * few CUDA graphs, instead of one per size the batch passes through (default: on with CUDA graphs).
-   */
-  roundSizes?: boolean;
 }
 
 export const DEFAULT_CACHE_BYTES = 1 << 30;
@@ -38,5 +33,5 @@ export function slotCapacity(c: AnoleConfig, floatType: ElementType, s: CacheSet
   if (slots < 3) {
     throw new Error(`a KV cache of ${(budget / 2 ** 20).toFixed(0)} MiB holds ${slots} slot(s) of ${context} tokens (${(perSlot / 2 ** 20).toFixed(1)} MiB each); a guided image needs 3: raise ANOLE_KV_CACHE_MIB or lower ANOLE_MAX_CONTEXT`);
   }
-  return { slots, context, roundSizes: s.roundSizes ?? false };
+  return { slots, context };
 }

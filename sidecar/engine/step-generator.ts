@@ -18,6 +18,17 @@ import type { GenerationEvent, Sequence } from './sequence.ts';
 import { describeBindings, IMAGE_BIAS, SlotBatch, type BoundValue, type SlotCapacity } from './slot-batch.ts';
 import { slotCapacity, type CacheSettings } from './slot-capacity.ts';
 
+export interface StepGeneratorOptions extends SessionConfig, CacheSettings {
+  /** Load the image-only head (default true). */
+  imageHead?: boolean;
+  log?: (line: string) => void;
+  /**
+   * Round each decode size (rows, groups) up to a power of two, at most the slots: a few sizes, so a
+   * few CUDA graphs to capture, instead of one per size the batch passes through (default: on with CUDA graphs).
+   */
+  roundSizes?: boolean;
+}
+
 /**
  * Engine v2 (docs/engine-v2.md): the KV cache never leaves ONNX Runtime. Every sequence owns slots
  * of one preallocated cache per layer, [slots, Hkv, context, Dc], which the step graph updates in
@@ -56,6 +67,7 @@ export class StepGenerator {
     /** Cache slots and tokens per slot. */
     readonly capacity: SlotCapacity,
     prefillChunk: number,
+    private readonly roundSizes: boolean,
   ) {
     const vocab = imageVocabulary(config);
     this.imageIds = new Set(vocab.codeToToken);
@@ -69,7 +81,7 @@ export class StepGenerator {
     this.scheduler = new Scheduler(config, () => this.slots(), drop, this.imageIds, this.codeOf, (live) => this.headFor(live), { prefillChunk });
   }
 
-  static async load(model: Checkpoint | ModelSource, opts: SessionConfig & CacheSettings & { imageHead?: boolean; log?: (line: string) => void } = {}): Promise<StepGenerator> {
+  static async load(model: Checkpoint | ModelSource, opts: StepGeneratorOptions = {}): Promise<StepGenerator> {
     const source = asModelSource(model);
     const step = source.graph('step'); // a bad checkpoint throws its CheckpointError here
     const config = source.checkpoint.config!;
@@ -94,7 +106,7 @@ export class StepGenerator {
       const copySessions = { step: track(open(copies.step, 1, false)), token: track(open(copies.token, 1, false)), settings: track(open(copies.settings, 1, false)) };
       const memory = cuda ? MemoryInfo.cuda(cuda.device_id) : MemoryInfo.cpu();
       const floatType = activationElementType(source.precision);
-      return new StepGenerator(config, stepSession, heads, copySessions, memory, floatType, slotCapacity(config, floatType, { ...opts, roundSizes: opts.roundSizes ?? cuda?.enable_cuda_graph === true }), opts.prefillChunk ?? DEFAULT_PREFILL_CHUNK);
+      return new StepGenerator(config, stepSession, heads, copySessions, memory, floatType, slotCapacity(config, floatType, opts), opts.prefillChunk ?? DEFAULT_PREFILL_CHUNK, opts.roundSizes ?? cuda?.enable_cuda_graph === true);
     } catch (e) {
       for (const s of opened.reverse()) s.release();
       throw e;
@@ -126,6 +138,7 @@ export class StepGenerator {
       { step: this.step, heads: this.heads, copyStep: this.copies.step, copyToken: this.copies.token, copySettings: this.copies.settings, allocator: this.allocator, imageColumns: this.imageColumns, floatType: this.floatType, stats: this.stats },
       this.config,
       this.capacity,
+      this.roundSizes,
     );
     return this.batch;
   }
