@@ -1,14 +1,13 @@
 import { imageVocabulary } from '../../model/vocabulary.ts';
 import { DataType, type GraphBuilder } from '../onnx/graph-builder.ts';
 import { emitLmHead, type DecoderWeights } from './decoder.ts';
-import { imageTokenRange, LOOP_INPUTS as I, logitWidth, type LoopHead } from './generation-loop.ts';
+import { imageTokenRange, TOKEN_CHOICE_INPUTS as I, logitWidth, type HeadKind } from './head-inputs.ts';
 import { mixGuidance, sampleTokens } from './sampler.ts';
 
 /**
  * How one token per group is chosen from the rows' last hidden states, and how each group's state
- * machine moves on (model/constraints.ts): the body of the Loop engine's chunk and
- * the whole of engine v2's head graph. The per-group settings are read by their LOOP_INPUTS
- * names (graph inputs, or outer-scope values inside a Loop body).
+ * machine moves on (model/constraints.ts): the whole of engine v2's head graph (head-graph.ts). The
+ * per-group settings are read by their TOKEN_CHOICE_INPUTS names (graph inputs).
  *
  *   image_count = -1     text: `text_allowed`, plus boi when allowed and an image still fits
  *   0 ≤ image_count < N  inside an image: image tokens only
@@ -32,11 +31,9 @@ export interface TokenChoice {
   nextRemaining: string;
   nextSeen: string;
   nextCounts: string;
-  /** bool scalar: a group finished, opened an image, or a guided image closed (the engine has rows to move). */
-  event: string;
 }
 
-export function emitTokenChoice(b: GraphBuilder, w: DecoderWeights, head: LoopHead, x: TokenChoiceState): TokenChoice {
+export function emitTokenChoice(b: GraphBuilder, w: DecoderWeights, head: HeadKind, x: TokenChoiceState): TokenChoice {
   const c = w.config;
   const V = c.vocabSize;
   const codeToToken = imageVocabulary(c).codeToToken;
@@ -102,7 +99,7 @@ export function emitTokenChoice(b: GraphBuilder, w: DecoderWeights, head: LoopHe
     topK: pickSetting(I.topK),
     greedy: pickSetting(I.greedy),
     uniform: x.uniform,
-    // the penalty is for text tokens, which an image chunk never draws
+    // the penalty is for text tokens, which the image head never draws
     repetition: head === 'full' ? { penalty: b.op('Where', [inImage, b.float(1), I.penalty]), seen: x.seen } : undefined,
     occurrence:
       head === 'full' ? { presence: b.op('Where', [inImage, b.float(0), I.presence]), frequency: b.op('Where', [inImage, b.float(0), I.frequency]), counts: x.counts } : undefined,
@@ -128,11 +125,5 @@ export function emitTokenChoice(b: GraphBuilder, w: DecoderWeights, head: LoopHe
   // every token counts (a done group's pad too: pad is never a text token, so it is never penalised)
   const nextCounts = b.op('ScatterElements', [x.counts, col(token), b.op('Expand', [b.constant('one', DataType.FLOAT, [1, 1], [1]), b.op('Shape', [col(token)])])], { axis: 1, reduction: 'add' });
 
-  // The chunk ends when the engine has work to do: a sequence finished, opened an image (its
-  // guidance rows join, and a batch that is all images moves to the image-head loop), or a guided
-  // image closed (its guidance rows leave).
-  const guidanceLeaves = and(I.guided, and(imageComplete, not(done)));
-  const event = or(finishes, or(opensImage, guidanceLeaves));
-  const anyEvent = b.op('Cast', [b.op('ReduceMax', [b.op('Cast', [event], { to: DataType.INT64 })], { keepdims: 0 })], { to: DataType.BOOL });
-  return { token, nextCount, nextDone, nextRemaining, nextSeen, nextCounts, event: anyEvent };
+  return { token, nextCount, nextDone, nextRemaining, nextSeen, nextCounts };
 }
