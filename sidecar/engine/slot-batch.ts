@@ -421,7 +421,7 @@ export const IMAGE_BIAS = 'logit_bias.image';
 
 /** The head's per-group setting inputs (settingInputs' names) for a head. */
 function settingNames(head: HeadKind): string[] {
-  return [I.rowGroup, I.rowFull, I.rowImage, I.rowUncond, I.guided, I.scaleImage, I.scaleText, ...(head === 'full' ? [I.textAllowed] : []), I.allowBoi, I.stopAfterImage, I.temperature, I.topP, I.topK, I.greedy, I.penalty, I.presence, I.frequency, I.bias];
+  return [I.rowGroup, I.rowFull, I.rowImage, I.rowUncond, I.guided, I.scaleImage, I.scaleText, ...(head === 'full' ? [I.textAllowed] : []), I.allowBoi, I.temperature, I.topP, I.topK, I.greedy, I.penalty, I.presence, I.frequency, I.bias];
 }
 
 /**
@@ -456,7 +456,6 @@ function groupSettings(c: AnoleConfig, rows: (SlotRow | undefined)[], slots: ({ 
     [I.scaleText, Float32Array.from(groups, (s) => s?.request.guidance.text ?? 1), [G]],
     [I.textAllowed, perVocab((s) => s.textAllowed, Uint8Array), [G, V]],
     [I.allowBoi, Uint8Array.from(groups, (s) => Number(s?.request.constraints.allowBoi ?? false)), [G]],
-    [I.stopAfterImage, Uint8Array.from(groups, (s) => Number(s?.request.constraints.stopAfterImage ?? false)), [G]],
     [I.temperature, Float32Array.from(perGroup((s) => settings(s).map((x) => x.temperature))), [G, 2]],
     [I.topP, Float32Array.from(perGroup((s) => settings(s).map((x) => x.topP))), [G, 2]],
     [I.topK, i64(perGroup((s) => settings(s).map((x) => x.topK))), [G, 2]],

@@ -26,7 +26,6 @@ export const TOKEN_CHOICE_INPUTS = {
   scaleText: 'scale_text', // [G] float32
   textAllowed: 'text_allowed', // [G, V] bool
   allowBoi: 'allow_boi', // [G] bool
-  stopAfterImage: 'stop_after_image', // [G] bool
   temperature: 'temperature', // [G, 2] float32: [text, image]
   topP: 'top_p', // [G, 2] float32
   topK: 'top_k', // [G, 2] int64
@@ -64,7 +63,6 @@ export function settingInputs(V: number, head: HeadKind, biasWidth: number | str
     [I.scaleText, DataType.FLOAT, ['groups']],
     ...(head === 'full' ? [[I.textAllowed, DataType.BOOL, ['groups', V]] as ValueSpec] : []),
     [I.allowBoi, DataType.BOOL, ['groups']],
-    [I.stopAfterImage, DataType.BOOL, ['groups']],
     [I.temperature, DataType.FLOAT, ['groups', 2]],
     [I.topP, DataType.FLOAT, ['groups', 2]],
     [I.topK, DataType.INT64, ['groups', 2]],

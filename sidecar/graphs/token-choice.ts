@@ -5,9 +5,10 @@ import { imageTokenRange, TOKEN_CHOICE_INPUTS as I, logitWidth, type HeadKind } 
 import { mixGuidance, sampleTokens } from './sampler.ts';
 
 /**
- * How one token per group is chosen from the rows' last hidden states, and how each group's state
- * machine moves on (model/constraints.ts): the whole of engine v2's head graph (head-graph.ts). The
- * per-group settings are read by their TOKEN_CHOICE_INPUTS names (graph inputs).
+ * How one token per group is chosen from the rows' last hidden states, under each group's state
+ * (model/constraints.ts; the state machine itself moves on in JavaScript, sequence.ts): the whole of
+ * engine v2's head graph (head-graph.ts). The per-group settings are read by their
+ * TOKEN_CHOICE_INPUTS names (graph inputs).
  *
  *   image_count = -1     text: `text_allowed`, plus boi when allowed and an image still fits
  *   0 ≤ image_count < N  inside an image: image tokens only
@@ -26,11 +27,8 @@ export interface TokenChoiceState {
 
 export interface TokenChoice {
   token: string; // [G] int64, pad for done groups
-  nextCount: string;
-  nextDone: string;
-  nextRemaining: string;
-  nextSeen: string;
-  nextCounts: string;
+  nextSeen: string; // seen with the token marked
+  nextCounts: string; // counts with the token counted
 }
 
 export function emitTokenChoice(b: GraphBuilder, w: DecoderWeights, head: HeadKind, x: TokenChoiceState): TokenChoice {
@@ -108,22 +106,10 @@ export function emitTokenChoice(b: GraphBuilder, w: DecoderWeights, head: HeadKi
   const chosen = head === 'image' ? b.op('Gather', [b.constant('code_to_token', DataType.INT64, [W], Array.from(codeToToken)), picked], { axis: 0 }) : picked;
   const token = b.op('Where', [done, b.int64(c.padTokenId), chosen]); // [G]
 
-  // advance the state machine
-  const opensImage = and(not(inImage), eq(token, c.boiTokenId));
-  const nextCount = b.op('Where', [
-    done,
-    imageCount,
-    b.op('Where', [opensImage, b.int64(0), b.op('Where', [drawingImage, b.op('Add', [imageCount, b.int64(1)]), b.op('Where', [imageComplete, b.int64(-1), imageCount])])]),
-  ]);
-  const nextRemaining = b.op('Where', [done, remaining, b.op('Sub', [remaining, b.int64(1)])]);
-  const finishes = and(
-    not(done),
-    or(or(eq(token, c.eosTokenId), b.op('LessOrEqual', [nextRemaining, b.int64(0)])), and(imageComplete, I.stopAfterImage)),
-  );
-  const nextDone = or(done, finishes);
+  // the penalties' state (the rest of the state machine moves on in JavaScript)
   const nextSeen = b.op('ScatterElements', [x.seen, col(token), b.op('Expand', [b.constant('true', DataType.BOOL, [1, 1], [1]), b.op('Shape', [col(token)])])], { axis: 1 });
   // every token counts (a done group's pad too: pad is never a text token, so it is never penalised)
   const nextCounts = b.op('ScatterElements', [x.counts, col(token), b.op('Expand', [b.constant('one', DataType.FLOAT, [1, 1], [1]), b.op('Shape', [col(token)])])], { axis: 1, reduction: 'add' });
 
-  return { token, nextCount, nextDone, nextRemaining, nextSeen, nextCounts };
+  return { token, nextSeen, nextCounts };
 }
