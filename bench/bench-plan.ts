@@ -7,7 +7,7 @@ import type { PresetName } from '../sidecar/weights/random-checkpoint.ts';
  * over the first 128 image tokens of an image rather than all 1024, and one whole image is made once.
  */
 export interface BenchPlan {
-  /** A/B rounds of the throughput variants; medians are taken over rounds. */
+  /** Rounds of the engine's rows (measure-engine-rows.ts); medians are taken over rounds. */
   rounds: number;
   /** Image tokens timed per run: a whole number of grid rows, at most one image. */
   imageTokens: number;
@@ -23,13 +23,10 @@ export interface BenchPlan {
   stepReps: number;
   /** Timed VQ encodes and decodes (after one untimed call that creates the session). */
   vqReps: number;
-  /** Prompt length for the host↔runtime bytes per token. */
-  transferContext: number;
-  /** Tokens generated at that context by the baseline (the loop makes whole chunks of at least as many). */
+  /** Text tokens measured for the host↔runtime bytes per token (after the first few), at contexts 100 and 1000. */
   transferTokens: number;
-  /** Prompt length for the time to first text token, and how many A/B rounds. */
+  /** Prompt length for the time to first text token. */
   firstTokenPrompt: number;
-  firstTokenRounds: number;
   /** Whole images generated (and decoded) for seconds per image. */
   wholeImages: number;
 }
@@ -48,10 +45,8 @@ export function benchPlan(preset: PresetName, config: AnoleConfig): BenchPlan {
     prefillReps: cheap ? 9 : 5,
     stepReps: cheap ? 31 : 15,
     vqReps: cheap ? 5 : 2,
-    transferContext: 1000,
     transferTokens: 32,
     firstTokenPrompt: 50,
-    firstTokenRounds: cheap ? 5 : 3,
     wholeImages: cheap ? 3 : 1,
   };
 }

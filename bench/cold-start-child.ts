@@ -1,7 +1,7 @@
 /**
  * Child of measure-cold-start.ts, started fresh for every figure:
- *   load <dir>  loads the model as the sidecar's engine does (openModel, Generator: its one
- *               session; ImageCodec: graphs, sessions on first use) and prints
+ *   load <dir>  loads the model as the sidecar's engine does (openModel, loadEngine: the step, head
+ *               and copy sessions; ImageCodec: graphs, sessions on first use) and prints
  *               {"ready_ms": …, "stages_ms": {…}}: milliseconds since this process started, and
  *               where they went (COLD_START_STAGES, which add up to ready_ms);
  *   thread <dir> the sidecar's own path: EngineThread.start (a worker thread that registers tsx,
@@ -34,7 +34,7 @@ if (mode === 'read') {
   process.stdout.write(JSON.stringify({ read_ms: performance.now() - start, bytes }) + '\n');
 } else if (mode === 'load') {
   const { openModel } = await import('../sidecar/engine/model-source.ts');
-  const { Generator } = await import('../sidecar/engine/generator.ts');
+  const { loadEngine } = await import('../sidecar/engine/generation-engine.ts');
   const { ImageCodec } = await import('../sidecar/engine/image-codec.ts');
   const imported = performance.now();
   const model = openModel(dir);
@@ -53,7 +53,7 @@ if (mode === 'read') {
   };
   // One after the other rather than Promise.all as the engine thread does: both are synchronous on
   // this thread (onnxruntime-node creates a session on the calling thread), so the sum is the same.
-  const generator = await Generator.load(timed);
+  const generator = await loadEngine(timed);
   const generatorDone = performance.now();
   const generatorGraphMs = graphMs;
   const codec = await ImageCodec.load(timed);

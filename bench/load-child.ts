@@ -1,13 +1,13 @@
 /**
  * Child-process entry of the load measurement (measure-load.ts starts it fresh per checkpoint, so
- * nothing loaded before counts): loads a checkpoint as the worker does (Generator: prefill and
- * loop sessions; ImageCodec: graphs built, sessions lazy), then decodes one image, which creates
+ * nothing loaded before counts): loads a checkpoint as the worker does (loadEngine: the engine's
+ * sessions; ImageCodec: graphs built, sessions lazy), then decodes one image, which creates
  * the VQ decoder session. Prints one JSON line of peak RSS figures (MiB) and timings.
  *
  *   node --import tsx bench/load-child.ts <checkpoint dir>
  */
 import fs from 'node:fs';
-import { Generator } from '../sidecar/engine/generator.ts';
+import { loadEngine } from '../sidecar/engine/generation-engine.ts';
 import { ImageCodec } from '../sidecar/engine/image-codec.ts';
 import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
 
@@ -22,7 +22,7 @@ if (!dir) throw new Error('usage: load-child.ts <checkpoint dir>');
 const baseline = peakMiB();
 const start = performance.now();
 const ckpt = openCheckpoint(dir);
-const [generator, codec] = await Promise.all([Generator.load(ckpt), ImageCodec.load(ckpt)]);
+const [generator, codec] = await Promise.all([loadEngine(ckpt), ImageCodec.load(ckpt)]);
 const loadMs = performance.now() - start;
 const loaded = { peak: peakMiB(), hwm: vmHwmMiB(), rss: rssMiB() };
 

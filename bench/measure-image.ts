@@ -7,7 +7,7 @@ import { syntheticPrompt } from './synthetic-prompt.ts';
 import { timeWholeImage } from './timed-generation.ts';
 
 export interface WholeImage {
-  /** One complete image with guidance on, in-graph loop (default chunk), prefill and VQ decode included. */
+  /** One complete image with guidance on (default chunk), prefill and VQ decode included. */
   seconds_per_image: number;
   image_generation_s: number;
   image_decode_s: number;

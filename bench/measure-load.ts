@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 export interface LoadFigures {
   /** The child's peak RSS before loading anything (node, tsx, onnxruntime-node). */
   baseline_peak_rss_mb: number;
-  /** Peak RSS through openCheckpoint + Generator.load + ImageCodec.load (all sessions the generator needs). */
+  /** Peak RSS through openCheckpoint + loadEngine + ImageCodec.load (all sessions the engine needs). */
   load_peak_rss_mb: number;
   /**
    * The same peak from /proc/self/status VmHWM, which counts only the child's own address space:

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { compileConstraints } from '../model/constraints.ts';
 import { writeBundle } from '../sidecar/bundle/write-bundle.ts';
 import { DEFAULT_SAMPLING, type SequenceRequest } from '../contract/generation-request.ts';
-import { Generator } from '../sidecar/engine/generator.ts';
+import { loadEngine } from '../sidecar/engine/generation-engine.ts';
 import { openModel } from '../sidecar/engine/model-source.ts';
 import { TextModel } from '../sidecar/engine/text-model.ts';
 import type { WeightDtype } from '../sidecar/graphs/precision.ts';
@@ -71,7 +71,7 @@ async function distributions(dir: string, batch: number[][]): Promise<Float32Arr
 
 /** Greedy text tokens per second, batch 1, after a warm-up. */
 async function textSpeed(dir: string, tokens: number, promptIds: number[]): Promise<number> {
-  const generator = await Generator.load(openModel(dir));
+  const generator = await loadEngine(openModel(dir));
   const request = (): SequenceRequest => ({
     promptIds,
     constraints: compileConstraints(generator.config, 'text'),

@@ -3,10 +3,7 @@ import type { PresetName } from '../sidecar/weights/random-checkpoint.ts';
 /** The figures other tools read, as `<preset>.<name>` paths of the JSON line. */
 export const REQUIRED_METRICS = [
   'image_tok_s_loop',
-  'image_tok_s_per_token',
-  'text_tok_s_loop',
   'bytes_per_token_ctx1000',
-  'baseline_bytes_per_token_ctx1000',
   'cfg_cost_ratio',
   'seconds_per_image',
   'first_text_token_ms',
@@ -16,14 +13,13 @@ export const REQUIRED_METRICS = [
   'vq_decode_ms',
   'load_peak_rss_mb',
   'checkpoint_mb',
-  // engine v2 against the Loop engine (measure-engines.ts); `baseline` holds the Loop engine's
+  // the production engine's rows (measure-engine-rows.ts, issue 16)
   'engine',
   'bytes_per_token_ctx100',
   'nodes_per_layer',
   'text_tok_s_ctx50',
   'text_tok_s_ctx1000',
   'image_tok_s_guided',
-  'baseline',
 ] as const;
 
 /** Figures grouped under a name, to any depth (part_seconds; precision by variant; cold_start by model, then by stage). */
@@ -32,7 +28,7 @@ export interface FigureGroup {
 }
 
 /** A preset's figures: the required ones and any others, plus nested groups. */
-export type PresetFigures = Record<Exclude<(typeof REQUIRED_METRICS)[number], 'engine' | 'baseline'>, number> & { engine: string; baseline: FigureGroup } & FigureGroup;
+export type PresetFigures = Record<Exclude<(typeof REQUIRED_METRICS)[number], 'engine'>, number> & { engine: string } & FigureGroup;
 
 const SIGNIFICANT_DIGITS = 4;
 

@@ -14,8 +14,8 @@ const MiB = 2 ** 20;
 
 /**
  * `anole bench` (npm run bench): per preset, the model's costs (load memory, prefill, single
- * step, VQ encode/decode) and then generation (throughput with and without guidance for the
- * in-graph loop and the per-token baseline, bytes per token at context 1000, time to first
+ * step, VQ encode/decode) and then the engine's rows (text tokens/s at contexts 50 and 1000, image
+ * tokens/s with and without guidance, bytes per token at contexts 100 and 1000, time to first
  * token, a whole image), then precision (fp32 / int8 / int4 bundles against the checkpoint); cold
  * start (fresh processes: ready against reading the weights once) comes before any of that, while this
  * process has not loaded ONNX Runtime: a library a process maps stays in the page cache whatever is

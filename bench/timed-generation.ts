@@ -1,21 +1,20 @@
 import type { SequenceRequest } from '../contract/generation-request.ts';
-import type { Generator } from '../sidecar/engine/generator.ts';
+import type { GenerationEngine } from '../sidecar/engine/generation-engine.ts';
 
-/** Either engine (the Loop engine or engine v2): the bench times their event streams alike. */
-export type TimedEngine = Pick<Generator, 'generate'>;
+/** What the bench times: an engine's event stream. */
+export type TimedEngine = Pick<GenerationEngine, 'generate'>;
 
 /**
  * Times spans of one generation's event stream. Leaving the `for await` early calls the async
  * generator's return(), which ends it at its current yield: no further session.run happens, so a
- * stopped run costs only the tokens it was asked for (the same effect as aborting the request,
- * without waiting for a chunk boundary).
+ * stopped run costs only the tokens it was asked for (the same effect as aborting the request).
  */
 export interface Span {
   tokens: number;
   ms: number;
 }
 
-/** chunkSize undefined = the generator's default chunk (one image row); 1 = one run per token. */
+/** chunkSize undefined = the engine's default (events every image row); 1 = events every step. */
 export type ChunkSize = number | undefined;
 
 /**
@@ -56,13 +55,6 @@ export async function timeTextTokens(generator: TimedEngine, request: SequenceRe
   }
   if (first === undefined || after === 0) throw new Error(`too few text events to time (${generated} tokens): raise max_new_tokens above one chunk`);
   return { tokens: after, ms: last - first, generated };
-}
-
-/** Milliseconds from the call (prefill included) to the first text event. */
-export async function timeFirstText(generator: TimedEngine, request: SequenceRequest, chunkSize: ChunkSize): Promise<number> {
-  const start = performance.now();
-  for await (const e of generator.generate([request], { chunkSize })) if (e.type === 'text') return performance.now() - start;
-  throw new Error('the run made no text');
 }
 
 /** A whole image, prefill included: its codes and the milliseconds to image_done. */

@@ -87,7 +87,7 @@ program
   .option('--guidance-text <s>', 'image guidance, text scale; default 3.0 (1 = off)', num('--guidance-text'))
   .option('--guidance-image <s>', 'image guidance, image scale; default 1.2 (1 = off)', num('--guidance-image'))
   .option('--logit-bias <id=bias>', 'add bias to a token logit (repeatable)', bias, {})
-  .option('--chunk-size <k>', 'tokens per ONNX Runtime run (default: one image row)', int('--chunk-size'))
+  .option('--chunk-size <k>', 'decode steps per delivery of events (default: one image row)', int('--chunk-size'))
   .option('--stream', 'print the API\'s stream events (text, image_rows, image, done) as JSON lines on stdout')
   .option('--out <dir>', 'where result.json and the PNGs go (optional with --stream when only text is made)')
   .action(async (o) => (await import('./commands/generate.ts')).generateCommand(() => resolveModelDir(o.model), o));

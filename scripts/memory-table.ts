@@ -9,11 +9,11 @@ import { syntheticTokenizer } from '../sidecar/weights/synthetic-tokenizer.ts';
 const shape = { ...RANDOM_CHECKPOINT_PRESETS.small, hiddenSize: 4096, intermediateSize: 11008, numHiddenLayers: 32, numAttentionHeads: 32, numKeyValueHeads: 32 };
 const config = parseAnoleConfig(anoleConfigJson(shape, syntheticTokenizer({ vocabSize: shape.vocabSize, imageTokens: shape.vq.numEmbeddings }).vocab));
 const instances = Object.entries(GPU_INSTANCES);
-console.log(`| 7B bundle (--target cuda) | weights | KV cache per job (copies as the engine holds it) | GPU at batch 1 | host at batch 1 | ${instances.map(([n, m]) => `${n} (${m.gpuGiB} / ${m.hostGiB} GiB)`).join(' | ')} |`);
+console.log(`| 7B bundle (--target cuda) | weights | KV cache per job | GPU at batch 1 | host at batch 1 | ${instances.map(([n, m]) => `${n} (${m.gpuGiB} / ${m.hostGiB} GiB)`).join(' | ')} |`);
 console.log(`|---|---|---|---|---|${instances.map(() => '---').join('|')}|`);
 for (const dtype of ['int4', 'int8', 'fp16', 'bf16'] as const) {
   const p = { dtype, target: 'cuda' as const };
   const e = estimateMemory(config, p, { batch: 1 });
   const batches = instances.map(([, m]) => largestFittingBatch(config, p, { gpuBytes: m.gpuGiB * 2 ** 30, hostBytes: m.hostGiB * HOST_USABLE_SHARE * 2 ** 30 }));
-  console.log(`| \`${dtype}\` | ${gib(e.weightsBytes)} | ${gib(e.kvCacheBytes)} ×${e.kvCopies} | ${gib(e.gpuBytes)} | ${gib(e.hostBytes)} | ${batches.map((b) => (b ? `batch ≤ ${b}` : 'no')).join(' | ')} |`);
+  console.log(`| \`${dtype}\` | ${gib(e.weightsBytes)} | ${gib(e.kvCacheBytes)} | ${gib(e.gpuBytes)} | ${gib(e.hostBytes)} | ${batches.map((b) => (b ? `batch ≤ ${b}` : 'no')).join(' | ')} |`);
 }

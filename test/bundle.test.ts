@@ -5,12 +5,12 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUNDLE_FORMAT_VERSION, verifyBundle } from '../sidecar/bundle/manifest.ts';
 import { writeBundle } from '../sidecar/bundle/write-bundle.ts';
-import { Generator } from '../sidecar/engine/generator.ts';
 import { ImageCodec } from '../sidecar/engine/image-codec.ts';
 import { openModel } from '../sidecar/engine/model-source.ts';
+import { StepGenerator } from '../sidecar/engine/step-generator.ts';
 import { TextModel } from '../sidecar/engine/text-model.ts';
 import { loadModel } from '../sidecar/worker/load-model.ts';
-import type { GraphName } from '../sidecar/graphs/model-graphs.ts';
+import { GRAPH_NAMES, type GraphName } from '../sidecar/graphs/model-graphs.ts';
 import { missingCudaKernel } from '../sidecar/onnx/cuda-kernels.ts';
 import { DEFAULT_OPSETS } from '../sidecar/onnx/graph-builder.ts';
 import { typedNodes } from '../sidecar/onnx/node-types.ts';
@@ -34,7 +34,7 @@ async function logitsOf(dir: string): Promise<Float32Array> {
 
 /** The codes of one sampled image (seed 3, default sampling, guided) from a model directory. */
 async function imageCodesOf(dir: string): Promise<number[]> {
-  const generator = await Generator.load(openModel(dir), { intraOpNumThreads: 1 });
+  const generator = await StepGenerator.load(openModel(dir), { intraOpNumThreads: 1 });
   const request = {
     promptIds: [0, 16400, 16500],
     constraints: compileConstraints(generator.config, 'image'),
@@ -65,7 +65,10 @@ describe('model bundles (anole convert)', () => {
 
   it('lists every file with its size and sha256, and verification names a corrupted file', async () => {
     const manifest = await verifyBundle(bundles.fp32);
-    expect(Object.keys(manifest.files)).toEqual(expect.arrayContaining(['model.safetensors', 'config.json', 'tokenizer.json', 'prefill.onnx', 'loop-full.onnx', 'loop-image.onnx', 'vq-encoder.onnx', 'vq-decoder.onnx']));
+    expect(Object.keys(manifest.files)).toEqual(expect.arrayContaining(['model.safetensors', 'config.json', 'tokenizer.json', 'prefill.onnx', 'step.onnx', 'head-full.onnx', 'head-image.onnx', 'vq-encoder.onnx', 'vq-decoder.onnx']));
+    // every graph a model runs, and nothing of the deleted Loop engine (its loop-full, loop-image and generator graphs)
+    expect(Object.keys(manifest.graphs).sort()).toEqual([...GRAPH_NAMES].sort());
+    expect(Object.keys(manifest.files).filter((f) => /^(loop-|generator)/.test(f))).toEqual([]);
     expect(manifest.precision).toEqual({ dtype: 'fp32', target: 'cpu' });
     const copy = path.join(tmp, 'corrupt');
     fs.cpSync(bundles.fp32, copy, { recursive: true });
@@ -78,12 +81,17 @@ describe('model bundles (anole convert)', () => {
     expect(() => openModel(copy)).toThrow(/model\.safetensors: 1000 bytes, manifest\.json says \d+/);
   });
 
-  it("a bundle of another format version is refused with what to do, before any of its graphs run", () => {
+  it("a bundle of the Loop engine's format (v3, with its generator graph) is refused with what to do, before any of its graphs run", async () => {
+    expect(BUNDLE_FORMAT_VERSION).toBeGreaterThan(3);
     const copy = path.join(tmp, 'older');
     fs.cpSync(bundles.fp32, copy, { recursive: true });
+    fs.writeFileSync(path.join(copy, 'generator.onnx'), 'a v3 graph');
     const file = path.join(copy, 'manifest.json');
-    fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), formatVersion: BUNDLE_FORMAT_VERSION - 1 }));
-    expect(() => openModel(copy)).toThrow(new RegExp(`format v${BUNDLE_FORMAT_VERSION - 1}; this version of anole reads v${BUNDLE_FORMAT_VERSION}: rebuild it with \`anole convert\``));
+    const manifest = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const older = { ...manifest, formatVersion: 3, graphs: { ...manifest.graphs, generator: 'generator.onnx' }, files: { ...manifest.files, 'generator.onnx': { bytes: 10, sha256: '0'.repeat(64) } } };
+    fs.writeFileSync(file, JSON.stringify(older));
+    expect(() => openModel(copy)).toThrow(new RegExp(`${file}: a bundle of format v3; this version of anole reads v${BUNDLE_FORMAT_VERSION}: rebuild it with \`anole convert\``));
+    await expect(loadModel(copy, { thread: false, intraOpNumThreads: 1 })).rejects.toThrow(/format v3; .*rebuild it with `anole convert`/);
   });
 
   it('an fp32 bundle gives exactly the logits of the Hugging Face directory', async () => {
@@ -113,7 +121,7 @@ describe('model bundles (anole convert)', () => {
     expect(size(bundles.int8)).toBeLessThan(size(bundles.fp32));
   });
 
-  it('the generator and the image codec run from an int4 bundle', async () => {
+  it('the engine and the image codec run from an int4 bundle', async () => {
     const model = openModel(bundles.int4);
     const codec = await ImageCodec.load(model, { intraOpNumThreads: 1 });
     const codes = await imageCodesOf(bundles.int4);
@@ -123,23 +131,25 @@ describe('model bundles (anole convert)', () => {
     await codec.release();
   });
 
-  it("stores lm_head's image-token rows on their own, so the generator folds no weight at load and samples the HF directory's image", async () => {
+  it("stores lm_head's image-token rows on their own, so the heads fold no weight at load and the engine samples the HF directory's image", async () => {
     for (const [name, stored] of [['fp32', 'lm_head.weight.rows_4_8196.t'], ['int4', 'lm_head.weight.rows_4_8196.packed']]) {
       const tensors = openCheckpoint(bundles[name]).tensors;
       expect(tensors.has(stored), `${name}: ${stored}`).toBe(true);
       // a node that reads a weight and nothing but constants is folded by ONNX Runtime at every load
-      const model = onnxProto.ModelProto.decode(openModel(bundles[name]).graph('generator')!.bytes);
-      const constants = new Set(model.graph!.initializer!.map((t) => t.name!));
-      const folded: string[] = [];
-      const walk = (graph: typeof model.graph) => {
-        for (const node of graph!.node!) {
-          const inputs = node.input!.filter(Boolean);
-          if (inputs.length > 0 && inputs.every((i) => constants.has(i)) && inputs.some((i) => tensors.has(i))) folded.push(`${node.opType}(${inputs})`);
-          for (const attr of node.attribute ?? []) if (attr.g) walk(attr.g);
-        }
-      };
-      walk(model.graph);
-      expect(folded, name).toEqual([]);
+      for (const head of ['head-full', 'head-image'] as const) {
+        const model = onnxProto.ModelProto.decode(openModel(bundles[name]).graph(head)!.bytes);
+        const constants = new Set(model.graph!.initializer!.map((t) => t.name!));
+        const folded: string[] = [];
+        const walk = (graph: typeof model.graph) => {
+          for (const node of graph!.node!) {
+            const inputs = node.input!.filter(Boolean);
+            if (inputs.length > 0 && inputs.every((i) => constants.has(i)) && inputs.some((i) => tensors.has(i))) folded.push(`${node.opType}(${inputs})`);
+            for (const attr of node.attribute ?? []) if (attr.g) walk(attr.g);
+          }
+        };
+        walk(model.graph);
+        expect(folded, `${name}/${head}`).toEqual([]);
+      }
     }
     expect(await imageCodesOf(bundles.fp32)).toEqual(await imageCodesOf(FIXTURE));
   });
@@ -162,9 +172,9 @@ describe('model bundles (anole convert)', () => {
     expect(logitAgreement(fp32, fp16, 65536).top1).toBe(1);
   });
 
-  it('the generator carries an fp16 KV cache between chunks (CUDA fp16 bundle, on CPU)', async () => {
-    const generator = await Generator.load(openModel(bundles['cuda-fp16']), { intraOpNumThreads: 1 });
-    const reference = await Generator.load(openModel(FIXTURE), { intraOpNumThreads: 1 });
+  it('engine v2 runs an fp16 KV cache and fp16 steps (CUDA fp16 bundle, on CPU)', async () => {
+    const generator = await StepGenerator.load(openModel(bundles['cuda-fp16']), { intraOpNumThreads: 1 });
+    const reference = await StepGenerator.load(openModel(FIXTURE), { intraOpNumThreads: 1 });
     const request = {
       promptIds: [0, 16400, 16500, 16600],
       constraints: compileConstraints(generator.config, 'text'),
@@ -175,7 +185,7 @@ describe('model bundles (anole convert)', () => {
       guidance: { text: 1, image: 1 },
       seed: 0,
     };
-    const tokens = async (g: Generator) => {
+    const tokens = async (g: StepGenerator) => {
       for await (const e of g.generate([request, { ...request, promptIds: [0, 16700] }], { chunkSize: 4 })) if (e.type === 'done' && e.sequence === 0) return e.tokens;
     };
     // greedy on a random model: fp16 rounding may flip a near-tie late, so compare the first steps
@@ -192,7 +202,7 @@ describe('model bundles (anole convert)', () => {
         expect(missing, `${name}/${graph}`).toEqual([]);
       }
     }
-    const nbits = typedNodes(openModel(bundles['cuda-int4']).graph('loop-full')!).filter((n) => n.opType === 'MatMulNBits');
+    const nbits = typedNodes(openModel(bundles['cuda-int4']).graph('step')!).filter((n) => n.opType === 'MatMulNBits');
     expect(nbits.length).toBeGreaterThan(0);
     expect(nbits.every((n) => n.inputTypes.join() === 'float16,uint8,float16')).toBe(true);
     expect(openCheckpoint(bundles['cuda-fp16']).tensors.get('model.layers.0.mlp.up_proj.weight.t')?.dtype).toBe('F16'); // stored transposed, in the compute type

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { anole } from './cli-harness.ts';
+import { writeBundle } from '../sidecar/bundle/write-bundle.ts';
 
 const FIXTURE = 'test/fixtures/anole-tiny';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-cli-convert-'));
@@ -36,5 +37,16 @@ describe('anole convert', () => {
     const busy = await anole('convert', '--from', FIXTURE, '--out', path.join(tmp, 'full'));
     expect(busy.code).toBe(1);
     expect(busy.stderr).toMatch(/anole: .*full is not empty; refusing to overwrite it/);
+  });
+
+  it('refuses --target cuda --dtype fp32 (no engine runs it), saying what to use, and writes nothing', async () => {
+    const out = path.join(tmp, 'cuda-fp32');
+    const r = await anole('convert', '--from', FIXTURE, '--out', out, '--dtype', 'fp32', '--target', 'cuda');
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe('anole: anole convert: --target cuda --dtype fp32 has no engine (GroupQueryAttention has no float32 CUDA kernel); use --dtype fp16 or bf16');
+    expect(fs.existsSync(out)).toBe(false);
+    // the library call refuses it too, whoever calls it
+    await expect(writeBundle({ from: FIXTURE, out, precision: { dtype: 'fp32', target: 'cuda' } })).rejects.toThrow('use --dtype fp16 or bf16');
+    expect(fs.existsSync(out)).toBe(false);
   });
 });

@@ -172,28 +172,3 @@ describe('a cache with room for one guided image', () => {
     await expect(StepGenerator.load(ckpt, { cacheBytes: 1024, maxSlots: 3 })).rejects.toThrow(/a KV cache of 0 MiB holds 0 slot\(s\) of \d+ tokens .* a guided image needs 3/);
   });
 });
-
-describe('the Loop engine (CUDA fp32)', () => {
-  it('takes overlapping calls in turn, in order of arrival, each as it would run alone', async () => {
-    const { loadEngine } = await import('../sidecar/engine/generation-engine.ts');
-    const loop = await loadEngine(ckpt, { engine: 'loop', intraOpNumThreads: 1 });
-    try {
-      const alone = [];
-      for (const r of [text(51, 8), guidedImage(52)]) for await (const e of loop.generate([r])) if (e.type === 'done') alone.push(e);
-      const order: string[] = [];
-      const run = async (name: string, r: SequenceRequest) => {
-        const done = [];
-        for await (const e of loop.generate([r])) {
-          order.push(`${name}:${e.type}`);
-          if (e.type === 'done') done.push(e);
-        }
-        return done[0];
-      };
-      const both = await Promise.all([run('a', text(51, 8)), run('b', guidedImage(52))]);
-      expect(both).toEqual(alone);
-      expect(order.findIndex((x) => x.startsWith('b:'))).toBeGreaterThan(order.indexOf('a:done'));
-    } finally {
-      await loop.release();
-    }
-  });
-});

@@ -27,7 +27,7 @@ describe('CUDA readiness (kernel table of ONNX Runtime CUDA EP, no GPU needed)',
     expect(CUDA_KERNELS.source.onnxruntimeVersion).toMatch(/^1\.30/);
   });
 
-  for (const dtype of ['fp16', 'bf16', 'fp32'] as const) {
+  for (const dtype of ['fp16', 'bf16'] as const) {
     it(`every node of the --target cuda --dtype ${dtype} graphs has a CUDA kernel`, () => {
       const precision: Precision = { dtype, target: 'cuda' };
       const nodes = listing(buildModelGraphs(openCheckpoint(FIXTURE), precision));
@@ -36,12 +36,18 @@ describe('CUDA readiness (kernel table of ONNX Runtime CUDA EP, no GPU needed)',
       const missing = nodes.map((n) => missingCudaKernel(n.node, DEFAULT_OPSETS)).filter((m) => m !== undefined);
       expect(missing).toEqual([]);
       // the decoder really computes in the requested type: its matrix products read fp16 / bf16 activations
-      const wanted = { fp16: 'float16', bf16: 'bfloat16', fp32: 'float' }[dtype];
-      const matmuls = nodes.filter((n) => /^loop-full: ai\.onnx\.(MatMul|Gemm)\(/.test(n.line));
+      const wanted = { fp16: 'float16', bf16: 'bfloat16' }[dtype];
+      const matmuls = nodes.filter((n) => /^step: ai\.onnx\.(MatMul|Gemm)\(/.test(n.line));
       expect(matmuls.length).toBeGreaterThan(0);
       expect(matmuls.every((n) => n.node.inputTypes.every((t) => t === wanted))).toBe(true);
     });
   }
+
+  it('--target cuda --dtype fp32 has no engine graphs: refused, saying what to use instead', () => {
+    expect(() => buildModelGraphs(openCheckpoint(FIXTURE), { dtype: 'fp32', target: 'cuda' })).toThrow(
+      /the step graph: --target cuda --dtype fp32 has no engine \(GroupQueryAttention has no float32 CUDA kernel\); use --dtype fp16 or bf16/,
+    );
+  });
 
   it('catches ops and types the CUDA EP lacks', () => {
     const g = new GraphBuilder('gaps');

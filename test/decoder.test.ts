@@ -5,8 +5,7 @@ import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { positionsFromMask, TextModel, type ForwardOutput } from '../sidecar/engine/text-model.ts';
 import { spliceImageTokens } from '../sidecar/engine/splice-image-tokens.ts';
-import { buildDecoderGraph, decoderWeights, emitDecoderForward, emitLmHead, type DecoderWeights } from '../sidecar/graphs/decoder.ts';
-import { DataType, GraphBuilder } from '../sidecar/onnx/graph-builder.ts';
+import { buildDecoderGraph, decoderWeights, type DecoderWeights } from '../sidecar/graphs/decoder.ts';
 import { createSession } from '../sidecar/onnx/session.ts';
 import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
 import { CheckpointError } from '../model/checkpoint-error.ts';
@@ -32,9 +31,6 @@ function argmaxRow(logits: ArrayLike<number>, row: number, V: number): number {
   for (let v = 1; v < V; v++) if (logits[row * V + v] > logits[row * V + best]) best = v;
   return best;
 }
-
-/** argmax of each row's last position. */
-const lastArgmax = (out: ForwardOutput) => Array.from({ length: out.dims[0] }, (_, b) => argmaxRow(out.logits, (b + 1) * out.dims[1] - 1, out.dims[2]));
 
 const arange = (ids: number[][]) => ids.map((row) => row.map((_, i) => i));
 const int64 = (rows: number[][]) => new ort.Tensor('int64', BigInt64Array.from(rows.flat(), BigInt), [rows.length, rows[0].length]);
@@ -251,88 +247,5 @@ describe('checkpoint problems surface before ONNX Runtime', () => {
     expect(Array.from(b.logits)).toEqual(Array.from(a.logits));
     await expect(dynamic.forward({ inputIds: [[0]], positionIds: [[4096]] })).rejects.toThrow(/position 4096 is beyond the context length \(max_position_embeddings 4096\)/);
     await Promise.all([plain.release(), dynamic.release()]);
-  });
-});
-
-describe('emitDecoderForward inside a Loop body', () => {
-  it('greedy steps in an ONNX Loop (weights read from the outer scope) match per-token runs', async () => {
-    const ckpt = openCheckpoint(FIXTURE);
-    const w = decoderWeights(ckpt);
-    const { numHiddenLayers: L, numKeyValueHeads: KVH, headDim: D } = w.config;
-    const STEPS = 4;
-    const cacheDims = ['batch', KVH, 'past', D];
-
-    // main graph: Loop(steps) carrying ids [B,1], positions [B,1], mask [B,S] (S counts the current token) and the caches
-    const g = new GraphBuilder('loop_decoder');
-    const carried: string[] = [
-      g.input('ids', DataType.INT64, ['batch', 1]),
-      g.input('positions', DataType.INT64, ['batch', 1]),
-      g.input('mask', DataType.INT64, ['batch', 'total']),
-      ...Array.from({ length: L }, (_, i) => [g.input(`past_k${i}`, DataType.FLOAT, cacheDims), g.input(`past_v${i}`, DataType.FLOAT, cacheDims)]).flat(),
-    ];
-    g.input('steps', DataType.INT64, []);
-
-    const body = g.subgraph('step');
-    body.input('iter', DataType.INT64, []);
-    const cond = body.input('cond', DataType.BOOL, []);
-    const ids = body.input('b_ids', DataType.INT64, ['batch', 1]);
-    const positions = body.input('b_positions', DataType.INT64, ['batch', 1]);
-    const mask = body.input('b_mask', DataType.INT64, ['batch', 'total']);
-    const pastKeys: string[] = [];
-    const pastValues: string[] = [];
-    for (let i = 0; i < L; i++) {
-      pastKeys.push(body.input(`b_past_k${i}`, DataType.FLOAT, cacheDims));
-      pastValues.push(body.input(`b_past_v${i}`, DataType.FLOAT, cacheDims));
-    }
-    const forward = emitDecoderForward(body, w, { inputIds: ids, attentionMask: mask, positionIds: positions, pastKeys, pastValues });
-    const next = body.op('ArgMax', [emitLmHead(body, w, forward.hidden)], { axis: -1, keepdims: 0 }); // [B, 1]
-    body.output(body.op('Identity', [cond]), DataType.BOOL, []);
-    body.output(next, DataType.INT64, ['batch', 1]);
-    body.output(body.op('Add', [positions, body.int64(1)]), DataType.INT64, ['batch', 1]);
-    body.output(body.op('Concat', [mask, body.op('Expand', [body.int64s([1]), body.op('Shape', [ids])])], { axis: 1 }), DataType.INT64, ['batch', 'total_next']);
-    forward.presentKeys.forEach((k, i) => {
-      body.output(k, DataType.FLOAT, cacheDims);
-      body.output(forward.presentValues[i], DataType.FLOAT, cacheDims);
-    });
-    body.output(body.op('Identity', [next]), DataType.INT64, ['batch', 1]); // scan output
-    // weights are cast, transposed and sliced once in the root graph, never per iteration in the body
-    const weightValues = new Set([...ckpt.tensors.keys()].flatMap((name) => [name, `${name}.f32`]));
-    const preparesWeights = (n: { opType?: string | null; input?: string[] | null }) => ['Cast', 'Transpose', 'Slice'].includes(n.opType ?? '') && (n.input ?? []).some((v) => weightValues.has(v));
-    expect((body.toGraphProto().node ?? []).filter(preparesWeights)).toEqual([]);
-    expect((g.toGraphProto().node ?? []).filter(preparesWeights).length).toBeGreaterThan(0);
-    g.node('Loop', ['steps', '', ...carried], { body: { graph: body } }, { outputs: [...carried.map((n) => `final_${n}`), 'tokens'] });
-    g.output('tokens', DataType.INT64, [STEPS, 'batch', 1]);
-    const session = await createSession(g.build());
-
-    // per-token runs: prefill, then feed each argmax back
-    const model = await TextModel.load(ckpt);
-    const promptIds = notes.text_forward.input_ids;
-    const promptMask = notes.text_forward.attention_mask;
-    const prefill = await model.forward({ inputIds: promptIds, attentionMask: promptMask });
-    const first = lastArgmax(prefill);
-    const expected: number[][] = [];
-    let out = prefill;
-    let token = first;
-    for (let s = 0; s < STEPS; s++) {
-      out = await model.forward({ inputIds: token.map((t) => [t]), cache: out.cache });
-      token = lastArgmax(out);
-      expected.push(token);
-    }
-    await model.release();
-
-    const feeds: Record<string, ort.Tensor> = {
-      steps: new ort.Tensor('int64', BigInt64Array.from([BigInt(STEPS)]), []),
-      ids: int64(first.map((t) => [t])),
-      positions: int64(positionsFromMask(promptMask.map((r: number[]) => [...r, 1]), 1)),
-      mask: int64(promptMask.map((r: number[]) => [...r, 1])),
-    };
-    for (let i = 0; i < L; i++) {
-      feeds[`past_k${i}`] = prefill.cache.keys[i];
-      feeds[`past_v${i}`] = prefill.cache.values[i];
-    }
-    const { tokens } = await session.run(feeds, ['tokens']);
-    await session.release();
-    expect(tokens.dims).toEqual([STEPS, 2, 1]);
-    expect(Array.from(tokens.data as BigInt64Array, Number)).toEqual(expected.flat());
   });
 });

@@ -75,7 +75,7 @@ describe('anole doctor', () => {
     const { code, lines } = await doctor(['--model', cudaBundle]);
     expect(code).toBe(DOCTOR_EXIT.cudaUnavailable);
     expect(lines).toContain(`model: ${cudaBundle} (bundle), dtype fp16, target cuda`);
-    expect(lines.find((l) => l.startsWith('memory at batch 4 '))).toMatch(/^memory at batch 4 \(ANOLE_BATCH_SIZE\): GPU \d+\.\d\d GiB, host \d+\.\d\d GiB \(weights .* \+ KV cache .* ×1 for 12 rows × 4096 tokens \+ activations .*\)$/);
+    expect(lines.find((l) => l.startsWith('memory at batch 4 '))).toMatch(/^memory at batch 4 \(ANOLE_BATCH_SIZE\): GPU \d+\.\d\d GiB, host \d+\.\d\d GiB \(weights .* \+ KV cache .* for 12 rows × 4096 tokens \+ activations .*\)$/);
     expect(lines).toContain('memory here: host ' + lines.find((l) => l.startsWith('host memory: '))!.slice('host memory: '.length) + ', GPU unknown (no nvidia-smi)');
     expect(lines).toContain(`can run here: no: it targets CUDA, which is unavailable (no CUDA provider libraries: ${missingProvider} is missing)`);
     expect(lines).toContain('CUDA graphs: the decode runs copy nothing between host and device (capturable; ANOLE_CUDA_GRAPH=1 turns it on)');

@@ -100,10 +100,10 @@ describe('EngineThread', () => {
     }
   });
 
-  it('keeps the main thread free while a chunk runs', async () => {
-    // One chunk (the whole budget in one session.run), and the main thread's event loop turns counted
-    // until its first event: no clock, an order. In process the chunk blocks the loop, so it cannot
-    // turn before that event (the premise of the thread); on the thread it turns all along.
+  it('keeps the main thread free while the engine runs', async () => {
+    // The main thread's event loop turns counted until a call's first event (the prefill and the first
+    // step): no clock, an order. In process the runs block the loop, so it cannot turn before that
+    // event (the premise of the thread); on the thread it turns all along.
     const requests = () => [request('text', 40, 6), request('text', 40, 7)];
     const [there, here] = [await turnsBeforeFirstEvent(thread.generator.generate(requests(), { chunkSize: 40 })), await turnsBeforeFirstEvent(local.generate(requests(), { chunkSize: 40 }))];
     expect(here).toBe(0);

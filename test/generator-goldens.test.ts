@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileConstraints, type GenerationMode } from '../model/constraints.ts';
 import { imageVocabulary } from '../model/vocabulary.ts';
 import type { SamplingSettings, SequenceRequest } from '../contract/generation-request.ts';
-import { Generator, type GenerationEvent } from '../sidecar/engine/generator.ts';
+import type { GenerationEvent } from '../sidecar/engine/sequence.ts';
 import { StepGenerator } from '../sidecar/engine/step-generator.ts';
 import { TextModel } from '../sidecar/engine/text-model.ts';
 import { mixGuidance } from '../sidecar/graphs/sampler.ts';
@@ -14,8 +14,9 @@ import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
 import { readSafetensorsHeader, readTensorAsFloat32 } from '../sidecar/weights/safetensors.ts';
 
 /**
- * The generation engine (in-graph Loop, chunked) against the HF / Meta-reference goldens of
- * fixture A: greedy text, left-padded text batch, image-only and classifier-free guidance.
+ * The generation engine (engine v2: step graph, head graph, continuous batching) against the HF /
+ * Meta-reference goldens of fixture A: greedy text, left-padded text batch, image-only and
+ * classifier-free guidance.
  */
 const FIXTURE = 'test/fixtures/anole-tiny';
 const notes = JSON.parse(fs.readFileSync(`${FIXTURE}/goldens.json`, 'utf8'));
@@ -36,12 +37,7 @@ interface Finished {
   images: number[][];
 }
 
-/** What both engines offer: the Loop engine (generator.ts) and engine v2 (step-generator.ts). */
-type Engine = Pick<Generator, 'config' | 'generate' | 'release'>;
-const ENGINES: [string, (dir: string) => Promise<Engine>][] = [
-  ['Loop engine', (dir) => Generator.load(openCheckpoint(dir))],
-  ['engine v2', (dir) => StepGenerator.load(openCheckpoint(dir))],
-];
+type Engine = Pick<StepGenerator, 'config' | 'generate' | 'release'>;
 
 /** Runs a batch to the end; one `done` per request, in request order. */
 async function run(generator: Engine, requests: SequenceRequest[]): Promise<Finished[]> {
@@ -60,7 +56,7 @@ async function run(generator: Engine, requests: SequenceRequest[]): Promise<Fini
   });
 }
 
-describe.each(ENGINES)('%s vs the fixture goldens (anole-tiny, greedy)', (_engine, load) => {
+describe('engine v2 vs the fixture goldens (anole-tiny, greedy)', () => {
   let generator: Engine;
   const config = () => generator.config;
   const request = (promptIds: number[], mode: GenerationMode, maxNewTokens: number, guidance = NO_GUIDANCE): SequenceRequest => ({
@@ -84,7 +80,7 @@ describe.each(ENGINES)('%s vs the fixture goldens (anole-tiny, greedy)', (_engin
   const cfgExpected = (name: (typeof CFG_PROMPTS)[number]) => [config().boiTokenId, ...cfg.prompts[name].chosen_ids, config().eoiTokenId];
 
   beforeAll(async () => {
-    generator = await load(FIXTURE);
+    generator = await StepGenerator.load(openCheckpoint(FIXTURE));
   });
   afterAll(() => generator.release());
 
@@ -133,7 +129,7 @@ describe('first CFG step: the padded 3-stream prefill and the guidance mix (anol
   let mixer: ort.InferenceSession;
   beforeAll(async () => {
     model = await TextModel.load(openCheckpoint(FIXTURE), { logits: 'last' });
-    // the same mix the generation loop uses, alone: rows [full, image-conditioned, unconditioned] → one row
+    // the same mix the head graph uses, alone: rows [full, image-conditioned, unconditioned] → one row
     const g = new GraphBuilder('cfg_mix');
     const logits = g.input('logits', DataType.FLOAT, [3, 'vocab']);
     const row = (name: string, r: number) => g.constant(name, DataType.INT64, [1], [r]);

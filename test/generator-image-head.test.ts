@@ -5,23 +5,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sequenceRequest } from './generation-harness.ts';
 import type { GenerationMode } from '../model/constraints.ts';
 import type { SequenceRequest } from '../contract/generation-request.ts';
-import { Generator } from '../sidecar/engine/generator.ts';
+import { StepGenerator } from '../sidecar/engine/step-generator.ts';
 import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
 import { writeRandomCheckpoint } from '../sidecar/weights/random-checkpoint.ts';
 
 /**
- * The image-head loop (lm_head's image rows only) is a speed-up, not a different sampler: the
- * same requests give the same tokens with it and with the full-vocabulary loop alone.
+ * The image head (lm_head's image rows only) is a speed-up, not a different sampler: the same
+ * requests give the same tokens with it and with the full-vocabulary head alone.
  */
 let dir: string;
-let withHead: Generator;
-let fullOnly: Generator;
+let withHead: StepGenerator;
+let fullOnly: StepGenerator;
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-image-head-'));
   writeRandomCheckpoint({ out: path.join(dir, 'ckpt'), preset: 'tiny', seed: 99 });
   const ckpt = openCheckpoint(path.join(dir, 'ckpt'));
-  [withHead, fullOnly] = await Promise.all([Generator.load(ckpt), Generator.load(ckpt, { imageHead: false })]);
+  [withHead, fullOnly] = await Promise.all([StepGenerator.load(ckpt), StepGenerator.load(ckpt, { imageHead: false })]);
 });
 afterAll(async () => {
   await Promise.all([withHead?.release(), fullOnly?.release()]);
@@ -32,15 +32,15 @@ function request(mode: GenerationMode, maxNewTokens: number, seed: number, extra
   return sequenceRequest(withHead.config, [0, 16900 + seed, 16801, 8710], mode, maxNewTokens, { seed, ...extra });
 }
 
-async function run(generator: Generator, requests: SequenceRequest[], chunkSize?: number) {
+async function run(generator: StepGenerator, requests: SequenceRequest[], chunkSize?: number) {
   const tokens: number[][] = requests.map(() => []);
   const before = { ...generator.stats };
   for await (const e of generator.generate(requests, { chunkSize })) if (e.type === 'done') tokens[e.sequence] = e.tokens;
   return { tokens, runs: generator.stats.runs - before.runs, imageHeadRuns: generator.stats.imageHeadRuns - before.imageHeadRuns };
 }
 
-describe('image-head loop', () => {
-  it('gives the same tokens as the full-vocabulary loop, guided or not, in every mode', async () => {
+describe('image head', () => {
+  it('gives the same tokens as the full-vocabulary head, guided or not, in every mode', async () => {
     const N = withHead.config.imageSeqLength;
     const boi = { [withHead.config.boiTokenId]: 30 };
     const requests = [
@@ -58,15 +58,15 @@ describe('image-head loop', () => {
     }
   });
 
-  it('a batch of images runs whole chunks on the image head', async () => {
+  it('a batch of images chooses every image token on the image head', async () => {
     const N = withHead.config.imageSeqLength;
     const requests = [request('image', N + 2, 7), request('image', N + 2, 8)];
     const a = await run(withHead, requests);
     const b = await run(fullOnly, requests);
     expect(a.tokens).toEqual(b.tokens);
-    // every run but the prefill and the eoi step draws image tokens on the image head
-    // (whose chunks stop at the image's end, where a full-vocabulary chunk runs on to eoi)
-    expect(a.runs - a.imageHeadRuns).toBe(2);
+    // image mode starts inside the image (boi is in the prompt): N image steps on the image head for
+    // both sequences at once, then eoi on the full head
+    expect(a.imageHeadRuns).toBe(N);
     expect(b.imageHeadRuns).toBe(0);
   });
 });

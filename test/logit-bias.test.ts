@@ -6,19 +6,19 @@ import { sequenceRequest } from './generation-harness.ts';
 import type { GenerationMode } from '../model/constraints.ts';
 import { imageVocabulary } from '../model/vocabulary.ts';
 import type { SequenceRequest } from '../contract/generation-request.ts';
-import { Generator } from '../sidecar/engine/generator.ts';
+import { StepGenerator } from '../sidecar/engine/step-generator.ts';
 import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
 import { writeRandomCheckpoint } from '../sidecar/weights/random-checkpoint.ts';
 
-/** Per-request logit bias (issue 8) in the in-graph loop, on a random tiny checkpoint (N = 16). */
+/** Per-request logit bias (issue 8) in the engine's head graph, on a random tiny checkpoint (N = 16). */
 let dir: string;
-let generator: Generator;
+let generator: StepGenerator;
 let imageIds: Set<number>;
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-bias-'));
   writeRandomCheckpoint({ out: path.join(dir, 'ckpt'), preset: 'tiny', seed: 77 });
-  generator = await Generator.load(openCheckpoint(path.join(dir, 'ckpt')));
+  generator = await StepGenerator.load(openCheckpoint(path.join(dir, 'ckpt')));
   imageIds = new Set(imageVocabulary(generator.config).codeToToken);
 });
 afterAll(async () => {

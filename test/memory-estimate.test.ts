@@ -54,7 +54,6 @@ describe('memory estimate, against a hand computation for the small preset', () 
       promptTokens: 1024,
       weightsBytes: weights,
       kvCacheBytes: kv,
-      kvCopies: 1, // engine v2: one buffer, updated in place
       activationsBytes: activations,
       gpuBytes: 0,
       hostBytes: HOST_BASE_BYTES + weights + kv + activations,
@@ -72,15 +71,6 @@ describe('memory estimate, against a hand computation for the small preset', () 
     expect(e.activationsBytes).toBe(activations);
     expect(e.gpuBytes).toBe(weights + kv + activations + GPU_BASE_BYTES);
     expect(e.hostBytes).toBe(HOST_BASE_BYTES);
-  });
-
-  it('fp32 on CUDA runs the Loop engine: two copies of the cache on the GPU and two on the host (they cross JavaScript)', () => {
-    const { config } = modelPrecision(small);
-    const e = estimateMemory(config, { dtype: 'fp32', target: 'cuda' }, { batch: 1 });
-    const kv = 2 * 8 * 3 * 4096 * 8 * 64 * 4;
-    expect(e.kvCopies).toBe(2);
-    expect(e.gpuBytes).toBe(e.weightsBytes + 2 * kv + e.activationsBytes + GPU_BASE_BYTES);
-    expect(e.hostBytes).toBe(HOST_BASE_BYTES + 2 * kv);
   });
 
   it('fp16 on the CPU is upcast at load: the same resident bytes as fp32; on CUDA half', () => {

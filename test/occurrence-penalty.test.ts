@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sequenceRequest } from './generation-harness.ts';
 import { referenceSample } from './reference/sampler-reference.ts';
 import type { SequenceRequest } from '../contract/generation-request.ts';
-import { Generator, type GenerationEvent } from '../sidecar/engine/generator.ts';
+import type { GenerationEvent } from '../sidecar/engine/sequence.ts';
 import { StepGenerator } from '../sidecar/engine/step-generator.ts';
 import { sampleTokens } from '../sidecar/graphs/sampler.ts';
 import { DataType, GraphBuilder } from '../sidecar/onnx/graph-builder.ts';
@@ -16,8 +16,8 @@ import { writeRandomCheckpoint } from '../sidecar/weights/random-checkpoint.ts';
 
 /**
  * OpenAI's presence and frequency penalties: in the sampler graph against a plain-JavaScript
- * reference (l − presence·[count > 0] − frequency·count), then in both engines on a random tiny
- * checkpoint (the Loop engine carries the counts through its chunks, engine v2 in two device buffers).
+ * reference (l − presence·[count > 0] − frequency·count), then in the engine on a random tiny
+ * checkpoint (which keeps the counts in two device buffers).
  */
 function lcg(seed: number) {
   let s = seed >>> 0;
@@ -85,57 +85,50 @@ describe('presence / frequency penalties in the sampler graph', () => {
   });
 });
 
-describe('presence / frequency penalties in both engines', () => {
+describe('presence / frequency penalties in the engine', () => {
   let dir: string;
-  let loop: Generator;
-  let v2: StepGenerator;
+  let engine: StepGenerator;
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-occurrence-'));
     writeRandomCheckpoint({ out: path.join(dir, 'ckpt'), preset: 'tiny', seed: 2024 });
-    loop = await Generator.load(openCheckpoint(path.join(dir, 'ckpt')));
-    v2 = await StepGenerator.load(openCheckpoint(path.join(dir, 'ckpt')));
+    engine = await StepGenerator.load(openCheckpoint(path.join(dir, 'ckpt')));
   });
   afterAll(async () => {
-    await loop?.release();
-    await v2?.release();
+    await engine?.release();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  const tokens = async (engine: Pick<Generator, 'generate'>, requests: SequenceRequest[], chunkSize?: number) => {
+  const tokens = async (requests: SequenceRequest[], chunkSize?: number) => {
     const out: number[][] = requests.map(() => []);
     for await (const e of engine.generate(requests, { chunkSize }) as AsyncIterable<GenerationEvent>) if (e.type === 'done') out[e.sequence] = e.tokens;
     return out;
   };
   const greedy = { temperature: 1, topP: 1, topK: 0, greedy: true };
-  const text = (extra: Partial<SequenceRequest>) => sequenceRequest(loop.config, [0, 5, 6, 7, 8, 9], 'text', 40, { text: greedy, repetitionPenalty: 1, ...extra });
+  const text = (extra: Partial<SequenceRequest>) => sequenceRequest(engine.config, [0, 5, 6, 7, 8, 9], 'text', 40, { text: greedy, repetitionPenalty: 1, ...extra });
 
   it('a large presence penalty stops a greedy sequence repeating any token; none lets it repeat', async () => {
-    const [plain] = await tokens(loop, [text({})]);
+    const [plain] = await tokens([text({})]);
     expect(new Set(plain).size).toBeLessThan(plain.length); // the random model loops without a penalty
-    for (const engine of [loop, v2]) {
-      for (const penalty of [{ presencePenalty: 1000 }, { frequencyPenalty: 1000 }]) {
-        const [penalised] = await tokens(engine, [text(penalty)]);
-        expect(penalised.length).toBe(40);
-        expect(new Set(penalised).size).toBe(penalised.length);
-      }
+    for (const penalty of [{ presencePenalty: 1000 }, { frequencyPenalty: 1000 }]) {
+      const [penalised] = await tokens([text(penalty)]);
+      expect(penalised.length).toBe(40);
+      expect(new Set(penalised).size).toBe(penalised.length);
     }
   });
 
-  // The two engines' kernels round differently, so a sampled near-tie can go either way in either
-  // engine, penalties or not (about one seed in five on this random model, over 36 tokens): like
-  // generator-modes.test.ts, these seeds have none. Prompts of one length: the Loop engine's left
-  // padding moves logits by rounding too.
-  it('both engines agree token for token, at any chunk size, in a batch with and without penalties', async () => {
+  // the counts live in two device buffers the head swaps at every step: they must follow each
+  // sequence whatever else is in the batch and however often events are handed out
+  it('the same tokens at any chunk size and alone as in a batch with and without penalties', async () => {
     const prompt = [0, 4, 4, 3];
     const batch = () => [
-      sequenceRequest(loop.config, prompt, 'text', 36, { text: greedy, repetitionPenalty: 1, frequencyPenalty: 0.8, seed: 3 }),
-      sequenceRequest(loop.config, prompt, 'text', 36, { presencePenalty: 1.5, frequencyPenalty: 0.75, seed: 1 }),
-      sequenceRequest(loop.config, prompt, 'text', 36, { seed: 1 }),
-      sequenceRequest(loop.config, prompt, 'interleaved', 36, { presencePenalty: 1.5, frequencyPenalty: 0.75, seed: 0 }),
+      sequenceRequest(engine.config, prompt, 'text', 36, { text: greedy, repetitionPenalty: 1, frequencyPenalty: 0.8, seed: 3 }),
+      sequenceRequest(engine.config, prompt, 'text', 36, { presencePenalty: 1.5, frequencyPenalty: 0.75, seed: 1 }),
+      sequenceRequest(engine.config, prompt, 'text', 36, { seed: 1 }),
+      sequenceRequest(engine.config, prompt, 'interleaved', 36, { presencePenalty: 1.5, frequencyPenalty: 0.75, seed: 0 }),
     ];
-    const a = await tokens(loop, batch());
-    expect(await tokens(loop, batch(), 1)).toEqual(a);
-    expect(await tokens(v2, batch())).toEqual(a);
+    const a = await tokens(batch());
+    expect(await tokens(batch(), 1)).toEqual(a);
+    for (const [k, r] of batch().entries()) expect((await tokens([r]))[0], `request ${k} alone`).toEqual(a[k]);
     expect(a[1]).not.toEqual(a[2]); // the same seed and prompt: only the penalties differ
   });
 });

@@ -8,7 +8,7 @@ import { compileConstraints } from '../model/constraints.ts';
 import { AnoleTokenizer } from '../model/preprocess/tokenizer.ts';
 import type { GeneratorLike } from '../sidecar/engine/engine-thread.ts';
 import { DEFAULT_SAMPLING } from '../contract/generation-request.ts';
-import type { GenerationEvent } from '../sidecar/engine/generator.ts';
+import type { GenerationEvent } from '../sidecar/engine/sequence.ts';
 import { loadModel, releaseModel } from '../sidecar/worker/load-model.ts';
 import { runJobs, type JobUpdate } from '../sidecar/worker/run-jobs.ts';
 

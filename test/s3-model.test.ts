@@ -13,7 +13,7 @@ import { resolveModelLocation } from '../sidecar/bundle/model-location.ts';
 import { downloadS3Model, s3CacheDir } from '../sidecar/bundle/s3-download.ts';
 import { uploadBundle } from '../sidecar/bundle/s3-upload.ts';
 import { writeBundle } from '../sidecar/bundle/write-bundle.ts';
-import { Generator } from '../sidecar/engine/generator.ts';
+import { StepGenerator } from '../sidecar/engine/step-generator.ts';
 import { openModel } from '../sidecar/engine/model-source.ts';
 import { convertCommand } from '../cli/commands/convert.ts';
 import { resolveModelDir } from '../cli/default-model.ts';
@@ -58,7 +58,7 @@ function uploadHfDirectory(): Promise<void> {
 
 /** Sampled text tokens (seed 3) from a model directory: equal tokens mean equal weights and graphs in practice. */
 async function tokensOf(dir: string): Promise<number[]> {
-  const generator = await Generator.load(openModel(dir), { intraOpNumThreads: 1 });
+  const generator = await StepGenerator.load(openModel(dir), { intraOpNumThreads: 1 });
   try {
     for await (const e of generator.generate([sequenceRequest(generator.config, [0, 16400, 16500, 16600], 'text', 10, { seed: 3 })], { chunkSize: 5 })) {
       if (e.type === 'done') return e.tokens;

@@ -174,7 +174,7 @@ const nodeCount = runNodeCount;
 describe('step graph structure', () => {
   const shaped = (layers: number) => decoderWeights(openCheckpoint(writeRandomDecoder({ hidden: 128, heads: 2, kvHeads: 2, layers }, 5)));
 
-  it('a decoder layer runs at most 24 nodes (the Loop engine about 55); per-head q/k affine tables included', () => {
+  it('a decoder layer runs at most 24 nodes (the primitive-op decoder graph about 55); per-head q/k affine tables included', () => {
     const perLayer = nodeCount(buildStepGraph(shaped(3))) - nodeCount(buildStepGraph(shaped(2)));
     console.log(`step graph: ${perLayer} nodes per decoder layer`);
     expect(perLayer).toBeLessThanOrEqual(24);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sequenceRequest } from './generation-harness.ts';
 import { cudaOptionsFromEnv } from '../sidecar/engine/cuda-options.ts';
+import { checkpointSource } from '../sidecar/engine/model-source.ts';
 import { StepGenerator } from '../sidecar/engine/step-generator.ts';
 import { STEP_INPUTS } from '../sidecar/graphs/step-decoder.ts';
 import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
@@ -113,9 +114,18 @@ describe('engine v2 decode bindings', () => {
 
 describe('engine v2 on CUDA, where no GPU is', () => {
   it('refuses at its first session, naming the CUDA provider call and why', async () => {
-    await expect(StepGenerator.load(openCheckpoint(path.join(dir, 'ckpt')), { executionProviders: ['cuda'] })).rejects.toThrow(
+    const fp16 = checkpointSource(openCheckpoint(path.join(dir, 'ckpt')), { dtype: 'fp16', target: 'cuda' });
+    await expect(StepGenerator.load(fp16, { executionProviders: ['cuda'] })).rejects.toThrow(
       /(UpdateCUDAProviderOptions|SessionOptionsAppendExecutionProvider_CUDA_V2): .*(Failed to load|libonnxruntime_providers)/,
     );
+  });
+
+  it('refuses a float32 model on CUDA before any session, saying what to convert it to', async () => {
+    const ckpt = openCheckpoint(path.join(dir, 'ckpt'));
+    const why = /float32 on CUDA has no engine \(GroupQueryAttention has no float32 CUDA kernel\); convert it with `anole convert --target cuda --dtype fp16` \(or bf16\), or run it on the CPU/;
+    // a Hugging Face directory (float32 graphs) given the CUDA provider, and a cuda fp32 precision
+    await expect(StepGenerator.load(ckpt, { executionProviders: ['cuda'] })).rejects.toThrow(why);
+    await expect(StepGenerator.load(checkpointSource(ckpt, { dtype: 'fp32', target: 'cuda' }), { executionProviders: ['cuda'] })).rejects.toThrow(why);
   });
 
   it('takes its provider options from the environment, naming a bad variable', () => {

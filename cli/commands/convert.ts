@@ -6,7 +6,7 @@ import { isS3Uri, parseS3Uri, type S3Location } from '../../contract/s3-uri.ts';
 import { resolveModelLocation } from '../../sidecar/bundle/model-location.ts';
 import { assertNoBundleAt, uploadBundle } from '../../sidecar/bundle/s3-upload.ts';
 import { writeBundle } from '../../sidecar/bundle/write-bundle.ts';
-import { TARGETS, WEIGHT_DTYPES, type Target, type WeightDtype } from '../../sidecar/graphs/precision.ts';
+import { refuseCudaFp32, TARGETS, WEIGHT_DTYPES, type Target, type WeightDtype } from '../../sidecar/graphs/precision.ts';
 import { checkConvertFits } from './convert-memory.ts';
 import { fileProgress, withProgress } from '../progress.ts';
 
@@ -21,6 +21,7 @@ export async function convertCommand(opts: { from: string; out: string; dtype: s
   if (!WEIGHT_DTYPES.includes(opts.dtype as WeightDtype)) throw new Error(`--dtype must be one of ${WEIGHT_DTYPES.join(', ')}, got ${opts.dtype}`);
   if (!TARGETS.includes(opts.target as Target)) throw new Error(`--target must be one of ${TARGETS.join(', ')}, got ${opts.target}`);
   const precision = { dtype: opts.dtype as WeightDtype, target: opts.target as Target };
+  refuseCudaFp32(precision, 'anole convert'); // before any download
   const to = isS3Uri(opts.out) ? parseS3Uri(opts.out, '--out') : undefined;
   const s3 = to ? createS3Client(s3SettingsFromEnv()) : undefined;
   try {

@@ -11,8 +11,11 @@ import type { GraphName } from '../graphs/model-graphs.ts';
  * weights costs about as much as reading them.
  */
 export const BUNDLE_FORMAT = 'anole-bundle';
-/** v3: engine v2's graphs (step, head-full, head-image) beside the Loop engine's; v2: the loops carry hidden states. */
-export const BUNDLE_FORMAT_VERSION = 3;
+/**
+ * v4: engine v2's graphs only (the Loop engine's loop-full, loop-image and generator are gone, and no
+ * `--target cuda --dtype fp32`); v3: engine v2's graphs beside the Loop engine's; v2: the loops carry hidden states.
+ */
+export const BUNDLE_FORMAT_VERSION = 4;
 export const MANIFEST = 'manifest.json';
 
 export interface BundleManifest {

@@ -6,8 +6,6 @@ import { anoleTensors } from '../weights/expected-tensors.ts';
 // protobuf) into the worker's main thread, which checks the estimate before the engine thread starts.
 const activationBytes = (p: Precision) => (p.target === 'cpu' || p.dtype === 'fp32' ? 4 : 2);
 const quantizedBits = (p: Precision) => (p.dtype === 'int4' ? 4 : p.dtype === 'int8' ? 8 : undefined);
-// generation-engine.ts's choice, restated for the same reason: engine v2 everywhere but CUDA fp32 (the Loop engine)
-const runsLoopEngine = (p: Precision) => p.target === 'cuda' && p.dtype === 'fp32';
 
 /**
  * What a model needs in memory to serve: its weights as ONNX Runtime holds them, the KV cache of every row
@@ -42,13 +40,8 @@ export interface MemoryEstimate {
   promptTokens: number;
   /** Weights as ONNX Runtime holds them on the device that runs the decoder (upcasts included). */
   weightsBytes: number;
-  /** One copy of the KV cache: every row at the full context. */
+  /** The KV cache: every row at the full context, one buffer the engine updates in place. */
   kvCacheBytes: number;
-  /**
-   * Copies of it the engine holds: 1 for engine v2 (one buffer, updated in place); 2 for the Loop engine
-   * (a chunk's past in and present out), which on CUDA also holds both on the host (they cross JavaScript).
-   */
-  kvCopies: number;
   /** The largest transient tensors of a prefill of promptTokens on every row, and the per-step logits. */
   activationsBytes: number;
   /** What the GPU must hold (0 on a CPU target). */
@@ -94,14 +87,9 @@ export function estimateMemory(config: AnoleConfig, p: Precision, shape: Serving
     rows * promptTokens * 3 * F * act + // gate, up and their product
     rows * promptTokens * 4 * C * act + // residual, normed, attention output, projection
     rows * V * 4 * 2; // a step's float32 logits and probabilities
-  const kvCopies = runsLoopEngine(p) ? 2 : 1;
-  const onDevice = weightsBytes + kvCopies * kvCacheBytes + activationsBytes;
-  const base = { precision: p, rows, context, promptTokens, weightsBytes, kvCacheBytes, kvCopies, activationsBytes };
-  if (p.target === 'cuda') {
-    // the Loop engine's cache crosses into JavaScript at every chunk: the host holds its past and present too
-    const hostCache = runsLoopEngine(p) ? 2 * kvCacheBytes : 0;
-    return { ...base, gpuBytes: onDevice + GPU_BASE_BYTES, hostBytes: HOST_BASE_BYTES + hostCache };
-  }
+  const onDevice = weightsBytes + kvCacheBytes + activationsBytes;
+  const base = { precision: p, rows, context, promptTokens, weightsBytes, kvCacheBytes, activationsBytes };
+  if (p.target === 'cuda') return { ...base, gpuBytes: onDevice + GPU_BASE_BYTES, hostBytes: HOST_BASE_BYTES };
   return { ...base, gpuBytes: 0, hostBytes: HOST_BASE_BYTES + onDevice };
 }
 
@@ -131,7 +119,7 @@ export function largestFittingBatch(config: AnoleConfig, p: Precision, available
 /** One line: the terms and where they go. */
 export function describeEstimate(e: MemoryEstimate): string {
   const where = e.precision.target === 'cuda' ? `GPU ${gib(e.gpuBytes)}, host ${gib(e.hostBytes)}` : `host ${gib(e.hostBytes)}`;
-  return `${where} (weights ${gib(e.weightsBytes)} + KV cache ${gib(e.kvCacheBytes)} ×${e.kvCopies} for ${e.rows} rows × ${e.context} tokens + activations ${gib(e.activationsBytes)} for a ${e.promptTokens}-token prefill)`;
+  return `${where} (weights ${gib(e.weightsBytes)} + KV cache ${gib(e.kvCacheBytes)} for ${e.rows} rows × ${e.context} tokens + activations ${gib(e.activationsBytes)} for a ${e.promptTokens}-token prefill)`;
 }
 
 export function gib(bytes: number): string {

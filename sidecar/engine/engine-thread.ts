@@ -5,7 +5,8 @@ import type { SessionConfig } from '../onnx/session.ts';
 import type { CacheSettings } from './slot-capacity.ts';
 import { readCheckpointConfig } from '../weights/checkpoint.ts';
 import type { SequenceRequest } from '../../contract/generation-request.ts';
-import type { GenerateOptions, GenerationEvent, TransferStats } from './generator.ts';
+import type { GenerateOptions, TransferStats } from './generation-engine.ts';
+import type { GenerationEvent } from './sequence.ts';
 
 /** Messages to the engine thread. */
 export type ToThread =
@@ -23,7 +24,7 @@ export type FromThread =
   | { type: 'result'; id: number; value: unknown }
   | { type: 'error'; id: number; message: string };
 
-/** Engine v2's cache: slots (rows) and tokens per slot; the Loop engine has none (it runs one batch at a time). */
+/** The engine's cache: slots (rows) and tokens per slot. */
 export interface EngineCapacity {
   slots: number;
   context: number;

@@ -1,61 +1,49 @@
 import type { AnoleConfig } from '../../model/config.ts';
-import { stepCapable } from '../graphs/model-graphs.ts';
 import type { SessionConfig } from '../onnx/session.ts';
 import type { CacheSettings } from './slot-capacity.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
 import type { SequenceRequest } from '../../contract/generation-request.ts';
-import type { GenerateOptions, TransferStats } from './generator.ts';
 import { asModelSource, type ModelSource } from './model-source.ts';
 import type { GenerationEvent } from './sequence.ts';
 
-/** What the worker, the CLI and the bench run, whichever engine it is. */
+export type { FinishReason, GenerationEvent } from './sequence.ts';
+
+export interface GenerateOptions {
+  /** Decode steps per delivery of events (a call's first token goes out at once). Default one row of the image grid. */
+  chunkSize?: number;
+  /** Cancels every sequence of the call before the next decode step. */
+  signal?: AbortSignal;
+}
+
+/** Host↔runtime traffic and work of an engine, counted over every call. */
+export interface TransferStats {
+  runs: number;
+  /** Of `runs`, the head runs on the image head. */
+  imageHeadRuns: number;
+  bytesIn: number;
+  bytesOut: number;
+  tokens: number;
+  /** Times the decode runs were bound (once per batch size: shapes and addresses then stay). */
+  bindings: number;
+  /** Decoder steps run on chosen tokens (a token is handed out before its step). */
+  steps: number;
+}
+
+/** What the worker, the CLI and the bench run. */
 export interface GenerationEngine {
   readonly config: AnoleConfig;
-  /** Engine v2's cache slots (overlapping calls share them); the Loop engine has none. */
+  /** The cache slots (overlapping calls share them). */
   readonly capacity?: { slots: number; context: number };
   readonly stats: TransferStats;
   generate(requests: SequenceRequest[], opts?: GenerateOptions): AsyncGenerator<GenerationEvent>;
   release(): Promise<void>;
 }
 
-/**
- * v2: the cache stays in ONNX Runtime (step-generator.ts); loop: the in-graph Loop (generator.ts),
- * the bench's baseline, and what a `--target cuda --dtype fp32` model runs (GroupQueryAttention has
- * no float32 CUDA kernel, so engine v2 has no graphs for it).
- */
-export type EngineName = 'v2' | 'loop';
+/** The engine's name in the bench's report and `anole doctor`'s log. */
+export const ENGINE_NAME = 'v2' as const;
 
-export function engineFor(source: ModelSource): EngineName {
-  return stepCapable(source.precision) ? 'v2' : 'loop';
-}
-
-export async function loadEngine(model: Checkpoint | ModelSource, opts: SessionConfig & CacheSettings & { imageHead?: boolean; engine?: EngineName } = {}): Promise<GenerationEngine & { name: EngineName }> {
-  const source = asModelSource(model);
-  const name = opts.engine ?? engineFor(source);
-  if (name === 'v2') {
-    const { StepGenerator } = await import('./step-generator.ts');
-    return Object.assign(await StepGenerator.load(source, opts), { name });
-  }
-  const { Generator } = await import('./generator.ts');
-  const loop = await Generator.load(source, opts);
-  return Object.assign(loop, { name, generate: oneCallAtATime(loop.generate.bind(loop)) });
-}
-
-/**
- * The Loop engine runs one batch at a time (its cache crosses JavaScript between chunks): calls that
- * overlap take turns in order of arrival, where engine v2 would batch them together.
- */
-export function oneCallAtATime(generate: GenerationEngine['generate']): GenerationEngine['generate'] {
-  let last: Promise<void> = Promise.resolve();
-  return async function* (requests, opts) {
-    let done!: () => void;
-    const previous = last;
-    last = new Promise<void>((resolve) => (done = resolve));
-    try {
-      await previous;
-      yield* generate(requests, opts);
-    } finally {
-      done();
-    }
-  };
+/** Engine v2 (step-generator.ts, docs/engine-v2.md): the only engine since the Loop engine was deleted. */
+export async function loadEngine(model: Checkpoint | ModelSource, opts: SessionConfig & CacheSettings & { imageHead?: boolean } = {}): Promise<GenerationEngine & { name: typeof ENGINE_NAME }> {
+  const { StepGenerator } = await import('./step-generator.ts');
+  return Object.assign(await StepGenerator.load(asModelSource(model), opts), { name: ENGINE_NAME });
 }

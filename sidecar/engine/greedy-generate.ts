@@ -3,7 +3,7 @@ import type { ForwardOutput, TextModel } from './text-model.ts';
 
 /**
  * Greedy decoding with one `session.run` per token and the KV cache fed back through JS: the
- * plain baseline that an in-graph generation loop is checked against.
+ * plain baseline the generation engine is checked against.
  *
  * - 'text': image tokens, boi and eoi are never chosen (HF SuppressTokensLogitsProcessor, the
  *   "text-only" mode); a row stops at EOS, the batch at max_new_tokens or when every row stopped.

@@ -1,8 +1,8 @@
 import { setImmediate } from 'node:timers/promises';
 import type { AnoleConfig } from '../../model/config.ts';
 import type { SequenceRequest } from '../../contract/generation-request.ts';
-import type { LoopHead } from '../graphs/generation-loop.ts';
-import type { GenerateOptions } from './generator.ts';
+import type { HeadKind } from '../graphs/head-inputs.ts';
+import type { GenerateOptions } from './generation-engine.ts';
 import { acceptToken, finishSequence, rowPrompts, startSequence, type GenerationEvent, type RowRole, type Sequence } from './sequence.ts';
 import type { SlotBatch } from './slot-batch.ts';
 
@@ -66,7 +66,7 @@ export class Scheduler {
     private readonly dropBatch: () => void,
     private readonly imageIds: Set<number>,
     private readonly codeOf: Int32Array,
-    private readonly headFor: (live: Sequence[]) => LoopHead,
+    private readonly headFor: (live: Sequence[]) => HeadKind,
     private readonly opts: SchedulerOptions,
   ) {}
 

@@ -1,11 +1,11 @@
 import type { AnoleConfig } from '../../model/config.ts';
 import { cacheNames } from '../graphs/decoder.ts';
 import { copyName } from '../graphs/copy-graph.ts';
-import { LOOP_INPUTS as I, type LoopHead } from '../graphs/generation-loop.ts';
+import { TOKEN_CHOICE_INPUTS as I, type HeadKind } from '../graphs/head-inputs.ts';
 import { HEAD_INPUTS as H, HEAD_OUTPUTS } from '../graphs/head-graph.ts';
 import { cacheHeadDim, STEP_HIDDEN, STEP_INPUTS } from '../graphs/step-decoder.ts';
 import { IoBinding, RunOptions, Value, type Allocator, type ElementType, type Session } from '../ort-capi/index.ts';
-import type { TransferStats } from './generator.ts';
+import type { TransferStats } from './generation-engine.ts';
 import type { RowRole, Sequence } from './sequence.ts';
 
 /** The sessions a slot batch runs (StepGenerator's). */
@@ -50,7 +50,7 @@ interface Bound {
   G: number;
   host: HostArrays;
   step: IoBinding;
-  head: Record<LoopHead, (IoBinding | undefined)[]>;
+  head: Record<HeadKind, (IoBinding | undefined)[]>;
   upload: IoBinding;
   download: IoBinding;
   /**
@@ -202,7 +202,7 @@ export class SlotBatch {
    * tokens. advance() then runs the decoder on them; the caller hands the tokens out in between, so a
    * reader does not wait for a decoder step its token does not need.
    */
-  choose(head: LoopHead): number[] {
+  choose(head: HeadKind): number[] {
     if (this.chosen) throw new Error('SlotBatch.choose: the previous tokens were not advanced');
     const b = (this.latest = this.bindingsFor(this.size(this.mark(this.rows)), this.size(this.mark(this.groups))));
     if (this.settingsChanged || this.settingsSize !== `${b.R}x${b.G}`) this.uploadSettings(b.R, b.G);
@@ -326,7 +326,7 @@ export class SlotBatch {
 
     // per group, but row_group: per row
     const settingView = (name: string) => keep(this.slice(this.device[`setting:${name}`], 0, name === I.rowGroup ? R : G));
-    const headBinding = (session: Session | undefined, head: LoopHead, parity: number) => {
+    const headBinding = (session: Session | undefined, head: HeadKind, parity: number) => {
       if (!session) return undefined;
       const binding = new IoBinding(session);
       binding.bindInput(H.hidden, hidden);
@@ -427,8 +427,8 @@ function uploadType(name: (typeof STEP_UPLOADS)[number]): ElementType {
 export const IMAGE_BIAS = 'logit_bias.image';
 
 /** The head's per-group setting inputs (settingInputs' names) for a head. */
-function settingNames(head: LoopHead): string[] {
-  return [I.rowGroup, I.rowFull, I.rowImage, I.rowUncond, I.guided, I.scaleImage, I.scaleText, ...(head === 'full' ? [I.textAllowed] : []), I.allowBoi, I.stopAfterImage, I.temperature, I.topP, I.topK, I.greedy, I.penalty, I.presence, I.frequency, I.bias];
+function settingNames(head: HeadKind): string[] {
+  return [I.rowGroup, I.rowFull, I.rowImage, I.rowUncond, I.guided, I.scaleImage, I.scaleText, ...(head === 'full' ? [I.textAllowed] : []), I.allowBoi, I.temperature, I.topP, I.topK, I.greedy, I.penalty, I.presence, I.frequency, I.bias];
 }
 
 /**
@@ -463,7 +463,6 @@ function groupSettings(c: AnoleConfig, rows: (SlotRow | undefined)[], slots: ({ 
     [I.scaleText, Float32Array.from(groups, (s) => s?.request.guidance.text ?? 1), [G]],
     [I.textAllowed, perVocab((s) => s.textAllowed, Uint8Array), [G, V]],
     [I.allowBoi, Uint8Array.from(groups, (s) => Number(s?.request.constraints.allowBoi ?? false)), [G]],
-    [I.stopAfterImage, Uint8Array.from(groups, (s) => Number(s?.request.constraints.stopAfterImage ?? false)), [G]],
     [I.temperature, Float32Array.from(perGroup((s) => settings(s).map((x) => x.temperature))), [G, 2]],
     [I.topP, Float32Array.from(perGroup((s) => settings(s).map((x) => x.topP))), [G, 2]],
     [I.topK, i64(perGroup((s) => settings(s).map((x) => x.topK))), [G, 2]],

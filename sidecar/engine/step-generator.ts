@@ -1,7 +1,7 @@
 import type { AnoleConfig } from '../../model/config.ts';
 import { imageVocabulary } from '../../model/vocabulary.ts';
 import { buildCopyGraph } from '../graphs/copy-graph.ts';
-import { imageTokenRange, settingInputs, type LoopHead } from '../graphs/generation-loop.ts';
+import { imageTokenRange, settingInputs, type HeadKind } from '../graphs/head-inputs.ts';
 import { HEAD_INPUTS as H, HEAD_OUTPUTS } from '../graphs/head-graph.ts';
 import { activationType, type Precision } from '../graphs/precision.ts';
 import { STEP_INPUTS } from '../graphs/step-decoder.ts';
@@ -11,7 +11,7 @@ import { Allocator, cudaProviderOptionsString, MemoryInfo, Session, type Element
 import { cudaOptionsFromEnv } from './cuda-options.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
 import type { SequenceRequest } from '../../contract/generation-request.ts';
-import type { GenerateOptions, TransferStats } from './generator.ts';
+import type { GenerateOptions, TransferStats } from './generation-engine.ts';
 import { asModelSource, type ModelSource } from './model-source.ts';
 import { Scheduler } from './scheduler.ts';
 import type { GenerationEvent, Sequence } from './sequence.ts';
@@ -83,11 +83,14 @@ export class StepGenerator {
 
   static async load(model: Checkpoint | ModelSource, opts: StepGeneratorOptions = {}): Promise<StepGenerator> {
     const source = asModelSource(model);
-    const step = source.graph('step'); // a bad checkpoint throws its CheckpointError here
-    const config = source.checkpoint.config!;
-    if (!step) throw new Error(`${source.dir}: engine v2 has no graphs for --target ${source.precision.target} --dtype ${source.precision.dtype} (GroupQueryAttention runs fp16 / bf16 on CUDA)`);
     const providers = providerSessionOptions(opts.executionProviders ?? (await defaultExecutionProviders()));
     const cuda = providers.executionProviders.includes('cuda') ? cudaOptionsFromEnv() : undefined;
+    // a Hugging Face directory (float32 graphs) on a machine with CUDA lands here too
+    if (cuda && activationType(source.precision) === DataType.FLOAT) {
+      throw new Error(`${source.dir}: float32 on CUDA has no engine (GroupQueryAttention has no float32 CUDA kernel); convert it with \`anole convert --target cuda --dtype fp16\` (or bf16), or run it on the CPU`);
+    }
+    const step = source.graph('step')!; // a bad checkpoint throws its CheckpointError here
+    const config = source.checkpoint.config!;
     // Each session has its own intra-op pool, and a pool's threads spin after a run: the head's would
     // spin through the step's run and the step's through the head's, both on the same cores (on 2 cores
     // it halved the speed: docs/engine-v2.md). The copy graphs run on one thread.
@@ -127,7 +130,7 @@ export class StepGenerator {
   }
 
   /** The image head when every live group is drawing an image (it cannot produce eoi or text). */
-  private headFor(live: Sequence[]): LoopHead {
+  private headFor(live: Sequence[]): HeadKind {
     const N = this.config.imageSeqLength;
     return this.heads.image && live.every((s) => s.imageCount >= 0 && s.imageCount < N) ? 'image' : 'full';
   }

@@ -22,9 +22,9 @@ import { quantizedLinear } from './quantized-linear.ts';
 
 /**
  * The Anole text decoder (docs/model.md §2) as ONNX: embedding → layers → final RMSNorm, and a
- * separate lm-head. `emitDecoderForward` writes one forward into any GraphBuilder, so a Loop body
- * can reuse it (weights stay initializers of the root graph, read from the body as outer-scope
- * values); `buildDecoderGraph` wraps it with the genai / Optimum input and output names.
+ * separate lm-head. `emitDecoderForward` writes one forward into a GraphBuilder; `buildDecoderGraph`
+ * wraps it with the genai / Optimum input and output names (the forward the tests, `anole forward`
+ * and the bench's plain baseline run; the engine runs step-decoder.ts).
  *
  * Matrices are float weights or, in a quantized bundle, MatMulNBits packings (quantized-tensors.ts).
  * Activations are float32 unless a graph sets `floatType` (fp16 / bf16 for CUDA, precision.ts);
@@ -169,7 +169,7 @@ export interface DecoderForward {
   presentValues: string[];
 }
 
-/** One decoder forward, top to bottom, into `g` (a root graph or a Loop body). */
+/** One decoder forward, top to bottom, into `g`. */
 export function emitDecoderForward(g: GraphBuilder, w: DecoderWeights, io: DecoderIO): DecoderForward {
   const c = w.config;
   const opt = (entry: TensorEntry | undefined) => (entry ? g.weight(entry) : undefined);

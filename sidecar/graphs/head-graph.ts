@@ -1,13 +1,13 @@
 import { DataType, GraphBuilder, type BuiltModel, type DataTypeId } from '../onnx/graph-builder.ts';
 import type { DecoderWeights } from './decoder.ts';
-import { LOOP_INPUTS as I, logitWidth, settingInputs, type LoopHead } from './generation-loop.ts';
+import { TOKEN_CHOICE_INPUTS as I, logitWidth, settingInputs, type HeadKind } from './head-inputs.ts';
 import { emitTokenChoice } from './token-choice.ts';
 
 /**
  * Engine v2's head (docs/engine-v2.md): the rows' last hidden states in, one token per group out,
  * and the token each row feeds to the decoder's next step (`row_ids`, bound straight to the step
- * graph's input_ids). The lm-head, guidance mix, mode mask, penalty, bias and sampling are the
- * Loop engine's (token-choice.ts). `head: 'image'` reads only the image-token rows of lm_head,
+ * graph's input_ids). The lm-head, guidance mix, mode mask, penalty, bias and sampling are
+ * token-choice.ts's. `head: 'image'` reads only the image-token rows of lm_head,
  * for steps in which every group is drawing an image.
  */
 export const HEAD_INPUTS = {
@@ -27,7 +27,7 @@ export const HEAD_OUTPUTS = {
   nextCounts: 'next.counts', // [G, V] float32: counts with the token counted (likewise)
 } as const;
 
-export function buildHeadGraph(w: DecoderWeights, head: LoopHead, opts: { floatType?: DataTypeId } = {}): BuiltModel {
+export function buildHeadGraph(w: DecoderWeights, head: HeadKind, opts: { floatType?: DataTypeId } = {}): BuiltModel {
   const c = w.config;
   const V = c.vocabSize;
   const g = new GraphBuilder(`anole_head_${head}`);

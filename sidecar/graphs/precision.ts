@@ -24,6 +24,14 @@ export function activationType(p: Precision): DataTypeId {
   return p.dtype === 'bf16' ? DataType.BFLOAT16 : DataType.FLOAT16;
 }
 
+/**
+ * Refuses `--target cuda --dtype fp32`: the engine's attention (GroupQueryAttention) has no float32
+ * CUDA kernel, so no engine runs it. `where` names what asked for it.
+ */
+export function refuseCudaFp32(p: Precision, where: string): void {
+  if (p.target === 'cuda' && p.dtype === 'fp32') throw new Error(`${where}: --target cuda --dtype fp32 has no engine (GroupQueryAttention has no float32 CUDA kernel); use --dtype fp16 or bf16`);
+}
+
 /** Bits per quantized weight, or undefined for a float dtype. */
 export function quantizedBits(dtype: WeightDtype): 4 | 8 | undefined {
   return dtype === 'int4' ? 4 : dtype === 'int8' ? 8 : undefined;

@@ -1,14 +1,14 @@
 import { imageVocabulary } from '../../model/vocabulary.ts';
 import { DataType, type GraphBuilder } from '../onnx/graph-builder.ts';
 import { emitLmHead, type DecoderWeights } from './decoder.ts';
-import { imageTokenRange, LOOP_INPUTS as I, logitWidth, type LoopHead } from './generation-loop.ts';
+import { imageTokenRange, TOKEN_CHOICE_INPUTS as I, logitWidth, type HeadKind } from './head-inputs.ts';
 import { mixGuidance, sampleTokens } from './sampler.ts';
 
 /**
- * How one token per group is chosen from the rows' last hidden states, and how each group's state
- * machine moves on (model/constraints.ts): the body of the Loop engine's chunk and
- * the whole of engine v2's head graph. The per-group settings are read by their LOOP_INPUTS
- * names (graph inputs, or outer-scope values inside a Loop body).
+ * How one token per group is chosen from the rows' last hidden states, under each group's state
+ * (model/constraints.ts; the state machine itself moves on in JavaScript, sequence.ts): the whole of
+ * engine v2's head graph (head-graph.ts). The per-group settings are read by their
+ * TOKEN_CHOICE_INPUTS names (graph inputs).
  *
  *   image_count = -1     text: `text_allowed`, plus boi when allowed and an image still fits
  *   0 ≤ image_count < N  inside an image: image tokens only
@@ -27,16 +27,11 @@ export interface TokenChoiceState {
 
 export interface TokenChoice {
   token: string; // [G] int64, pad for done groups
-  nextCount: string;
-  nextDone: string;
-  nextRemaining: string;
-  nextSeen: string;
-  nextCounts: string;
-  /** bool scalar: a group finished, opened an image, or a guided image closed (the engine has rows to move). */
-  event: string;
+  nextSeen: string; // seen with the token marked
+  nextCounts: string; // counts with the token counted
 }
 
-export function emitTokenChoice(b: GraphBuilder, w: DecoderWeights, head: LoopHead, x: TokenChoiceState): TokenChoice {
+export function emitTokenChoice(b: GraphBuilder, w: DecoderWeights, head: HeadKind, x: TokenChoiceState): TokenChoice {
   const c = w.config;
   const V = c.vocabSize;
   const codeToToken = imageVocabulary(c).codeToToken;
@@ -102,7 +97,7 @@ export function emitTokenChoice(b: GraphBuilder, w: DecoderWeights, head: LoopHe
     topK: pickSetting(I.topK),
     greedy: pickSetting(I.greedy),
     uniform: x.uniform,
-    // the penalty is for text tokens, which an image chunk never draws
+    // the penalty is for text tokens, which the image head never draws
     repetition: head === 'full' ? { penalty: b.op('Where', [inImage, b.float(1), I.penalty]), seen: x.seen } : undefined,
     occurrence:
       head === 'full' ? { presence: b.op('Where', [inImage, b.float(0), I.presence]), frequency: b.op('Where', [inImage, b.float(0), I.frequency]), counts: x.counts } : undefined,
@@ -111,28 +106,10 @@ export function emitTokenChoice(b: GraphBuilder, w: DecoderWeights, head: LoopHe
   const chosen = head === 'image' ? b.op('Gather', [b.constant('code_to_token', DataType.INT64, [W], Array.from(codeToToken)), picked], { axis: 0 }) : picked;
   const token = b.op('Where', [done, b.int64(c.padTokenId), chosen]); // [G]
 
-  // advance the state machine
-  const opensImage = and(not(inImage), eq(token, c.boiTokenId));
-  const nextCount = b.op('Where', [
-    done,
-    imageCount,
-    b.op('Where', [opensImage, b.int64(0), b.op('Where', [drawingImage, b.op('Add', [imageCount, b.int64(1)]), b.op('Where', [imageComplete, b.int64(-1), imageCount])])]),
-  ]);
-  const nextRemaining = b.op('Where', [done, remaining, b.op('Sub', [remaining, b.int64(1)])]);
-  const finishes = and(
-    not(done),
-    or(or(eq(token, c.eosTokenId), b.op('LessOrEqual', [nextRemaining, b.int64(0)])), and(imageComplete, I.stopAfterImage)),
-  );
-  const nextDone = or(done, finishes);
+  // the penalties' state (the rest of the state machine moves on in JavaScript)
   const nextSeen = b.op('ScatterElements', [x.seen, col(token), b.op('Expand', [b.constant('true', DataType.BOOL, [1, 1], [1]), b.op('Shape', [col(token)])])], { axis: 1 });
   // every token counts (a done group's pad too: pad is never a text token, so it is never penalised)
   const nextCounts = b.op('ScatterElements', [x.counts, col(token), b.op('Expand', [b.constant('one', DataType.FLOAT, [1, 1], [1]), b.op('Shape', [col(token)])])], { axis: 1, reduction: 'add' });
 
-  // The chunk ends when the engine has work to do: a sequence finished, opened an image (its
-  // guidance rows join, and a batch that is all images moves to the image-head loop), or a guided
-  // image closed (its guidance rows leave).
-  const guidanceLeaves = and(I.guided, and(imageComplete, not(done)));
-  const event = or(finishes, or(opensImage, guidanceLeaves));
-  const anyEvent = b.op('Cast', [b.op('ReduceMax', [b.op('Cast', [event], { to: DataType.INT64 })], { keepdims: 0 })], { to: DataType.BOOL });
-  return { token, nextCount, nextDone, nextRemaining, nextSeen, nextCounts, event: anyEvent };
+  return { token, nextSeen, nextCounts };
 }

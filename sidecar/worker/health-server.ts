@@ -17,7 +17,7 @@ export interface WorkerMetrics {
   queueWaitMs: { count: number; sum: number; max: number };
   /** Jobs running now. */
   inFlight: number;
-  /** Engine v2's cache slots (0: the Loop engine, which has none). */
+  /** The engine's cache slots (0: an engine that reports none, e.g. a test's stand-in). */
   cacheSlots: number;
   /** Cache rows the jobs in hand hold or wait for (a job: n sequences × 3 rows when guided and drawing, else 1). */
   rowsHeld: number;

@@ -30,14 +30,14 @@ export interface WorkerOptions {
   /** Jobs per receive (and per generate call): every sequence of every job shares the engine's steps. */
   maxBatch?: number;
   /**
-   * After the first message, how long to wait for more to fill the batch (default 100 ms for the Loop
-   * engine, which runs one batch at a time; 0 for engine v2, where a later job joins the running batch).
+   * After the first message, how long to wait for more to fill the batch (default 0 for an engine with
+   * cache slots, where a later job joins the running batch; 100 ms for one without, which runs one batch at a time).
    */
   batchWindowMs?: number;
   /**
-   * Jobs running at once. Engine v2 (continuous batching): the worker keeps receiving while jobs run,
-   * as long as the jobs it holds leave a cache slot free (default: no other limit); the Loop engine:
-   * default 1 batch at a time.
+   * Jobs running at once. An engine with cache slots (continuous batching): the worker keeps receiving
+   * while jobs run, as long as the jobs it holds leave a cache slot free (default: no other limit); an
+   * engine that reports no slots (a test's stand-in): default 1 batch at a time.
    */
   maxJobs?: number;
   /** SQS long-poll wait while idle (at most 20). */
@@ -66,9 +66,9 @@ export interface WorkerOptions {
  * exactly once.
  *
  *   receive ≤ maxBatch messages (long poll, then a short window for more) whenever the jobs in hand
- *     leave room: with engine v2 a free cache slot (its calls overlap: continuous batching, a job
- *     that does not fit waits in the engine's queue, its message kept hidden by the heartbeat); with
- *     the Loop engine, no batch running
+ *     leave room: a free cache slot (the engine's calls overlap: continuous batching, a job that does
+ *     not fit waits in the engine's queue, its message kept hidden by the heartbeat); with an engine
+ *     that reports no slots, no batch running
  *   claim each (claim-delivery.ts): read its record; finished → delete the message (a duplicate
  *     delivery); deadline passed → aborted; cancel asked → canceled; take the job's lease (another
  *     live worker has it → leave the message); starting → processing (conditional write)
@@ -199,7 +199,7 @@ export class JobWorker implements HealthSource {
       // batches overlap: the engine batches their sequences with whatever runs (engine v2) or takes them in turn
       const batch = this.process(claims).finally(() => this.batches.delete(batch));
       this.batches.add(batch);
-      if (this.opts.maxJobs === 1) await batch; // the Loop engine: one batch at a time, as before
+      if (this.opts.maxJobs === 1) await batch; // an engine without slots: one batch at a time
     }
     await Promise.all(this.batches);
   }

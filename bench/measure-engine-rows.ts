@@ -7,7 +7,7 @@ import { median } from './median.ts';
 import { syntheticPrompt } from './synthetic-prompt.ts';
 import { timeImageTokens, timeTextTokens, timeWholeImage } from './timed-generation.ts';
 
-/** The rows on which engine v2 and the Loop engine are compared (docs/engine-v2.md). */
+/** The engine's rows in the bench (docs/engine-v2.md, issue 16's proof). */
 export interface EngineRows {
   text_tok_s_ctx50: number;
   text_tok_s_ctx1000: number;
@@ -24,71 +24,62 @@ export interface EngineRows {
   whole_image_peak_rss_mb: number;
 }
 
-type Named = { name: string; engine: GenerationEngine };
-
 /**
- * Every row for every engine in one process, rounds interleaved (the engines' order alternating),
- * so a slow spell of the machine hits both sides of each comparison; medians over rounds.
+ * Every row for the engine, in rounds (each round runs every row once, so a slow spell of the
+ * machine moves every row alike); medians over rounds.
  */
-export async function measureEngines(engines: Named[], codec: ImageCodec | undefined, plan: BenchPlan, log: (line: string) => void): Promise<Record<string, EngineRows>> {
-  const config = engines[0].engine.config;
+export async function measureEngineRows(engine: GenerationEngine, codec: ImageCodec | undefined, plan: BenchPlan, log: (line: string) => void): Promise<EngineRows> {
+  const config = engine.config;
   const imageTokens = plan.imageTokens;
   const prompt = (length: number) => syntheticPrompt(config, length);
-  const text = async (e: GenerationEngine, context: number) => {
-    const span = await timeTextTokens(e, benchRequest(config, { promptIds: prompt(context), mode: 'text', maxNewTokens: plan.textTokens, guided: false }), undefined);
+  const text = async (context: number) => {
+    const span = await timeTextTokens(engine, benchRequest(config, { promptIds: prompt(context), mode: 'text', maxNewTokens: plan.textTokens, guided: false }), undefined);
     return (1000 * span.tokens) / span.ms;
   };
-  const image = async (e: GenerationEngine, guided: boolean) => {
+  const image = async (guided: boolean) => {
     let tokens = 0;
     let ms = 0;
     for (let i = 0; i < plan.imageRuns; i++) {
-      const span = await timeImageTokens(e, benchRequest(config, { promptIds: prompt(plan.promptTokens), mode: 'image', maxNewTokens: config.imageSeqLength + 2, guided }), imageTokens, undefined);
+      const span = await timeImageTokens(engine, benchRequest(config, { promptIds: prompt(plan.promptTokens), mode: 'image', maxNewTokens: config.imageSeqLength + 2, guided }), imageTokens, undefined);
       tokens += span.tokens;
       ms += span.ms;
     }
     return (1000 * tokens) / ms;
   };
-  const firstToken = async (e: GenerationEngine) => {
+  const firstToken = async () => {
     const start = performance.now();
-    for await (const ev of e.generate([benchRequest(config, { promptIds: prompt(plan.firstTokenPrompt), mode: 'text', maxNewTokens: 8, guided: false })])) {
+    for await (const ev of engine.generate([benchRequest(config, { promptIds: prompt(plan.firstTokenPrompt), mode: 'text', maxNewTokens: 8, guided: false })])) {
       if (ev.type === 'text') return performance.now() - start;
     }
     throw new Error('no text event');
   };
-  const timed: Record<string, (e: GenerationEngine) => Promise<number>> = {
-    text_tok_s_ctx50: (e) => text(e, 50),
-    text_tok_s_ctx1000: (e) => text(e, 1000),
-    image_tok_s_guided: (e) => image(e, true),
-    image_tok_s_unguided: (e) => image(e, false),
+  const timed: Record<string, () => Promise<number>> = {
+    text_tok_s_ctx50: () => text(50),
+    text_tok_s_ctx1000: () => text(1000),
+    image_tok_s_guided: () => image(true),
+    image_tok_s_unguided: () => image(false),
     first_text_token_ms: firstToken,
   };
-  for (const { engine } of engines) await text(engine, 8); // a session's first runs allocate
-  const samples = new Map(engines.map(({ name }) => [name, new Map(Object.keys(timed).map((k) => [k, [] as number[]]))]));
+  await text(8); // a session's first runs allocate
+  const samples = new Map(Object.keys(timed).map((k) => [k, [] as number[]]));
   for (let round = 1; round <= plan.rounds; round++) {
-    const order = round % 2 ? engines : [...engines].reverse();
-    for (const [key, run] of Object.entries(timed)) {
-      for (const { name, engine } of order) samples.get(name)!.get(key)!.push(await run(engine));
-      log(`round ${round} ${key}: ${engines.map(({ name }) => `${name} ${samples.get(name)!.get(key)!.at(-1)!.toFixed(1)}`).join(', ')}`);
-    }
+    for (const [key, run] of Object.entries(timed)) samples.get(key)!.push(await run());
+    log(`round ${round}: ${Object.keys(timed).map((key) => `${key} ${samples.get(key)!.at(-1)!.toFixed(1)}`).join(', ')}`);
   }
-  const out: Record<string, EngineRows> = {};
-  for (const { name, engine } of engines) {
-    const m = (key: string) => median(samples.get(name)!.get(key)!);
-    const whole = await wholeImage(engine, codec, plan);
-    out[name] = {
-      text_tok_s_ctx50: m('text_tok_s_ctx50'),
-      text_tok_s_ctx1000: m('text_tok_s_ctx1000'),
-      image_tok_s_guided: m('image_tok_s_guided'),
-      image_tok_s_unguided: m('image_tok_s_unguided'),
-      cfg_cost_ratio: m('image_tok_s_unguided') / m('image_tok_s_guided'),
-      bytes_per_token_ctx100: await bytesPerToken(engine, prompt(100), plan),
-      bytes_per_token_ctx1000: await bytesPerToken(engine, prompt(1000), plan),
-      first_text_token_ms: m('first_text_token_ms'),
-      ...whole,
-    };
-    log(`${name}: ${Object.entries(out[name]).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
-  }
-  return out;
+  const m = (key: string) => median(samples.get(key)!);
+  const rows: EngineRows = {
+    text_tok_s_ctx50: m('text_tok_s_ctx50'),
+    text_tok_s_ctx1000: m('text_tok_s_ctx1000'),
+    image_tok_s_guided: m('image_tok_s_guided'),
+    image_tok_s_unguided: m('image_tok_s_unguided'),
+    cfg_cost_ratio: m('image_tok_s_unguided') / m('image_tok_s_guided'),
+    bytes_per_token_ctx100: await bytesPerToken(engine, prompt(100), plan),
+    bytes_per_token_ctx1000: await bytesPerToken(engine, prompt(1000), plan),
+    first_text_token_ms: m('first_text_token_ms'),
+    ...(await wholeImage(engine, codec, plan)),
+  };
+  log(`engine: ${Object.entries(rows).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
+  return rows;
 }
 
 /** Bytes per token over the steady part of a text run (from its 5th token to its last). */
