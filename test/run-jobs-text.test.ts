@@ -38,6 +38,7 @@ describe('runJobs, text around an image', () => {
     ];
     const generator: GeneratorLike = {
       config,
+      capacity: model.generator.capacity,
       async *generate() {
         yield* script;
       },

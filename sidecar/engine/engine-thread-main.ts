@@ -21,7 +21,7 @@ try {
   const model = openModel(modelDir); // a Hugging Face checkpoint (validated) or a bundle
   [generator, codec] = await Promise.all([loadEngine(model, session), ImageCodec.load(model, session)]);
   // the main thread reads the config itself (EngineThread.start)
-  send({ type: 'ready', capacity: generator.capacity && { ...generator.capacity } });
+  send({ type: 'ready', capacity: { ...generator.capacity } });
 } catch (e) {
   send({ type: 'failed', message: (e as Error).message });
 }

@@ -17,7 +17,7 @@ export type ToThread =
 
 /** Messages from the engine thread. */
 export type FromThread =
-  | { type: 'ready'; capacity?: EngineCapacity }
+  | { type: 'ready'; capacity: EngineCapacity }
   | { type: 'failed'; message: string }
   | { type: 'event'; id: number; event: GenerationEvent }
   | { type: 'end'; id: number; stats: TransferStats }
@@ -33,8 +33,8 @@ export interface EngineCapacity {
 /** What job runners need from the generator and the image codec, wherever they run. */
 export interface GeneratorLike {
   readonly config: AnoleConfig;
-  /** Engine v2: overlapping generate calls share its slots (continuous batching). */
-  readonly capacity?: EngineCapacity;
+  /** Its cache slots: overlapping generate calls share them (continuous batching). */
+  readonly capacity: EngineCapacity;
   generate(requests: SequenceRequest[], opts?: GenerateOptions): AsyncGenerator<GenerationEvent>;
   release(): Promise<void>;
 }
@@ -74,7 +74,7 @@ export class EngineThread {
   private constructor(
     private readonly worker: Worker,
     config: AnoleConfig,
-    capacity: EngineCapacity | undefined,
+    capacity: EngineCapacity,
   ) {
     worker.on('message', (m: FromThread) => {
       if ('id' in m) this.listeners.get(m.id)?.(m);

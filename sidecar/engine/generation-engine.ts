@@ -33,7 +33,7 @@ export interface TransferStats {
 export interface GenerationEngine {
   readonly config: AnoleConfig;
   /** The cache slots (overlapping calls share them). */
-  readonly capacity?: { slots: number; context: number };
+  readonly capacity: { slots: number; context: number };
   readonly stats: TransferStats;
   generate(requests: SequenceRequest[], opts?: GenerateOptions): AsyncGenerator<GenerationEvent>;
   release(): Promise<void>;

@@ -29,15 +29,11 @@ export interface JobWorkerDeps {
 export interface WorkerOptions {
   /** Jobs per receive (and per generate call): every sequence of every job shares the engine's steps. */
   maxBatch?: number;
-  /**
-   * After the first message, how long to wait for more to fill the batch (default 0 for an engine with
-   * cache slots, where a later job joins the running batch; 100 ms for one without, which runs one batch at a time).
-   */
+  /** After the first message, how long to wait for more to fill the batch (default 0: a later job joins the running batch). */
   batchWindowMs?: number;
   /**
-   * Jobs running at once. An engine with cache slots (continuous batching): the worker keeps receiving
-   * while jobs run, as long as the jobs it holds leave a cache slot free (default: no other limit); an
-   * engine that reports no slots (a test's stand-in): default 1 batch at a time.
+   * Jobs running at once (default: no limit but the cache). The worker keeps receiving while jobs run, as
+   * long as the jobs it holds leave a cache slot free (continuous batching); 1 runs one batch at a time.
    */
   maxJobs?: number;
   /** SQS long-poll wait while idle (at most 20). */
@@ -67,8 +63,7 @@ export interface WorkerOptions {
  *
  *   receive ≤ maxBatch messages (long poll, then a short window for more) whenever the jobs in hand
  *     leave room: a free cache slot (the engine's calls overlap: continuous batching, a job that does
- *     not fit waits in the engine's queue, its message kept hidden by the heartbeat); with an engine
- *     that reports no slots, no batch running
+ *     not fit waits in the engine's queue, its message kept hidden by the heartbeat)
  *   claim each (claim-delivery.ts): read its record; finished → delete the message (a duplicate
  *     delivery); deadline passed → aborted; cancel asked → canceled; take the job's lease (another
  *     live worker has it → leave the message); starting → processing (conditional write)
@@ -101,7 +96,7 @@ export class JobWorker implements HealthSource {
   private readonly running = new Map<string, Delivery>();
   private readonly redelivered = new Map<string, number>();
   private roomChanged = signal();
-  private readonly slots: number | undefined;
+  private readonly slots: number;
   /** [time, tokens] of the jobs that ended in the last minute (tokens per second). */
   private readonly recent: [number, number][] = [];
   private readonly started = Date.now();
@@ -111,12 +106,11 @@ export class JobWorker implements HealthSource {
     opts: WorkerOptions = {},
   ) {
     const visibilitySeconds = opts.visibilitySeconds ?? 60;
-    this.slots = deps.model.generator.capacity?.slots;
-    const continuous = this.slots !== undefined;
+    this.slots = deps.model.generator.capacity.slots;
     this.opts = {
       maxBatch: 4,
-      batchWindowMs: continuous ? 0 : 100,
-      maxJobs: continuous ? Infinity : 1,
+      batchWindowMs: 0,
+      maxJobs: Infinity,
       waitSeconds: 10,
       visibilitySeconds,
       heartbeatMs: (visibilitySeconds * 1000) / 3,
@@ -153,7 +147,7 @@ export class JobWorker implements HealthSource {
     while (this.recent.length > 0 && this.recent[0][0] < now - 60_000) this.recent.shift();
     const window = Math.min(60, Math.max(1, (now - this.started) / 1000));
     const tokensPerSecond = this.recent.reduce((n, [, t]) => n + t, 0) / window;
-    return structuredClone({ ...this.counters, cacheSlots: this.slots ?? 0, rowsHeld: rows, rowsWaiting: this.slots === undefined ? 0 : Math.max(0, rows - this.slots), tokensPerSecond });
+    return structuredClone({ ...this.counters, cacheSlots: this.slots, rowsHeld: rows, rowsWaiting: Math.max(0, rows - this.slots), tokensPerSecond });
   }
 
   /** Starts the loop; resolves when it has stopped (after drain()). */
@@ -196,10 +190,10 @@ export class JobWorker implements HealthSource {
         this.holding.set(c.msg.messageId, c.job.n * cacheRowsPerSequence(c.job));
         this.running.set(c.msg.messageId, c);
       }
-      // batches overlap: the engine batches their sequences with whatever runs (engine v2) or takes them in turn
+      // batches overlap: the engine batches their sequences with whatever runs
       const batch = this.process(claims).finally(() => this.batches.delete(batch));
       this.batches.add(batch);
-      if (this.opts.maxJobs === 1) await batch; // an engine without slots: one batch at a time
+      if (this.opts.maxJobs === 1) await batch; // one batch at a time, as asked
     }
     await Promise.all(this.batches);
   }
@@ -224,10 +218,9 @@ export class JobWorker implements HealthSource {
     });
   }
 
-  /** How many more jobs to receive now: one per free cache slot (engine v2), else up to maxJobs; 0 = wait. */
+  /** How many more jobs to receive now: one per free cache slot, at most maxJobs in all; 0 = wait. */
   private room(): number {
     const jobs = this.opts.maxJobs - this.holding.size;
-    if (this.slots === undefined) return Math.max(0, jobs);
     const rows = this.rowsHeld();
     return Math.max(0, Math.min(jobs, this.slots - rows));
   }
