@@ -1,10 +1,9 @@
 import type { AnoleConfig } from '../../model/config.ts';
-import type { SessionConfig } from '../onnx/session.ts';
-import type { CacheSettings } from './slot-capacity.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
 import type { SequenceRequest } from '../../contract/generation-request.ts';
 import { asModelSource, type ModelSource } from './model-source.ts';
 import type { GenerationEvent } from './sequence.ts';
+import type { StepGeneratorOptions } from './step-generator.ts';
 
 export type { FinishReason, GenerationEvent } from './sequence.ts';
 
@@ -43,7 +42,7 @@ export interface GenerationEngine {
 export const ENGINE_NAME = 'v2' as const;
 
 /** Engine v2 (step-generator.ts, docs/engine-v2.md): the only engine since the Loop engine was deleted. */
-export async function loadEngine(model: Checkpoint | ModelSource, opts: SessionConfig & CacheSettings & { imageHead?: boolean } = {}): Promise<GenerationEngine & { name: typeof ENGINE_NAME }> {
+export async function loadEngine(model: Checkpoint | ModelSource, opts: StepGeneratorOptions = {}): Promise<GenerationEngine & { name: typeof ENGINE_NAME }> {
   const { StepGenerator } = await import('./step-generator.ts');
   return Object.assign(await StepGenerator.load(asModelSource(model), opts), { name: ENGINE_NAME });
 }
