@@ -1,11 +1,9 @@
-import fs from 'node:fs';
 import type { GenerationEngine } from '../sidecar/engine/generation-engine.ts';
-import type { ImageCodec } from '../sidecar/engine/image-codec.ts';
 import type { BenchPlan } from './bench-plan.ts';
 import { benchRequest } from './bench-request.ts';
 import { median } from './median.ts';
 import { syntheticPrompt } from './synthetic-prompt.ts';
-import { timeImageTokens, timeTextTokens, timeWholeImage } from './timed-generation.ts';
+import { timeImageTokens, timeTextTokens } from './timed-generation.ts';
 
 /** The engine's rows in the bench (docs/engine-v2.md, issue 16's proof). */
 export interface EngineRows {
@@ -19,16 +17,13 @@ export interface EngineRows {
   bytes_per_token_ctx100: number;
   bytes_per_token_ctx1000: number;
   first_text_token_ms: number;
-  /** One whole guided image: generation and VQ decode, and the process's peak RSS while it ran. */
-  seconds_per_image: number;
-  whole_image_peak_rss_mb: number;
 }
 
 /**
  * Every row for the engine, in rounds (each round runs every row once, so a slow spell of the
  * machine moves every row alike); medians over rounds.
  */
-export async function measureEngineRows(engine: GenerationEngine, codec: ImageCodec | undefined, plan: BenchPlan, log: (line: string) => void): Promise<EngineRows> {
+export async function measureEngineRows(engine: GenerationEngine, plan: BenchPlan, log: (line: string) => void): Promise<EngineRows> {
   const config = engine.config;
   const imageTokens = plan.imageTokens;
   const prompt = (length: number) => syntheticPrompt(config, length);
@@ -76,7 +71,6 @@ export async function measureEngineRows(engine: GenerationEngine, codec: ImageCo
     bytes_per_token_ctx100: await bytesPerToken(engine, prompt(100), plan),
     bytes_per_token_ctx1000: await bytesPerToken(engine, prompt(1000), plan),
     first_text_token_ms: m('first_text_token_ms'),
-    ...(await wholeImage(engine, codec, plan)),
   };
   log(`engine: ${Object.entries(rows).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
   return rows;
@@ -95,16 +89,4 @@ async function bytesPerToken(engine: GenerationEngine, promptIds: number[], plan
   const after = engine.stats;
   if (!before || after.tokens === before.tokens) throw new Error('bytesPerToken: the text ended too early');
   return (after.bytesIn - before.bytesIn + after.bytesOut - before.bytesOut) / (after.tokens - before.tokens);
-}
-
-/** One guided image as a user gets it, and the peak resident memory while it ran (Linux: VmHWM, reset first). */
-async function wholeImage(engine: GenerationEngine, codec: ImageCodec | undefined, plan: BenchPlan) {
-  const config = engine.config;
-  const resetPeak = () => fs.existsSync('/proc/self/clear_refs') && fs.writeFileSync('/proc/self/clear_refs', '5');
-  const peakMiB = () => Number(/^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN) / 1024;
-  resetPeak();
-  const start = performance.now();
-  const image = await timeWholeImage(engine, benchRequest(config, { promptIds: syntheticPrompt(config, plan.promptTokens), mode: 'image', maxNewTokens: config.imageSeqLength + 2, guided: true }), undefined);
-  if (codec) await codec.decode([image.codes]);
-  return { seconds_per_image: (performance.now() - start) / 1000, whole_image_peak_rss_mb: peakMiB() };
 }

@@ -28,14 +28,14 @@ export async function measureEngine(preset: PresetName, dir: string, part: Timed
     const vq = await part('vq', () => measureVQ(codec, plan, log));
     const engine = await part('generator_load', () => loadEngine(ckpt));
     try {
-      const rows = await part('engine', () => measureEngineRows(engine, codec, { ...plan, rounds: Math.min(plan.rounds, 3) }, log));
+      const rows = await part('engine', () => measureEngineRows(engine, { ...plan, rounds: Math.min(plan.rounds, 3) }, log));
       const wholeImage = await part('whole_image', () => measureWholeImage(engine, codec, plan, log));
       return {
-        ...wholeImage,
         ...textModel,
         ...vq,
         engine: ENGINE_NAME,
         ...rows,
+        ...wholeImage,
         image_tok_s_loop: rows.image_tok_s_guided,
         nodes_per_layer: stepNodesPerLayer(dir),
       };
