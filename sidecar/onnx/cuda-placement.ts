@@ -65,38 +65,31 @@ export function predictHostCopies(model: BuiltModel, hostInputs: Iterable<string
   const onHost = new Set<string>();
   const onCpu = new Set<number>();
   const candidates = new Set<number>();
-  const hostOutputs = (i: number) => (nodes[i].output ?? []).forEach((o) => {
+  const markHost = (o: string) => {
+    if (!o) return;
     onHost.add(o);
     for (const c of consumers.get(o) ?? []) candidates.add(c);
-  });
+  };
+  const placeOnCpu = (i: number) => {
+    onCpu.add(i);
+    (nodes[i].output ?? []).forEach(markHost);
+  };
   nodes.forEach((n, i) => {
-    if (missingCudaKernel(typed[i], DEFAULT_OPSETS) !== undefined) {
-      onCpu.add(i); // no CUDA kernel: ORT runs it on the CPU
-      hostOutputs(i);
-      return;
-    }
-    for (const slot of CUDA_HOST_MEMORY.outputs[keyOf(n)] ?? []) {
-      const o = n.output?.[slot];
-      if (!o) continue;
-      onHost.add(o);
-      for (const c of consumers.get(o) ?? []) candidates.add(c);
-    }
+    if (missingCudaKernel(typed[i], DEFAULT_OPSETS) !== undefined) return placeOnCpu(i); // no CUDA kernel: ORT runs it on the CPU
+    for (const slot of CUDA_HOST_MEMORY.outputs[keyOf(n)] ?? []) markHost(n.output?.[slot] ?? '');
   });
   // nodes are in topological order (the graph builder emits them so): one pass in order places them
   for (let i = 0; i < nodes.length; i++) {
     if (!candidates.has(i) || onCpu.has(i)) continue;
     const n = nodes[i];
-    const placeOnCpu = (n.input ?? []).every((x, slot) => {
+    const hostOnly = (n.input ?? []).every((x, slot) => {
       if (!x) return true;
       const type = typed[i].inputTypes[slot];
       if (type === 'float16' || type === 'bfloat16') return false;
       if (small.has(x) || graphInputs.has(x)) return true;
       return onHost.has(x) && !hostSlots(n).includes(slot);
     });
-    if (placeOnCpu) {
-      onCpu.add(i);
-      hostOutputs(i);
-    }
+    if (hostOnly) placeOnCpu(i);
   }
 
   const isHost = (x: string) => onHost.has(x) || boundOnHost.has(x);
