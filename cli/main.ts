@@ -108,6 +108,7 @@ program
   .requiredOption('--out <dir>', 'bundle directory to create, or s3://bucket/prefix/ to upload it to (manifest.json last)')
   .addOption(new Option('--dtype <dtype>', 'decoder weights').choices(['fp32', 'fp16', 'bf16', 'int8', 'int4']).default('fp32'))
   .addOption(new Option('--target <ep>', 'execution provider the graphs are built for').choices(['cpu', 'cuda']).default('cpu'))
+  .addOption(new Option('--activations <type>', 'what a --target cuda int8/int4 bundle computes in (default fp16; bf16 if fp16 overflows)').choices(['fp16', 'bf16']))
   .option('--block-size <n>', 'int8/int4 quantization block size', int('--block-size'))
   .option('--accuracy-level <n>', 'MatMulNBits accuracy_level (default: 4 = int8 activations on CPU, 0 on CUDA)', int('--accuracy-level'))
   .option('--gpu-memory <GiB>', "memory of the GPU it will run on (--target cuda; default: this machine's GPU, else 22.5 = a 24 GB GPU)", num('--gpu-memory'))

@@ -11,7 +11,9 @@ import { StepGenerator } from '../sidecar/engine/step-generator.ts';
 import { TextModel } from '../sidecar/engine/text-model.ts';
 import { loadModel } from '../sidecar/worker/load-model.ts';
 import { GRAPH_NAMES, type GraphName } from '../sidecar/graphs/model-graphs.ts';
+import { STEP_INPUTS } from '../sidecar/graphs/step-decoder.ts';
 import { missingCudaKernel } from '../sidecar/onnx/cuda-kernels.ts';
+import { predictHostCopies } from '../sidecar/onnx/cuda-placement.ts';
 import { DEFAULT_OPSETS } from '../sidecar/onnx/graph-builder.ts';
 import { typedNodes } from '../sidecar/onnx/node-types.ts';
 import { openCheckpoint } from '../sidecar/weights/checkpoint.ts';
@@ -194,13 +196,15 @@ describe('model bundles (anole convert)', () => {
     await reference.release();
   });
 
-  it('CUDA bundles (fp16, int4) have a CUDA kernel for every node', () => {
+  it('CUDA bundles (fp16, int4) have a CUDA kernel for every node and no host copy in their decode runs', () => {
     for (const name of ['cuda-fp16', 'cuda-int4']) {
       const model = openModel(bundles[name]);
       for (const graph of Object.keys(model.bundle!.graphs) as GraphName[]) {
         const missing = typedNodes(model.graph(graph)!).map((n) => missingCudaKernel(n, DEFAULT_OPSETS)).filter(Boolean);
         expect(missing, `${name}/${graph}`).toEqual([]);
       }
+      // and the decode runs would copy nothing between host and device (CUDA graphs: test/cuda-graph-capture.test.ts)
+      for (const graph of ['step', 'head-full', 'head-image'] as const) expect(predictHostCopies(model.graph(graph)!, [STEP_INPUTS.totalSequenceLength]), `${name}/${graph}`).toEqual([]);
     }
     const nbits = typedNodes(openModel(bundles['cuda-int4']).graph('step')!).filter((n) => n.opType === 'MatMulNBits');
     expect(nbits.length).toBeGreaterThan(0);

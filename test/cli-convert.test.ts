@@ -4,6 +4,12 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { anole } from './cli-harness.ts';
 import { writeBundle } from '../sidecar/bundle/write-bundle.ts';
+import { openModel } from '../sidecar/engine/model-source.ts';
+import { STEP_INPUTS } from '../sidecar/graphs/step-decoder.ts';
+import { missingCudaKernel } from '../sidecar/onnx/cuda-kernels.ts';
+import { predictHostCopies } from '../sidecar/onnx/cuda-placement.ts';
+import { DEFAULT_OPSETS } from '../sidecar/onnx/graph-builder.ts';
+import { typedNodes } from '../sidecar/onnx/node-types.ts';
 
 const FIXTURE = 'test/fixtures/anole-tiny';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'anole-cli-convert-'));
@@ -37,6 +43,34 @@ describe('anole convert', () => {
     const busy = await anole('convert', '--from', FIXTURE, '--out', path.join(tmp, 'full'));
     expect(busy.code).toBe(1);
     expect(busy.stderr).toMatch(/anole: .*full is not empty; refusing to overwrite it/);
+  });
+
+  it('--activations bf16: an int4 CUDA bundle that computes in bf16, every node with a CUDA kernel and no host copy', async () => {
+    const bundle = path.join(tmp, 'int4-cuda-bf16');
+    const r = await anole('convert', '--from', FIXTURE, '--out', bundle, '--dtype', 'int4', '--target', 'cuda', '--activations', 'bf16');
+    expect(r.stderr).not.toMatch(/anole:/);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 'utf8')).precision).toEqual({ dtype: 'int4', target: 'cuda', activations: 'bf16' });
+    const source = openModel(bundle);
+    for (const name of ['step', 'head-full', 'head-image'] as const) {
+      const graph = source.graph(name)!;
+      const nodes = typedNodes(graph);
+      expect(nodes.map((n) => missingCudaKernel(n, DEFAULT_OPSETS)).filter((m) => m !== undefined), name).toEqual([]);
+      expect(predictHostCopies(graph, [STEP_INPUTS.totalSequenceLength]), name).toEqual([]);
+      const products = nodes.filter((n) => n.opType === 'MatMulNBits');
+      expect(products.length, name).toBeGreaterThan(0);
+      expect(products.every((n) => n.inputTypes[0] === 'bfloat16'), name).toBe(true); // the activations, not fp16
+    }
+  });
+
+  it('refuses --activations where it means nothing (the CPU, float weights), naming the flag', async () => {
+    for (const [dtype, target] of [['int4', 'cpu'], ['fp16', 'cuda']]) {
+      const out = path.join(tmp, `act-${dtype}-${target}`);
+      const r = await anole('convert', '--from', FIXTURE, '--out', out, '--dtype', dtype, '--target', target, '--activations', 'bf16');
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim()).toBe('anole: anole convert: --activations applies to --target cuda with --dtype int8 or int4 (fp16 / bf16 weights compute in their own type, the CPU in float32)');
+      expect(fs.existsSync(out)).toBe(false);
+    }
   });
 
   it('refuses --target cuda --dtype fp32 (no engine runs it), saying what to use, and writes nothing', async () => {

@@ -6,22 +6,23 @@ import { isS3Uri, parseS3Uri, type S3Location } from '../../contract/s3-uri.ts';
 import { resolveModelLocation } from '../../sidecar/bundle/model-location.ts';
 import { assertNoBundleAt, uploadBundle } from '../../sidecar/bundle/s3-upload.ts';
 import { writeBundle } from '../../sidecar/bundle/write-bundle.ts';
-import { refuseCudaFp32, TARGETS, WEIGHT_DTYPES, type Target, type WeightDtype } from '../../sidecar/graphs/precision.ts';
+import { checkActivations, refuseCudaFp32, TARGETS, WEIGHT_DTYPES, type Precision, type Target, type WeightDtype } from '../../sidecar/graphs/precision.ts';
 import { checkConvertFits } from './convert-memory.ts';
 import { fileProgress, withProgress } from '../progress.ts';
 
 /**
- * `convert --from HF_DIR|REPO_ID|s3://… --out BUNDLE|s3://bucket/prefix/ [--dtype fp32|fp16|bf16|int8|int4] [--target cpu|cuda]`:
+ * `convert --from HF_DIR|REPO_ID|s3://… --out BUNDLE|s3://bucket/prefix/ [--dtype fp32|fp16|bf16|int8|int4] [--target cpu|cuda] [--activations fp16|bf16]`:
  * a model bundle (sidecar/bundle/write-bundle.ts) that the sidecar and every command load in
  * place of the Hugging Face directory. A Hub repo id or an S3 location is downloaded first
  * (model-location.ts). An S3 --out is written to a temporary directory, then uploaded with the
  * manifest last (s3-upload.ts). Prints the bundle directory or URI.
  */
-export async function convertCommand(opts: { from: string; out: string; dtype: string; target: string; blockSize?: number; accuracyLevel?: number; gpuMemory?: number; hostMemory?: number }): Promise<void> {
+export async function convertCommand(opts: { from: string; out: string; dtype: string; target: string; activations?: string; blockSize?: number; accuracyLevel?: number; gpuMemory?: number; hostMemory?: number }): Promise<void> {
   if (!WEIGHT_DTYPES.includes(opts.dtype as WeightDtype)) throw new Error(`--dtype must be one of ${WEIGHT_DTYPES.join(', ')}, got ${opts.dtype}`);
   if (!TARGETS.includes(opts.target as Target)) throw new Error(`--target must be one of ${TARGETS.join(', ')}, got ${opts.target}`);
-  const precision = { dtype: opts.dtype as WeightDtype, target: opts.target as Target };
+  const precision: Precision = { dtype: opts.dtype as WeightDtype, target: opts.target as Target, ...(opts.activations ? { activations: opts.activations as Precision['activations'] } : {}) };
   refuseCudaFp32(precision, 'anole convert'); // before any download
+  checkActivations(precision, 'anole convert');
   const to = isS3Uri(opts.out) ? parseS3Uri(opts.out, '--out') : undefined;
   const s3 = to ? createS3Client(s3SettingsFromEnv()) : undefined;
   try {

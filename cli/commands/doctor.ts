@@ -56,7 +56,7 @@ export async function doctorCommand(modelDir: string | undefined, opts: { run?: 
 
   if (modelDir) {
     const { config, precision, blockSize } = modelPrecision(modelDir);
-    say(`model: ${modelDir} (${isBundle(modelDir) ? 'bundle' : 'Hugging Face directory'}), dtype ${precision.dtype}, target ${precision.target}`);
+    say(`model: ${modelDir} (${isBundle(modelDir) ? 'bundle' : 'Hugging Face directory'}), dtype ${precision.dtype}, target ${precision.target}${precision.activations ? `, activations ${precision.activations}` : ''}`);
     const shape = servingShapeFromEnv();
     const estimate = estimateMemory(config, precision, shape, blockSize);
     say(`memory at batch ${shape.batch} (ANOLE_BATCH_SIZE): ${describeEstimate(estimate)}`);

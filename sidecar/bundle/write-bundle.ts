@@ -4,7 +4,7 @@ import { imageVocabulary } from '../../model/vocabulary.ts';
 import { decoderWeights } from '../graphs/decoder.ts';
 import { imageTokenRange } from '../graphs/head-inputs.ts';
 import { buildModelGraphs } from '../graphs/model-graphs.ts';
-import { activationType, quantizedBits, refuseCudaFp32, type Precision } from '../graphs/precision.ts';
+import { activationType, checkActivations, quantizedBits, refuseCudaFp32, type Precision } from '../graphs/precision.ts';
 import { DataType } from '../onnx/graph-builder.ts';
 import { openCheckpoint } from '../weights/checkpoint.ts';
 import { blobBytes, blocksPerRow, blockScales, quantizeNBits } from '../weights/quantize-nbits.ts';
@@ -45,6 +45,7 @@ export interface ConvertOptions {
  */
 export async function writeBundle(opts: ConvertOptions): Promise<BundleManifest> {
   refuseCudaFp32(opts.precision, 'anole convert');
+  checkActivations(opts.precision, 'anole convert');
   const out = path.resolve(opts.out);
   if (fs.existsSync(out) && fs.readdirSync(out).length > 0) throw new Error(`${out} is not empty; refusing to overwrite it`);
   const source = openCheckpoint(opts.from);

@@ -14,14 +14,31 @@ export type Target = (typeof TARGETS)[number];
 export interface Precision {
   dtype: WeightDtype;
   target: Target;
+  /**
+   * What an int8 / int4 CUDA build computes in: fp16 (the default) or bf16, the type Anole was trained
+   * in, for when fp16 activations overflow (unmeasured: docs/engine-v2.md, "Next"). fp16 / bf16 weights
+   * compute in their own type; the CPU computes in float32.
+   */
+  activations?: 'fp16' | 'bf16';
 }
+
+export const ACTIVATION_TYPES = ['fp16', 'bf16'] as const;
 
 export const DEFAULT_PRECISION: Precision = { dtype: 'fp32', target: 'cpu' };
 
-/** The decoder's activation type: float32 on CPU and for fp32 weights; bf16 for bf16 on CUDA, else fp16. */
+/** The decoder's activation type: float32 on CPU and for fp32 weights; on CUDA bf16 for bf16 weights or when asked, else fp16. */
 export function activationType(p: Precision): DataTypeId {
   if (p.target === 'cpu' || p.dtype === 'fp32') return DataType.FLOAT;
-  return p.dtype === 'bf16' ? DataType.BFLOAT16 : DataType.FLOAT16;
+  return p.dtype === 'bf16' || p.activations === 'bf16' ? DataType.BFLOAT16 : DataType.FLOAT16;
+}
+
+/** Refuses activations where they mean nothing (a CPU build, or float weights that compute in their own type). */
+export function checkActivations(p: Precision, where: string): void {
+  if (p.activations === undefined) return;
+  if (!ACTIVATION_TYPES.includes(p.activations)) throw new Error(`${where}: --activations must be fp16 or bf16, got ${p.activations}`);
+  if (p.target !== 'cuda' || (p.dtype !== 'int8' && p.dtype !== 'int4')) {
+    throw new Error(`${where}: --activations applies to --target cuda with --dtype int8 or int4 (fp16 / bf16 weights compute in their own type, the CPU in float32)`);
+  }
 }
 
 /**
