@@ -17,6 +17,11 @@ export interface EngineRows {
   bytes_per_token_ctx100: number;
   bytes_per_token_ctx1000: number;
   first_text_token_ms: number;
+  /**
+   * Text speed at context 1000 over context 50, the median of each round's own ratio: the two rows run
+   * back to back, so a slow spell of the machine that moves one round's every row cancels here.
+   */
+  text_ctx1000_over_ctx50: number;
 }
 
 /**
@@ -71,6 +76,7 @@ export async function measureEngineRows(engine: GenerationEngine, plan: BenchPla
     bytes_per_token_ctx100: await bytesPerToken(engine, prompt(100), plan),
     bytes_per_token_ctx1000: await bytesPerToken(engine, prompt(1000), plan),
     first_text_token_ms: m('first_text_token_ms'),
+    text_ctx1000_over_ctx50: median(samples.get('text_tok_s_ctx1000')!.map((v, round) => v / samples.get('text_tok_s_ctx50')![round])),
   };
   log(`engine: ${Object.entries(rows).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
   return rows;
