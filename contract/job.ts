@@ -48,6 +48,7 @@ export interface SequenceResult {
 export interface JobResult {
   id: string;
   sequences: SequenceResult[];
+  /** predictTimeMs: the job's own work (its images read, its sequences from their cache slots on), not a wait for slots. */
   metrics: { predictTimeMs: number; generatedTokens: number };
 }
 

@@ -147,7 +147,7 @@ describe('a cache with room for one guided image', () => {
         if (e.type === 'image_start') {
           textCall ??= (async () => {
             const done = [];
-            for await (const t of small.generate([text(41, 6)])) {
+            for await (const t of small.generate([text(41, 6)], { onAdmitted: (k) => order.push(`text:admitted:${k}`) })) {
               if (t.type === 'done') done.push(t);
               order.push(`text:${t.type}`);
             }
@@ -162,8 +162,9 @@ describe('a cache with room for one guided image', () => {
     await image;
     expect(queuedWhileImage).toBe(1);
     expect(await textCall!).toEqual(aloneText);
-    // the text started only after the image had freed its slots
-    expect(order.findIndex((x) => x.startsWith('text:'))).toBeGreaterThan(order.indexOf('image:done'));
+    // the text was admitted (took its slots) and started only after the image had freed its slots
+    expect(order.findIndex((x) => x.startsWith('text:'))).toBe(order.indexOf('text:admitted:0'));
+    expect(order.indexOf('text:admitted:0')).toBeGreaterThan(order.indexOf('image:done'));
   });
 
   it('refuses at once what could never fit, naming the limit', async () => {

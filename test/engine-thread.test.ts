@@ -63,6 +63,15 @@ describe('EngineThread', () => {
     expect(there.filter((e) => e.type === 'done')).toHaveLength(3);
   });
 
+  it("reports each sequence's admission across the thread, before that sequence's first event", async () => {
+    const admittedBeforeFirstEvent: number[] = [];
+    const admitted = new Set<number>();
+    for await (const e of thread.generator.generate([request('text', 4, 4), request('text', 4, 5)], { onAdmitted: (s) => admitted.add(s) })) {
+      if (!admittedBeforeFirstEvent.includes(e.sequence) && admitted.has(e.sequence)) admittedBeforeFirstEvent.push(e.sequence);
+    }
+    expect(admittedBeforeFirstEvent.sort()).toEqual([0, 1]);
+  });
+
   it('encodes and decodes images like the in-process codec', async () => {
     const [, , h, w] = [1, 3, local.config.vq.resolution, local.config.vq.resolution];
     const pixels = Float32Array.from({ length: 2 * 3 * h * w }, (_, i) => Math.sin(i / 7));

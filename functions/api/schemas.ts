@@ -140,7 +140,7 @@ export const PredictionSchema = z
     completed_at: z.string().nullable(),
     deadline: z.string().nullable(),
     metrics: z.object({
-      predict_time: z.number().optional().openapi({ description: 'seconds the worker spent generating' }),
+      predict_time: z.number().optional().openapi({ description: 'seconds the worker spent generating (a wait for a free cache slot left out)' }),
       generated_tokens: z.number().optional(),
       finish_reasons: z.array(z.enum(['eos', 'length', 'image', 'canceled', 'stop'])).optional().openapi({ description: 'per sequence' }),
     }),

@@ -33,7 +33,8 @@ port.on('message', async (m: ToThread) => {
         const controllers = m.requests.map(() => new AbortController());
         aborts.set(m.id, controllers);
         const requests: SequenceRequest[] = m.requests.map((r, i) => ({ ...r, signal: controllers[i].signal }));
-        for await (const event of generator.generate(requests, m.options)) send({ type: 'event', id: m.id, event });
+        const onAdmitted = (sequence: number) => send({ type: 'admitted', id: m.id, sequence });
+        for await (const event of generator.generate(requests, { ...m.options, onAdmitted })) send({ type: 'event', id: m.id, event });
         send({ type: 'end', id: m.id, stats: { ...generator.stats } });
         aborts.delete(m.id);
         break;

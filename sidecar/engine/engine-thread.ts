@@ -10,7 +10,7 @@ import type { GenerationEvent } from './sequence.ts';
 
 /** Messages to the engine thread. */
 export type ToThread =
-  | { type: 'generate'; id: number; requests: Omit<SequenceRequest, 'signal'>[]; options: Omit<GenerateOptions, 'signal'> }
+  | { type: 'generate'; id: number; requests: Omit<SequenceRequest, 'signal'>[]; options: Omit<GenerateOptions, 'signal' | 'onAdmitted'> }
   | { type: 'abort'; id: number; sequence: number }
   | { type: 'encodeTokens'; id: number; pixelValues: Float32Array; batch: number }
   | { type: 'decode'; id: number; codes: number[][] };
@@ -20,6 +20,7 @@ export type FromThread =
   | { type: 'ready'; capacity: EngineCapacity }
   | { type: 'failed'; message: string }
   | { type: 'event'; id: number; event: GenerationEvent }
+  | { type: 'admitted'; id: number; sequence: number }
   | { type: 'end'; id: number; stats: TransferStats }
   | { type: 'result'; id: number; value: unknown }
   | { type: 'error'; id: number; message: string };
@@ -135,6 +136,7 @@ export class EngineThread {
     const queue: FromThread[] = [];
     let wake: (() => void) | undefined;
     this.listeners.set(id, (m) => {
+      if (m.type === 'admitted') return opts.onAdmitted?.(m.sequence); // when it happens, not when the reader next reads
       queue.push(m);
       wake?.();
     });

@@ -12,6 +12,11 @@ export interface GenerateOptions {
   chunkSize?: number;
   /** Cancels every sequence of the call before the next decode step. */
   signal?: AbortSignal;
+  /**
+   * Called when a sequence (its index in the call) takes its cache slots, before its prefill: until
+   * then it waited for slots, which is no work of its own (the worker bills a job from here).
+   */
+  onAdmitted?: (sequence: number) => void;
 }
 
 /** Host↔runtime traffic and work of an engine, counted over every call. */

@@ -23,6 +23,7 @@ interface Call {
   sequences: Sequence[];
   chunkSize: number;
   signal?: AbortSignal;
+  onAdmitted?: (sequence: number) => void;
   /** Set when the caller stops reading: its sequences are canceled. */
   abandoned: boolean;
   events: GenerationEvent[];
@@ -87,7 +88,7 @@ export class Scheduler {
       if (need > context) throw new Error(`prompt (${s.request.promptIds.length} tokens) + max_new_tokens (${s.request.maxNewTokens}) does not fit the engine's ${context}-token cache slots`);
       if (rolesOf(s).length > slots) throw new Error(`a guided sequence needs 3 cache slots; the engine has ${slots}`);
     }
-    const call: Call = { sequences, chunkSize, signal: opts.signal, abandoned: false, events: [], mailbox: new Mailbox(), steps: 0, sinceFlush: 0, open: sequences.length };
+    const call: Call = { sequences, chunkSize, signal: opts.signal, onAdmitted: opts.onAdmitted, abandoned: false, events: [], mailbox: new Mailbox(), steps: 0, sinceFlush: 0, open: sequences.length };
     for (const seq of sequences) this.queue.push({ seq, call, roles: rolesOf(seq), prefill: [], prefilled: 0, state: 'queued', group: -1 });
     // the loop's failure reaches every call through its mailbox
     this.running ??= this.loop().catch(() => undefined).finally(() => (this.running = undefined));
@@ -208,6 +209,7 @@ export class Scheduler {
       ];
       e.state = 'prefill';
       this.admitted.push(e);
+      e.call.onAdmitted?.(e.seq.index);
     }
   }
 

@@ -71,7 +71,12 @@ export async function* runJobs(jobs: GenerationJob[], model: LoadedModel, store:
   }));
   const pending = new Map(jobs.map((j) => [j.id, j.n]));
 
-  for await (const event of model.generator.generate(requests, { chunkSize: opts.chunkSize })) {
+  // a job's predict time leaves out the wait for cache slots (till its first sequence is admitted)
+  const handed = Date.now();
+  const admitted = new Map<string, number>();
+  const onAdmitted = (sequence: number) => void (admitted.has(owner[sequence].job.id) || admitted.set(owner[sequence].job.id, Date.now()));
+  const waitedMs = (job: GenerationJob) => (admitted.get(job.id) ?? handed) - handed;
+  for await (const event of model.generator.generate(requests, { chunkSize: opts.chunkSize, onAdmitted })) {
     const { job, k, stop } = owner[event.sequence];
     const s = state[event.sequence];
     // after a stop string only the sequence's end matters (the engine may run on to its chunk's end)
@@ -129,7 +134,7 @@ export async function* runJobs(jobs: GenerationJob[], model: LoadedModel, store:
           const result: JobResult = {
             id: job.id,
             sequences,
-            metrics: { predictTimeMs: Date.now() - started, generatedTokens: sequences.reduce((n, r) => n + r.tokenIds.length, 0) },
+            metrics: { predictTimeMs: Date.now() - started - waitedMs(job), generatedTokens: sequences.reduce((n, r) => n + r.tokenIds.length, 0) },
           };
           yield [job.id, { type: 'done', result }];
         }
