@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,11 +27,24 @@ afterAll(async () => {
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-/** What the local S3 server keeps of object `key` in the data directory (its files, whatever their suffixes), or '' while there is none. */
+/**
+ * The body of object `key` as the local S3 server keeps it in the data directory, once all of it is
+ * written, else ''. s3rver writes an object's bytes, then their md5, then its metadata, as separate files:
+ * a kill between them leaves a record it cannot serve, which no real S3 does, so the test kills only
+ * after the last of them (a CI run once killed in between: the retry's read failed, 503).
+ */
 function recordOnDisk(key: string): string {
   const s3Dir = path.join(dataDir, 's3');
   const files = fs.readdirSync(s3Dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.includes(key));
-  return files.map((f) => fs.readFileSync(path.join(s3Dir, f), 'utf8')).join('\n');
+  const object = files.find((f) => f.endsWith('._S3rver_object'));
+  const metadata = files.find((f) => f.endsWith('._S3rver_metadata.json'));
+  const md5 = files.find((f) => f.endsWith('._S3rver_object.md5'));
+  if (!object || !metadata || !md5) return '';
+  const body = fs.readFileSync(path.join(s3Dir, object));
+  const complete =
+    fs.readFileSync(path.join(s3Dir, md5), 'utf8') === createHash('md5').update(body).digest('hex') &&
+    fs.statSync(path.join(s3Dir, metadata)).mtimeMs >= fs.statSync(path.join(s3Dir, md5)).mtimeMs;
+  return complete ? body.toString('utf8') : '';
 }
 
 const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
