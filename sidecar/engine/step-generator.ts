@@ -83,10 +83,12 @@ export class StepGenerator {
 
   static async load(model: Checkpoint | ModelSource, opts: StepGeneratorOptions = {}): Promise<StepGenerator> {
     const source = asModelSource(model);
-    const providers = providerSessionOptions(opts.executionProviders ?? (await defaultExecutionProviders()));
+    // a model built for the CPU (a Hugging Face directory, a --target cpu bundle: float32 graphs) runs
+    // there, whatever else the machine has: GroupQueryAttention has no float32 CUDA kernel
+    const builtForCpu = activationType(source.precision) === DataType.FLOAT;
+    const providers = providerSessionOptions(opts.executionProviders ?? (builtForCpu ? ['cpu'] : await defaultExecutionProviders()));
     const cuda = providers.executionProviders.includes('cuda') ? cudaOptionsFromEnv() : undefined;
-    // a Hugging Face directory (float32 graphs) on a machine with CUDA lands here too
-    if (cuda && activationType(source.precision) === DataType.FLOAT) {
+    if (cuda && builtForCpu) {
       throw new Error(`${source.dir}: float32 on CUDA has no engine (GroupQueryAttention has no float32 CUDA kernel); convert it with \`anole convert --target cuda --dtype fp16\` (or bf16), or run it on the CPU`);
     }
     const step = source.graph('step')!; // a bad checkpoint throws its CheckpointError here
