@@ -125,7 +125,7 @@ export class SlotBatch {
 
   /**
    * Reserves one group and a slot per role for a sequence (the lowest free): returns the group, the
-   * index of the sequence's token in step()'s result until it is freed; undefined when they are not free.
+   * index of the sequence's token in choose()'s result until it is freed; undefined when they are not free.
    */
   reserve(seq: Sequence, roles: RowRole[]): number | undefined {
     const group = this.groups.indexOf(undefined);
